@@ -1,0 +1,58 @@
+//! Pages, components and the server functions behind them. Server functions are
+//! thin: they find the caller, parse input into `shop` types, call a `shop`
+//! service and shape the result. No business rule lives here.
+
+pub mod error;
+pub mod pages;
+pub mod server_fns;
+#[cfg(feature = "ssr")]
+pub mod session;
+
+use leptos::prelude::*;
+use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{SsrMode, path};
+use pages::{HomePage, NotFound, ProductPage, RegisterPage, SignInPage, auth::Header};
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HashedStylesheet options=options.clone() id="leptos"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    pages::auth::provide_auth();
+    view! {
+        <Title formatter=|page: String| if page.is_empty() { "Ninefold".to_owned() } else { format!("{page} · Ninefold") }/>
+        <Router>
+            <Header/>
+            <main class="page">
+                // Async SSR: the whole page renders before the first byte is sent, so a
+                // page can still set its status (404) and cookies.
+                <Routes fallback=|| view! { <NotFound/> }>
+                    <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
+                    <Route path=path!("/products/:id") view=ProductPage ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view=SignInPage ssr=SsrMode::Async/>
+                    <Route path=path!("/register") view=RegisterPage ssr=SsrMode::Async/>
+                </Routes>
+            </main>
+            <footer class="site-footer">"Ninefold — an open-source storefront"</footer>
+        </Router>
+    }
+}

@@ -1,0 +1,117 @@
+//! Sign-in, registration and sign-out, and the header that shows who is signed in.
+
+use crate::server_fns::{Register, SignIn, SignOut, current_user};
+use crate::error::AppError;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+use shop::accounts::User;
+
+/// The auth actions and the current user, shared by the header and the forms.
+/// The user is refetched whenever one of the actions completes.
+#[derive(Clone, Copy)]
+pub struct Auth {
+    pub sign_in: ServerAction<SignIn>,
+    pub register: ServerAction<Register>,
+    pub sign_out: ServerAction<SignOut>,
+    pub user: Resource<Result<Option<User>, AppError>>,
+}
+
+pub fn provide_auth() {
+    let sign_in = ServerAction::<SignIn>::new();
+    let register = ServerAction::<Register>::new();
+    let sign_out = ServerAction::<SignOut>::new();
+    let user = Resource::new(
+        move || (sign_in.version().get(), register.version().get(), sign_out.version().get()),
+        |_| current_user(),
+    );
+    provide_context(Auth { sign_in, register, sign_out, user });
+}
+
+#[component]
+pub fn Header() -> impl IntoView {
+    let auth = expect_context::<Auth>();
+    view! {
+        <header class="site-header">
+            <a class="brand" href="/">"Ninefold"</a>
+            <nav>
+                <a href="/">"Shop"</a>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        match auth.user.await {
+                            Ok(Some(user)) => view! {
+                                <span class="who" data-testid="signed-in-as">{user.name.to_string()}</span>
+                                <ActionForm action=auth.sign_out attr:class="inline">
+                                    <button type="submit" class="link" data-testid="sign-out">"Sign out"</button>
+                                </ActionForm>
+                            }.into_any(),
+                            _ => view! {
+                                <a href="/login" data-testid="sign-in-link">"Sign in"</a>
+                                <a href="/register">"Register"</a>
+                            }.into_any(),
+                        }
+                    })}
+                </Transition>
+            </nav>
+        </header>
+    }
+}
+
+/// Shows the message of the last failed submit, if any.
+fn failure(last_result: impl Fn() -> Option<Result<(), AppError>> + Send + Sync + 'static) -> impl IntoView {
+    move || {
+        last_result().and_then(Result::err).map(|error| view! { <p class="form-error" role="alert" data-testid="form-error">{error.message}</p> })
+    }
+}
+
+#[component]
+pub fn SignInPage() -> impl IntoView {
+    let auth = expect_context::<Auth>();
+    let next = use_query_map().read_untracked().get("next").unwrap_or_default();
+    let pending = auth.sign_in.pending();
+    view! {
+        <Title text="Sign in"/>
+        <section class="form-page">
+            <h1>"Sign in"</h1>
+            <ActionForm action=auth.sign_in attr:class="form">
+                <input type="hidden" name="next" value=next/>
+                <label>"Email" <input type="email" name="email" required autocomplete="username"/></label>
+                <label>"Password" <input type="password" name="password" required autocomplete="current-password"/></label>
+                <button type="submit" disabled=move || pending.get()>
+                    {move || if pending.get() { "Signing in…" } else { "Sign in" }}
+                </button>
+            </ActionForm>
+            {failure(move || auth.sign_in.value().get())}
+            <p>"New here? "<a href="/register">"Create an account"</a></p>
+        </section>
+    }
+}
+
+#[component]
+pub fn RegisterPage() -> impl IntoView {
+    let auth = expect_context::<Auth>();
+    let pending = auth.register.pending();
+    view! {
+        <Title text="Create an account"/>
+        <section class="form-page">
+            <h1>"Create an account"</h1>
+            <ActionForm action=auth.register attr:class="form">
+                <label>"Name" <input type="text" name="name" required maxlength="100" autocomplete="name"/></label>
+                <label>"Email" <input type="email" name="email" required autocomplete="email"/></label>
+                <label>"Password" <input type="password" name="password" required minlength="8" maxlength="128" autocomplete="new-password"/>
+                    <small>"At least 8 characters."</small>
+                </label>
+                <fieldset>
+                    <legend>"I want to"</legend>
+                    <label class="choice"><input type="radio" name="role" value="buyer" checked/>" buy"</label>
+                    <label class="choice"><input type="radio" name="role" value="seller"/>" sell"</label>
+                </fieldset>
+                <button type="submit" disabled=move || pending.get()>
+                    {move || if pending.get() { "Creating your account…" } else { "Create account" }}
+                </button>
+            </ActionForm>
+            {failure(move || auth.register.value().get())}
+            <p>"Already have an account? "<a href="/login">"Sign in"</a></p>
+        </section>
+    }
+}

@@ -1,0 +1,33 @@
+use crate::error::AppError;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+/// The page for a path that leads nowhere. It answers 404, not 200, so crawlers
+/// and monitors see the truth.
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <Title text="Not found"/>
+        <section class="notice" data-testid="not-found">
+            <h1>"We couldn't find that page"</h1>
+            <p>"The link may be mistyped, or the item may have been removed."</p>
+            <p><a class="button" href="/">"Back to the shop"</a></p>
+        </section>
+    }
+}
+
+/// A failed request explained to a person, with a way forward.
+#[component]
+pub fn ErrorBox(error: AppError) -> impl IntoView {
+    view! {
+        <section class="notice error" role="alert">
+            <h2>"Something went wrong"</h2>
+            <p>{error.message}</p>
+            <p><a href="/">"Back to the shop"</a></p>
+        </section>
+    }
+}

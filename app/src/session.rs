@@ -1,0 +1,88 @@
+//! The session cookie, shared by the pages' server functions and the JSON API's
+//! sign-in. The cookie holds the same token an API client gets as a bearer token.
+
+use cookie::{Cookie, SameSite};
+use http::HeaderMap;
+use shop::services::accounts::SessionToken;
+
+pub const SESSION_COOKIE: &str = "nf_session";
+
+/// How session cookies are issued. `secure` should be on whenever the site is
+/// served over HTTPS (NINEFOLD_SECURE_COOKIES=1); it is off by default so the
+/// embedded demo works on plain http://127.0.0.1.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CookiePolicy {
+    pub secure: bool,
+    pub max_age_secs: i64,
+}
+
+impl CookiePolicy {
+    pub fn new(secure: bool) -> Self {
+        Self { secure, max_age_secs: shop::services::Accounts::DEFAULT_SESSION_TTL_MS / 1000 }
+    }
+
+    /// HttpOnly so scripts cannot read it; SameSite=Lax so other sites cannot make
+    /// a shopper's browser post forms with it.
+    pub fn issue(&self, token: &SessionToken) -> String {
+        self.build(token.expose().to_owned(), self.max_age_secs)
+    }
+
+    pub fn clear(&self) -> String {
+        self.build(String::new(), 0)
+    }
+
+    fn build(&self, value: String, max_age_secs: i64) -> String {
+        Cookie::build((SESSION_COOKIE, value))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure)
+            .max_age(cookie::time::Duration::seconds(max_age_secs))
+            .build()
+            .to_string()
+    }
+}
+
+/// What a request says about its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    Nothing,
+    /// A value we could have issued (right shape); still to be looked up.
+    Token(SessionToken),
+    /// Something that can never be a session of ours.
+    Garbage,
+}
+
+/// Reads the session cookie. Several `nf_session` cookies (a stale one under
+/// another path) resolve to the first well-formed one.
+pub fn presented_cookie(headers: &HeaderMap) -> Presented {
+    let mut saw_any = false;
+    for header in headers.get_all(http::header::COOKIE) {
+        let Ok(text) = header.to_str() else {
+            saw_any = true;
+            continue;
+        };
+        for cookie in Cookie::split_parse(text).flatten() {
+            if cookie.name() == SESSION_COOKIE && !cookie.value().is_empty() {
+                saw_any = true;
+                if let Some(token) = SessionToken::parse(cookie.value()) {
+                    return Presented::Token(token);
+                }
+            }
+        }
+    }
+    if saw_any { Presented::Garbage } else { Presented::Nothing }
+}
+
+/// Reads `Authorization: Bearer <token>`.
+pub fn presented_bearer(headers: &HeaderMap) -> Presented {
+    let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+        return Presented::Nothing;
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|t| SessionToken::parse(t.trim()));
+    token.map_or(Presented::Garbage, Presented::Token)
+}

@@ -1,0 +1,145 @@
+//! `/api/v1/products` and the seller's catalog endpoints.
+
+use super::extract::{ApiJson, ApiQuery, AuthUser};
+use super::problem::Problem;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use shop::catalog::{Cursor, PageLimit, Product};
+use shop::domain::{Description, InventoryMode, Money, ProductId, Quantity, StockLevel, Title};
+use shop::services::catalog::{NewProduct, ProductEdit};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_products))
+        .routes(routes!(get_product))
+        .routes(routes!(create_product))
+        .routes(routes!(edit_product))
+        .routes(routes!(restock_product))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// From the previous page's `next_cursor`.
+    cursor: Option<String>,
+    /// 1..=100, default 24.
+    limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProductList {
+    items: Vec<Product>,
+    next_cursor: Option<String>,
+}
+
+/// Products, newest first.
+#[utoipa::path(get, path = "/products", tag = "catalog", params(ListQuery),
+    responses((status = 200, body = ProductList), (status = 400, body = Problem), (status = 422, body = Problem)))]
+async fn list_products(State(state): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Json<ProductList>, Problem> {
+    let cursor = query.cursor.as_deref().filter(|c| !c.is_empty()).map(|c| Cursor::decode("cursor", c)).transpose()?;
+    let limit = PageLimit::parse("limit", query.limit)?;
+    let page = state.shop.catalog.list(cursor, limit).await?;
+    Ok(Json(ProductList { items: page.items, next_cursor: page.next_cursor }))
+}
+
+/// An id in a path that cannot name a product names no product.
+fn product_id(raw: &str) -> Result<ProductId, Problem> {
+    raw.parse().map_err(|_| Problem::not_found("product"))
+}
+
+/// One product, with its price and stock.
+#[utoipa::path(get, path = "/products/{id}", tag = "catalog", params(("id" = i64, Path)),
+    responses((status = 200, body = Product), (status = 404, body = Problem)))]
+async fn get_product(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Product>, Problem> {
+    Ok(Json(state.shop.catalog.get(product_id(&id)?).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateProductRequest {
+    title: String,
+    #[serde(default)]
+    description: String,
+    price_cents: i64,
+    /// Units received, 0..=1e9.
+    stock: i64,
+    /// `on_order`, `on_payment` or `reserve` (the default).
+    inventory_mode: Option<String>,
+}
+
+/// Seller: list a new product.
+#[utoipa::path(post, path = "/seller/products", tag = "seller", security(("bearer" = [])), request_body = CreateProductRequest,
+    responses((status = 201, body = Product), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn create_product(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiJson(body): ApiJson<CreateProductRequest>,
+) -> Result<(StatusCode, Json<Product>), Problem> {
+    let product = NewProduct {
+        title: Title::parse("title", &body.title)?,
+        description: Description::parse("description", &body.description)?,
+        price: Money::parse_price("price_cents", body.price_cents)?,
+        stock: StockLevel::parse("stock", body.stock)?,
+        inventory_mode: body.inventory_mode.as_deref().map(|m| InventoryMode::parse("inventory_mode", m)).transpose()?.unwrap_or_default(),
+    };
+    let created = state.shop.catalog.create(&caller.user, product).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Unknown fields are refused here: a typo in an edit must not become a silent no-op.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditProductRequest {
+    /// The `version` the edit was made against.
+    expected_version: i64,
+    title: Option<String>,
+    description: Option<String>,
+    price_cents: Option<i64>,
+    inventory_mode: Option<String>,
+}
+
+/// Seller: edit a product. A stale `expected_version` gets 409 `stale_version`.
+#[utoipa::path(patch, path = "/seller/products/{id}", tag = "seller", security(("bearer" = [])), params(("id" = i64, Path)),
+    request_body = EditProductRequest,
+    responses((status = 200, body = Product), (status = 404, body = Problem), (status = 409, description = "stale_version", body = Problem), (status = 422, body = Problem)))]
+async fn edit_product(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<EditProductRequest>,
+) -> Result<Json<Product>, Problem> {
+    let id = product_id(&id)?;
+    let edit = ProductEdit {
+        expected_version: body.expected_version,
+        title: body.title.as_deref().map(|t| Title::parse("title", t)).transpose()?,
+        description: body.description.as_deref().map(|d| Description::parse("description", d)).transpose()?,
+        price: body.price_cents.map(|p| Money::parse_price("price_cents", p)).transpose()?,
+        inventory_mode: body.inventory_mode.as_deref().map(|m| InventoryMode::parse("inventory_mode", m)).transpose()?,
+    };
+    Ok(Json(state.shop.catalog.edit(&caller.user, id, edit).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RestockRequest {
+    /// Units received, 1..=1e6.
+    quantity: i64,
+}
+
+/// Seller: record received stock.
+#[utoipa::path(post, path = "/seller/products/{id}/restock", tag = "seller", security(("bearer" = [])), params(("id" = i64, Path)),
+    request_body = RestockRequest,
+    responses((status = 200, body = Product), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn restock_product(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RestockRequest>,
+) -> Result<Json<Product>, Problem> {
+    let id = product_id(&id)?;
+    let quantity = Quantity::parse("quantity", body.quantity)?;
+    Ok(Json(state.shop.catalog.restock(&caller.user, id, quantity).await?))
+}

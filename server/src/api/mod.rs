@@ -1,0 +1,58 @@
+//! The JSON API under `/api/v1`: the contract in ../shared/API.md. Routes are
+//! registered through utoipa-axum, so a route cannot exist without appearing in
+//! the OpenAPI document served at `/api/v1/openapi.json`.
+
+mod accounts;
+mod catalog;
+pub mod extract;
+pub mod problem;
+
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Ninefold API", version = "1", description = "The storefront's JSON API. Errors are application/problem+json (RFC 9457)."),
+    modifiers(&BearerAuth),
+    components(schemas(problem::Problem))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+/// The operational routes and the `/api/v1` tree, with the OpenAPI document built from them.
+pub fn router() -> OpenApiRouter<AppState> {
+    let v1 = OpenApiRouter::new().merge(accounts::router()).merge(catalog::router()).routes(routes!(openapi_document));
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(healthz)).nest("/api/v1", v1)
+}
+
+/// 200 when every database answers, 503 naming the first that does not.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "ok"), (status = 503, body = problem::Problem)))]
+async fn healthz(State(state): State<AppState>) -> axum::response::Response {
+    match state.shop.health().await {
+        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Err(which) => {
+            tracing::warn!(database = %which, "health check failed");
+            problem::Problem::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", which).into_response()
+        }
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "the OpenAPI 3.1 document")))]
+async fn openapi_document(State(state): State<AppState>) -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], state.openapi_json.to_string())
+}

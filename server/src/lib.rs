@@ -1,0 +1,138 @@
+//! The Ninefold server: configuration, the router (pages, `/api/v1`, `/healthz`),
+//! background workers and graceful shutdown. `main.rs` only starts this.
+
+pub mod api;
+pub mod config;
+pub mod pages;
+pub mod state;
+pub mod telemetry;
+pub mod workers;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use config::Settings;
+use leptos::config::LeptosOptions;
+use shop::Shop;
+use state::AppState;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Requests carry small JSON bodies and forms; anything bigger is refused early.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A built server, not yet listening.
+pub struct Application {
+    pub router: Router,
+    pub shop: Shop,
+}
+
+impl Application {
+    /// Opens and migrates the databases, seeds the demo catalog if asked and the
+    /// database is empty, and builds the router.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let shop = Shop::open(&settings.databases).await?;
+        if settings.seed_demo && shop::seed::seed_demo_if_empty(&shop).await.context("seeding the demo catalog")? {
+            tracing::info!("demo catalog seeded; see README.md for the demo accounts");
+        }
+        let (api_router, openapi) = api::router().split_for_parts();
+        let state = AppState {
+            shop: shop.clone(),
+            leptos_options: leptos_options(settings)?,
+            cookies: app::session::CookiePolicy::new(settings.secure_cookies),
+            openapi_json: serde_json::to_string(&openapi).context("serialising the OpenAPI document")?.into(),
+        };
+        let router = Router::new()
+            .merge(api_router)
+            .route("/api/v1", axum::routing::any(api::problem::no_such_route))
+            .route("/api/v1/{*rest}", axum::routing::any(api::problem::no_such_route))
+            .merge(pages::router(&state))
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+            .layer(telemetry::request_logging())
+            .with_state(state);
+        Ok(Self { router, shop })
+    }
+
+    /// Serves until `shutdown` fires, then lets in-flight requests finish.
+    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+        axum::serve(listener, self.router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    }
+}
+
+/// Leptos reads most options from variables cargo-leptos sets; a release binary
+/// started by hand has none, so fill in what the build implies.
+fn leptos_options(settings: &Settings) -> anyhow::Result<LeptosOptions> {
+    let mut options = leptos::config::get_configuration(None).context("reading Leptos options")?.leptos_options;
+    if options.output_name.is_empty() {
+        options.output_name = "ninefold".into();
+    }
+    options.site_addr = settings.addr;
+    // cargo-leptos writes the hashed asset names beside the binary when it hashes them.
+    let hash_file = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join(options.hash_file.as_ref())));
+    options.hash_files = hash_file.is_some_and(|path| path.exists());
+    Ok(options)
+}
+
+async fn method_not_allowed() -> api::problem::Problem {
+    api::problem::Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this path does not accept that method")
+}
+
+/// A panic is a bug: log it and answer 500 rather than dropping the connection.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let message = panic.downcast_ref::<String>().map(String::as_str).or_else(|| panic.downcast_ref::<&str>().copied()).unwrap_or("unknown");
+    tracing::error!(panic = message, "request handler panicked");
+    api::problem::Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on our side; it has been logged").into_response()
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}
+
+/// Runs the whole server: listen, workers, graceful shutdown.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(&settings).await?;
+    let listener = TcpListener::bind(settings.addr).await.with_context(|| format!("binding {}", settings.addr))?;
+    tracing::info!(addr = %settings.addr, "Ninefold is listening on http://{}", settings.addr);
+    let shutdown = CancellationToken::new();
+    let workers = workers::spawn_all(&app.shop, &shutdown);
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            shutdown.cancel();
+        }
+    });
+    let shop = app.shop.clone();
+    app.serve(listener, shutdown.clone()).await?;
+    shutdown.cancel();
+    for worker in workers {
+        let _ = worker.await;
+    }
+    shop.databases.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+

@@ -1,0 +1,35 @@
+//! `server`: serves the storefront, or runs a maintenance command.
+
+use clap::{Parser, Subcommand};
+use server::config::Settings;
+
+#[derive(Parser)]
+#[command(version, about = "Ninefold: storefront and order system. Configured by NINEFOLD_* variables; see README.md.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the storefront and the API (the default).
+    Serve,
+    /// Create and migrate every database, then exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::from_env()?;
+    server::telemetry::init(settings.json_logs);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => server::run(settings).await,
+        Command::Migrate => {
+            let shop = shop::Shop::open(&settings.databases).await?;
+            shop.databases.close().await;
+            tracing::info!("all databases migrated");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Background workers. Each runs until the shutdown token fires, and stops
+//! between units of work, never in the middle of one.
+
+use shop::Shop;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub fn spawn_all(shop: &Shop, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
+    vec![spawn_periodic("session-cleanup", Duration::from_secs(3600), shutdown.clone(), {
+        let shop = shop.clone();
+        move || {
+            let shop = shop.clone();
+            async move {
+                let removed = shop.accounts.delete_expired_sessions().await?;
+                if removed > 0 {
+                    tracing::info!(removed, "expired sessions removed");
+                }
+                Ok(())
+            }
+        }
+    })]
+}
+
+/// Runs `work` every `period` until shutdown. A failed run is logged and retried
+/// at the next tick; it never kills the worker.
+fn spawn_periodic<F, Fut>(name: &'static str, period: Duration, shutdown: CancellationToken, work: F) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = shop::ShopResult<()>> + Send,
+{
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticks.tick() => {}
+            }
+            if let Err(error) = work().await {
+                tracing::warn!(worker = name, error = %error, "worker run failed");
+            }
+        }
+        tracing::debug!(worker = name, "worker stopped");
+    })
+}

@@ -1,0 +1,113 @@
+//! Everything that differs between SQLite and PostgreSQL. The rest of the crate
+//! writes one dialect; if you need a `match backend` elsewhere, it belongs here.
+
+use sqlx::{AnyConnection, Executor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            anyhow::bail!("unsupported database URL (expected sqlite:// or postgres://): {}", redact(url))
+        }
+    }
+
+    /// SQLite has one writer at a time, so more connections only add lock waits;
+    /// PostgreSQL runs writers in parallel.
+    pub fn default_max_connections(self) -> u32 {
+        match self {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        }
+    }
+}
+
+/// The statement that opens a write transaction, if it differs from plain `BEGIN`.
+pub fn write_transaction_begin(backend: Backend) -> Option<&'static str> {
+    match backend {
+        Backend::Sqlite => Some("BEGIN IMMEDIATE"),
+        // PostgreSQL locks rows, not the database; conditional UPDATEs and
+        // `FOR UPDATE` (see `lock_rows`) give the ordering we need.
+        Backend::Postgres => None,
+    }
+}
+
+/// The clause that locks the rows a `SELECT` in a write transaction reads. SQLite
+/// already holds the database write lock from `BEGIN IMMEDIATE`.
+pub fn lock_rows(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "",
+        Backend::Postgres => " FOR UPDATE",
+    }
+}
+
+/// Per-connection settings. SQLite's are per connection, not per file.
+pub async fn prepare_connection(backend: Backend, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    if backend == Backend::Sqlite {
+        // WAL lets readers run beside the single writer; the busy timeout makes
+        // writers queue instead of failing; foreign keys are off by default in SQLite.
+        // `synchronous = NORMAL` is safe in WAL mode (a power cut may lose the last
+        // commits, never corrupt the file).
+        conn.execute("PRAGMA journal_mode = WAL").await?;
+        conn.execute("PRAGMA busy_timeout = 30000").await?;
+        conn.execute("PRAGMA foreign_keys = ON").await?;
+        conn.execute("PRAGMA synchronous = NORMAL").await?;
+    }
+    Ok(())
+}
+
+/// SQLite creates the file (`mode=rwc`) but not its folder.
+pub fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or(path);
+    if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    Ok(())
+}
+
+/// Whether an error is a unique-constraint violation, whichever backend raised it.
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => db.is_unique_violation(),
+        _ => false,
+    }
+}
+
+/// A URL with its password replaced, for error messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(redact("postgres://app:secret@db:5432/shop"), "postgres://app:***@db:5432/shop");
+        assert_eq!(redact("sqlite://data/main.db"), "sqlite://data/main.db");
+    }
+
+    #[test]
+    fn backend_is_read_from_the_scheme() {
+        assert_eq!(Backend::from_url("sqlite://x.db").unwrap(), Backend::Sqlite);
+        assert_eq!(Backend::from_url("postgresql://h/db").unwrap(), Backend::Postgres);
+        assert!(Backend::from_url("mysql://h/db").is_err());
+    }
+}

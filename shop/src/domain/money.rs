@@ -1,0 +1,67 @@
+//! Money in integer minor units (cents). Never a float.
+
+use super::FieldError;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A non-negative amount of money in cents, at most [`Money::MAX_CENTS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[serde(transparent)]
+pub struct Money(i64);
+
+impl Money {
+    /// Ten million in major units: far above any real price, far below `i64` overflow even
+    /// when multiplied by the largest [`super::Quantity`].
+    pub const MAX_CENTS: i64 = 1_000_000_000;
+    pub const ZERO: Money = Money(0);
+
+    /// A price: at least one cent, at most the cap.
+    pub fn parse_price(field: &str, cents: i64) -> Result<Self, FieldError> {
+        match cents {
+            c if c < 1 => Err(FieldError::new(field, "must be at least 1 cent")),
+            c if c > Self::MAX_CENTS => Err(FieldError::new(field, format!("must be at most {} cents", Self::MAX_CENTS))),
+            c => Ok(Self(c)),
+        }
+    }
+
+    pub fn from_stored(cents: i64) -> Self {
+        debug_assert!(cents >= 0, "stored amount {cents} is negative");
+        Self(cents)
+    }
+
+    pub fn cents(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Money {
+    /// Shown as major units with two decimals, e.g. `12.50`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:02}", self.0 / 100, self.0 % 100)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn prices_in_range_are_kept_exactly(c in 1..=Money::MAX_CENTS) {
+            prop_assert_eq!(Money::parse_price("price_cents", c).unwrap().cents(), c);
+        }
+
+        #[test]
+        fn prices_out_of_range_are_refused(c in prop_oneof![i64::MIN..1, (Money::MAX_CENTS + 1)..]) {
+            let err = Money::parse_price("price_cents", c).unwrap_err();
+            prop_assert_eq!(err.field, "price_cents");
+        }
+    }
+
+    #[test]
+    fn displays_two_decimals() {
+        assert_eq!(Money::from_stored(1999).to_string(), "19.99");
+        assert_eq!(Money::from_stored(5).to_string(), "0.05");
+    }
+}

@@ -1,0 +1,57 @@
+//! The one error type of the services. Each variant has a stable machine code
+//! (`code()`), which both doors (JSON API and pages) show; the HTTP status is the
+//! server's business.
+
+use crate::domain::FieldError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShopError {
+    /// Input that parsed as JSON but broke a rule; names the field.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// The thing does not exist, or it is not the caller's to see.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("an account with that email address already exists")]
+    EmailTaken,
+    /// An edit named a version that is no longer current.
+    #[error("the record changed since you read it (now version {current_version})")]
+    StaleVersion { current_version: i64 },
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    #[error("sign in to do this")]
+    Unauthenticated,
+    #[error("your account is not allowed to do this")]
+    Forbidden,
+    /// Repeated failed sign-ins: the account is cooling down.
+    #[error("too many failed sign-ins; try again in {retry_after_secs} seconds")]
+    TooManyAttempts { retry_after_secs: u64 },
+    /// A bug or an outage; details are logged, never shown.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for ShopError {
+    fn from(error: sqlx::Error) -> Self {
+        ShopError::Internal(anyhow::Error::new(error))
+    }
+}
+
+impl ShopError {
+    /// Stable, machine-readable: clients branch on this, never on the message.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ShopError::Invalid(_) => "validation_failed",
+            ShopError::NotFound(_) => "not_found",
+            ShopError::EmailTaken => "email_taken",
+            ShopError::StaleVersion { .. } => "stale_version",
+            ShopError::InvalidCredentials => "invalid_credentials",
+            ShopError::Unauthenticated => "unauthenticated",
+            ShopError::Forbidden => "forbidden",
+            ShopError::TooManyAttempts { .. } => "too_many_attempts",
+            ShopError::Internal(_) => "internal",
+        }
+    }
+}
+
+pub type ShopResult<T> = Result<T, ShopError>;

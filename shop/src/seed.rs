@@ -1,0 +1,99 @@
+//! The demo catalog that a fresh embedded database is seeded with, so that the
+//! first `run` shows a shop worth clicking through. The credentials are listed in
+//! the README; they are for a laptop, never for a deployment.
+
+use crate::Shop;
+use crate::domain::{Description, Email, InventoryMode, Money, Password, PersonName, Role, StockLevel, Title};
+use crate::error::ShopResult;
+use crate::services::accounts::NewAccount;
+use crate::services::catalog::NewProduct;
+
+pub struct DemoAccount {
+    pub email: &'static str,
+    pub password: &'static str,
+    pub name: &'static str,
+    pub role: Role,
+}
+
+pub const DEMO_BUYER: DemoAccount = DemoAccount { email: "buyer@ninefold.test", password: "buyer-demo-pass", name: "Bea Buyer", role: Role::Buyer };
+pub const DEMO_SELLER: DemoAccount = DemoAccount { email: "seller@ninefold.test", password: "seller-demo-pass", name: "Tea & Kettle Co.", role: Role::Seller };
+pub const DEMO_ADMIN: DemoAccount = DemoAccount { email: "admin@ninefold.test", password: "admin-demo-pass", name: "Ada Admin", role: Role::Admin };
+const OTHER_SELLERS: [DemoAccount; 2] = [
+    DemoAccount { email: "seller2@ninefold.test", password: "seller-demo-pass", name: "Northwind Outfitters", role: Role::Seller },
+    DemoAccount { email: "seller3@ninefold.test", password: "seller-demo-pass", name: "Paper & Ink", role: Role::Seller },
+];
+
+/// (seller index, title, description, price in cents, stock, mode)
+type DemoProduct = (usize, &'static str, &'static str, i64, i64, InventoryMode);
+
+const PRODUCTS: [DemoProduct; 27] = {
+    use InventoryMode::{OnOrder, OnPayment, Reserve};
+    [
+        (0, "Sencha Green Tea, 100 g", "Steamed Japanese green tea with a fresh, grassy cup.", 1250, 120, Reserve),
+        (0, "Assam Breakfast Tea, 250 g", "Malty and strong; takes milk well.", 990, 300, OnOrder),
+        (0, "Cast Iron Kettle, 1.2 l", "Enamelled inside, keeps tea hot for an hour.", 6400, 12, Reserve),
+        (0, "Glass Teapot with Infuser", "Heat-proof borosilicate, 800 ml.", 2890, 40, OnPayment),
+        (0, "Oolong Sampler", "Five oolongs from light to roasted, 25 g each.", 2400, 0, Reserve),
+        (0, "Matcha Whisk (Chasen)", "Hand-carved bamboo, 100 prongs.", 1800, 25, OnOrder),
+        (0, "Earl Grey Loose Leaf, 200 g", "Black tea with bergamot oil.", 1100, 80, Reserve),
+        (0, "Tea Tasting Cups, set of 4", "Porcelain, 90 ml.", 3200, 8, OnPayment),
+        (0, "Single-Estate Darjeeling, 50 g", "First flush, muscatel notes. Limited lot.", 3900, 3, Reserve),
+        (1, "Trail Backpack 28 l", "Water-resistant, with a ventilated back panel.", 8900, 35, Reserve),
+        (1, "Merino Wool Socks", "Cushioned hiking socks, one pair.", 1599, 500, OnOrder),
+        (1, "Insulated Bottle, 750 ml", "Keeps drinks cold for 24 hours.", 2999, 150, OnOrder),
+        (1, "Camp Stove", "Compact gas stove with piezo ignition.", 4999, 20, Reserve),
+        (1, "Rain Shell Jacket", "Three-layer waterproof shell, taped seams.", 18900, 10, OnPayment),
+        (1, "Headlamp 400 lm", "Rechargeable, red night mode.", 3499, 60, Reserve),
+        (1, "Two-Person Tent", "Freestanding, 1.9 kg.", 32900, 5, Reserve),
+        (1, "Trekking Poles, pair", "Aluminium, flick-lock adjustment.", 5900, 0, OnOrder),
+        (1, "First Aid Kit", "Compact kit for day hikes.", 1999, 90, OnPayment),
+        (2, "Dot Grid Notebook A5", "120 g/m² paper, lay-flat binding.", 1899, 200, OnOrder),
+        (2, "Fountain Pen, Fine Nib", "Steel nib, converter included.", 4500, 30, Reserve),
+        (2, "Bottled Ink, Midnight Blue", "50 ml, water-based.", 1200, 75, OnOrder),
+        (2, "Letterpress Cards, pack of 10", "Blank inside, with envelopes.", 2200, 40, OnPayment),
+        (2, "Brass Pencil", "Refillable, takes 2 mm leads.", 3800, 15, Reserve),
+        (2, "Washi Tape Set", "Six rolls in muted colours.", 899, 250, OnOrder),
+        (2, "Leather Journal Cover", "Vegetable-tanned, fits A5.", 7900, 6, Reserve),
+        (2, "Desk Calendar 2027", "Week-per-page, recycled paper.", 1499, 1, Reserve),
+        (2, "Calligraphy Starter Set", "Oblique holder, three nibs, guide sheets.", 3100, 22, OnPayment),
+    ]
+};
+
+/// Seeds the demo accounts and catalog unless the database already has accounts.
+/// Returns whether it seeded.
+pub async fn seed_demo_if_empty(shop: &Shop) -> ShopResult<bool> {
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(shop.databases.main.pool()).await?;
+    if users > 0 {
+        return Ok(false);
+    }
+    for account in [&DEMO_BUYER, &DEMO_ADMIN] {
+        register(shop, account).await?;
+    }
+    let mut sellers = vec![register(shop, &DEMO_SELLER).await?];
+    for account in &OTHER_SELLERS {
+        sellers.push(register(shop, account).await?);
+    }
+    for (seller, title, description, price_cents, stock, mode) in PRODUCTS {
+        let product = NewProduct {
+            title: Title::parse("title", title)?,
+            description: Description::parse("description", description)?,
+            price: Money::parse_price("price_cents", price_cents)?,
+            stock: StockLevel::parse("stock", stock)?,
+            inventory_mode: mode,
+        };
+        shop.catalog.create(&sellers[seller], product).await?;
+    }
+    tracing::info!(products = PRODUCTS.len(), "seeded the demo catalog");
+    Ok(true)
+}
+
+async fn register(shop: &Shop, account: &DemoAccount) -> ShopResult<crate::accounts::User> {
+    shop.accounts
+        .register(NewAccount {
+            email: Email::parse("email", account.email)?,
+            password: Password::parse("password", account.password)?,
+            name: PersonName::parse("name", account.name)?,
+            role: account.role,
+        })
+        .await
+}

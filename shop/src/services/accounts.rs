@@ -1,0 +1,323 @@
+//! Registration, sign-in, sign-out and sessions.
+//!
+//! A session is one random 256-bit token. Browsers carry it in an HttpOnly cookie,
+//! API clients as a bearer token; both resolve through [`Accounts::user_for_token`].
+//! We keep sessions in our own table rather than tower-sessions: one token must
+//! serve both cookie and bearer, and the table must live in the `main` database
+//! behind the same `Any` pool as everything else.
+
+use crate::accounts::User;
+use crate::clock::now_ms;
+use crate::db::{Db, dialect};
+use crate::domain::{Email, Password, PersonName, Role, UserId};
+use crate::error::{ShopError, ShopResult};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+use std::sync::{Arc, OnceLock};
+use tokio::sync::Semaphore;
+
+/// What a person submits to open an account, already parsed.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub email: Email,
+    pub password: Password,
+    pub name: PersonName,
+    pub role: Role,
+}
+
+/// A session secret, handed to the client exactly once. Not `Serialize` and its
+/// `Debug` hides it, so it cannot leak into logs by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionToken(String);
+
+impl SessionToken {
+    const BYTES: usize = 32;
+
+    fn generate() -> ShopResult<Self> {
+        let mut bytes = [0u8; Self::BYTES];
+        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a session token: {e}"))?;
+        Ok(Self(hex::encode(bytes)))
+    }
+
+    /// Accepts only strings of the exact shape we issue, so garbage from a cookie or
+    /// header is refused before it reaches the database.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let well_formed = raw.len() == Self::BYTES * 2 && raw.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        well_formed.then(|| Self(raw.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn sha256(&self) -> String {
+        hex::encode(Sha256::digest(self.0.as_bytes()))
+    }
+}
+
+impl std::fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionToken(***)")
+    }
+}
+
+/// Sign-in throttling policy. The first [`FREE_SIGN_IN_FAILURES`] failures cost
+/// nothing; each later one doubles the wait before the next attempt, up to 15 minutes.
+pub const FREE_SIGN_IN_FAILURES: i64 = 5;
+const MAX_SIGN_IN_BLOCK_MS: i64 = 15 * 60 * 1000;
+
+fn sign_in_block_ms(consecutive_failures: i64) -> i64 {
+    let over = consecutive_failures - FREE_SIGN_IN_FAILURES;
+    if over <= 0 {
+        return 0;
+    }
+    let seconds = 1i64.checked_shl(over.min(20) as u32).unwrap_or(i64::MAX);
+    (seconds.saturating_mul(1000)).min(MAX_SIGN_IN_BLOCK_MS)
+}
+
+#[derive(Clone, Debug)]
+pub struct Accounts {
+    db: Db,
+    /// How long a session lasts after sign-in.
+    session_ttl_ms: i64,
+    /// Argon2 costs ~20 ms of CPU and 19 MiB per hash. Bounding how many run at once
+    /// keeps a burst of sign-ins from starving every other request of CPU and memory.
+    hashing: Arc<Semaphore>,
+}
+
+const USER_COLUMNS: &str = "id, email, name, role";
+
+impl Accounts {
+    pub const DEFAULT_SESSION_TTL_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+
+    pub fn new(db: Db) -> Self {
+        let permits = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Self { db, session_ttl_ms: Self::DEFAULT_SESSION_TTL_MS, hashing: Arc::new(Semaphore::new(permits)) }
+    }
+
+    pub async fn register(&self, account: NewAccount) -> ShopResult<User> {
+        let password_hash = self.hash_password(account.password).await?;
+        let mut tx = self.db.begin_write().await?;
+        let sequence = next_counter(&mut tx, "user").await?;
+        let user = User { id: UserId::from_sequence(sequence), email: account.email, name: account.name, role: account.role };
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, email, name, role, password_hash, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(user.id.get())
+        .bind(user.email.as_str())
+        .bind(user.name.as_str())
+        .bind(user.role.as_str())
+        .bind(password_hash)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if dialect::is_unique_violation(&e) => return Err(ShopError::EmailTaken),
+            other => other?,
+        };
+        tx.commit().await?;
+        tracing::info!(user_id = %user.id, role = user.role.as_str(), "account registered");
+        Ok(user)
+    }
+
+    /// Checks the password and opens a session.
+    ///
+    /// The attempt is charged as a failure *before* the password is checked, in one
+    /// conditional UPDATE that also refuses a blocked account. So a burst of parallel
+    /// guesses cannot all slip past the block while the first is still hashing; a
+    /// correct password then clears the charge.
+    pub async fn sign_in(&self, email: &Email, password: Password) -> ShopResult<(SessionToken, User)> {
+        let found = sqlx::query(&format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1"))
+            .bind(email.as_str())
+            .fetch_optional(self.db.pool())
+            .await?;
+        let Some(row) = found else {
+            // Same work as a real check, so timing does not reveal which emails exist.
+            self.verify_password(password, dummy_hash().to_owned()).await?;
+            return Err(ShopError::InvalidCredentials);
+        };
+        let user = user_from_row(&row)?;
+        let stored_hash: String = row.try_get("password_hash")?;
+
+        self.charge_sign_in_attempt(user.id).await?;
+        if !self.verify_password(password, stored_hash).await? {
+            tracing::info!(user_id = %user.id, "sign-in refused: wrong password");
+            return Err(ShopError::InvalidCredentials);
+        }
+        sqlx::query("UPDATE users SET failed_sign_ins = 0, sign_in_blocked_until_ms = 0 WHERE id = $1")
+            .bind(user.id.get())
+            .execute(self.db.pool())
+            .await?;
+        let token = self.open_session(user.id).await?;
+        Ok((token, user))
+    }
+
+    async fn charge_sign_in_attempt(&self, user_id: UserId) -> ShopResult<()> {
+        let now = now_ms();
+        let mut tx = self.db.begin_write().await?;
+        let charged = sqlx::query(
+            "UPDATE users SET failed_sign_ins = failed_sign_ins + 1 \
+             WHERE id = $1 AND sign_in_blocked_until_ms <= $2 RETURNING failed_sign_ins",
+        )
+        .bind(user_id.get())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(charged) = charged else {
+            let blocked_until: i64 = sqlx::query_scalar("SELECT sign_in_blocked_until_ms FROM users WHERE id = $1")
+                .bind(user_id.get())
+                .fetch_one(&mut *tx)
+                .await?;
+            let retry_after_secs = ((blocked_until - now).max(0) as u64).div_ceil(1000).max(1);
+            return Err(ShopError::TooManyAttempts { retry_after_secs });
+        };
+        let failures: i64 = charged.try_get(0)?;
+        let block_ms = sign_in_block_ms(failures);
+        if block_ms > 0 {
+            sqlx::query("UPDATE users SET sign_in_blocked_until_ms = $2 WHERE id = $1")
+                .bind(user_id.get())
+                .bind(now + block_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn open_session(&self, user_id: UserId) -> ShopResult<SessionToken> {
+        let token = SessionToken::generate()?;
+        let now = now_ms();
+        sqlx::query("INSERT INTO sessions (token_sha256, user_id, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4)")
+            .bind(token.sha256())
+            .bind(user_id.get())
+            .bind(now)
+            .bind(now + self.session_ttl_ms)
+            .execute(self.db.pool())
+            .await?;
+        Ok(token)
+    }
+
+    /// Ends a session. Ending one that does not exist is not an error: the caller
+    /// wanted to be signed out, and is.
+    pub async fn sign_out(&self, token: &SessionToken) -> ShopResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_sha256 = $1").bind(token.sha256()).execute(self.db.pool()).await?;
+        Ok(())
+    }
+
+    /// The user a live session belongs to, or `None` for an unknown or expired token.
+    pub async fn user_for_token(&self, token: &SessionToken) -> ShopResult<Option<User>> {
+        let row = sqlx::query(&format!(
+            "SELECT u.id, u.email, u.name, u.role FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_sha256 = $1 AND s.expires_at_ms > $2"
+        ))
+        .bind(token.sha256())
+        .bind(now_ms())
+        .fetch_optional(self.db.pool())
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    pub async fn user_by_email(&self, email: &Email) -> ShopResult<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"))
+            .bind(email.as_str())
+            .fetch_optional(self.db.pool())
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Removes sessions past their expiry; run periodically by a worker.
+    pub async fn delete_expired_sessions(&self) -> ShopResult<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at_ms <= $1").bind(now_ms()).execute(self.db.pool()).await?;
+        Ok(done.rows_affected())
+    }
+
+    /// For tests: makes a session expire now.
+    pub async fn expire_session(&self, token: &SessionToken) -> ShopResult<()> {
+        sqlx::query("UPDATE sessions SET expires_at_ms = $2 WHERE token_sha256 = $1")
+            .bind(token.sha256())
+            .bind(now_ms() - 1)
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn hash_password(&self, password: Password) -> ShopResult<String> {
+        let _permit = self.hashing.acquire().await.map_err(|e| anyhow::anyhow!(e))?;
+        let mut salt = [0u8; 16];
+        getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness for a salt: {e}"))?;
+        tokio::task::spawn_blocking(move || {
+            let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("encoding a salt: {e}"))?;
+            let hash = Argon2::default()
+                .hash_password(password.expose().as_bytes(), &salt)
+                .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))?;
+            Ok(hash.to_string())
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("password hashing task failed: {e}"))?
+    }
+
+    async fn verify_password(&self, password: Password, stored_hash: String) -> ShopResult<bool> {
+        let _permit = self.hashing.acquire().await.map_err(|e| anyhow::anyhow!(e))?;
+        tokio::task::spawn_blocking(move || {
+            let parsed = PasswordHash::new(&stored_hash).map_err(|e| anyhow::anyhow!("stored password hash is malformed: {e}"))?;
+            Ok(Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok())
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("password check task failed: {e}"))?
+    }
+}
+
+/// A hash of a password nobody knows, to spend the same time on unknown emails.
+fn dummy_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        let salt = SaltString::encode_b64(b"ninefold-dummy-salt").expect("a fixed salt encodes");
+        Argon2::default().hash_password(b"no account has this password", &salt).expect("hashing a constant succeeds").to_string()
+    })
+}
+
+pub(crate) fn user_from_row(row: &AnyRow) -> ShopResult<User> {
+    let role: String = row.try_get("role")?;
+    Ok(User {
+        id: UserId::from_stored(row.try_get("id")?),
+        email: Email::from_stored(row.try_get("email")?),
+        name: PersonName::from_stored(row.try_get("name")?),
+        role: Role::parse("role", &role).map_err(|e| anyhow::anyhow!("stored role is invalid: {e}"))?,
+    })
+}
+
+/// Advances a named counter by one and returns the new value, in the caller's
+/// write transaction, so an id is never handed out twice.
+pub(crate) async fn next_counter(tx: &mut Transaction<'static, Any>, name: &str) -> ShopResult<i64> {
+    let value: i64 = sqlx::query_scalar("UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value")
+        .bind(name)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_failures_are_free_then_the_wait_doubles_up_to_a_cap() {
+        assert_eq!(sign_in_block_ms(FREE_SIGN_IN_FAILURES), 0);
+        assert_eq!(sign_in_block_ms(FREE_SIGN_IN_FAILURES + 1), 2_000);
+        assert_eq!(sign_in_block_ms(FREE_SIGN_IN_FAILURES + 2), 4_000);
+        assert_eq!(sign_in_block_ms(1_000_000), MAX_SIGN_IN_BLOCK_MS);
+    }
+
+    #[test]
+    fn only_tokens_of_the_issued_shape_parse() {
+        let token = SessionToken::generate().unwrap();
+        assert_eq!(SessionToken::parse(token.expose()), Some(token.clone()));
+        for garbage in ["", "abc", &"g".repeat(64), &"A".repeat(64), &"a".repeat(63), "'; DROP TABLE users; --"] {
+            assert!(SessionToken::parse(garbage).is_none(), "{garbage:?} parsed");
+        }
+        assert_eq!(format!("{token:?}"), "SessionToken(***)");
+    }
+}

@@ -1,0 +1,197 @@
+//! The catalog: products and their stock levels, in the `main` database.
+
+use crate::accounts::User;
+use crate::catalog::{Cursor, Page, PageLimit, Product, Stock};
+use crate::clock::now_ms;
+use crate::db::Db;
+use crate::domain::{Description, FieldError, InventoryMode, Money, ProductId, Quantity, Role, StockLevel, Title, UserId};
+use crate::error::{ShopError, ShopResult};
+use crate::services::accounts::next_counter;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// A product as a seller submits it, already parsed.
+#[derive(Debug, Clone)]
+pub struct NewProduct {
+    pub title: Title,
+    pub description: Description,
+    pub price: Money,
+    pub stock: StockLevel,
+    pub inventory_mode: InventoryMode,
+}
+
+/// An edit: only the fields given change. It must name the version it was made against.
+#[derive(Debug, Clone, Default)]
+pub struct ProductEdit {
+    pub expected_version: i64,
+    pub title: Option<Title>,
+    pub description: Option<Description>,
+    pub price: Option<Money>,
+    pub inventory_mode: Option<InventoryMode>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    db: Db,
+}
+
+const PRODUCT_SELECT: &str = "SELECT p.id, p.seller_id, u.name AS seller_name, p.title, p.description, p.price_cents, \
+     p.inventory_mode, p.version, s.available, s.reserved, s.sold \
+     FROM products p JOIN stock s ON s.product_id = p.id JOIN users u ON u.id = p.seller_id";
+
+impl Catalog {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// Newest first, keyset-paginated so a page costs the same however deep it is.
+    pub async fn list(&self, after: Option<Cursor>, limit: PageLimit) -> ShopResult<Page<Product>> {
+        let fetch = i64::from(limit.get()) + 1;
+        let rows = sqlx::query(&format!("{PRODUCT_SELECT} WHERE p.id < $1 ORDER BY p.id DESC LIMIT $2"))
+            .bind(after.map_or(i64::MAX, Cursor::last_id))
+            .bind(fetch)
+            .fetch_all(self.db.pool())
+            .await?;
+        let mut items = rows.iter().map(product_from_row).collect::<ShopResult<Vec<_>>>()?;
+        let next_cursor = if items.len() > limit.get() as usize {
+            items.truncate(limit.get() as usize);
+            items.last().map(|p| Cursor::after(p.id.get()).encode())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    pub async fn get(&self, id: ProductId) -> ShopResult<Product> {
+        let row = sqlx::query(&format!("{PRODUCT_SELECT} WHERE p.id = $1"))
+            .bind(id.get())
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or(ShopError::NotFound("product"))?;
+        product_from_row(&row)
+    }
+
+    pub async fn create(&self, seller: &User, product: NewProduct) -> ShopResult<Product> {
+        require_seller(seller)?;
+        let now = now_ms();
+        let mut tx = self.db.begin_write().await?;
+        let id = ProductId::from_stored(next_counter(&mut tx, "product").await?);
+        sqlx::query(
+            "INSERT INTO products (id, seller_id, title, description, price_cents, inventory_mode, version, created_at_ms, updated_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7)",
+        )
+        .bind(id.get())
+        .bind(seller.id.get())
+        .bind(product.title.as_str())
+        .bind(product.description.as_str())
+        .bind(product.price.cents())
+        .bind(product.inventory_mode.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO stock (product_id, available, reserved, sold, received) VALUES ($1, $2, 0, 0, $2)")
+            .bind(id.get())
+            .bind(product.stock.get())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(product_id = %id, seller_id = %seller.id, "product created");
+        self.get(id).await
+    }
+
+    /// Applies an edit if, and only if, the product is still at `expected_version`.
+    /// The check and the write are one conditional UPDATE, so two sellers' racing
+    /// edits cannot both win.
+    pub async fn edit(&self, seller: &User, id: ProductId, edit: ProductEdit) -> ShopResult<Product> {
+        require_seller(seller)?;
+        let updated = sqlx::query(
+            "UPDATE products SET \
+               title = COALESCE($1, title), description = COALESCE($2, description), \
+               price_cents = COALESCE($3, price_cents), inventory_mode = COALESCE($4, inventory_mode), \
+               version = version + 1, updated_at_ms = $5 \
+             WHERE id = $6 AND seller_id = $7 AND version = $8",
+        )
+        .bind(edit.title.as_ref().map(Title::as_str))
+        .bind(edit.description.as_ref().map(Description::as_str))
+        .bind(edit.price.map(Money::cents))
+        .bind(edit.inventory_mode.map(InventoryMode::as_str))
+        .bind(now_ms())
+        .bind(id.get())
+        .bind(seller.id.get())
+        .bind(edit.expected_version)
+        .execute(self.db.pool())
+        .await?;
+        if updated.rows_affected() == 1 {
+            return self.get(id).await;
+        }
+        let current = self.owned_by(seller.id, id).await?;
+        Err(ShopError::StaleVersion { current_version: current.version })
+    }
+
+    /// Adds received units: both `available` and `received` grow, so the stock
+    /// invariant holds. Refused if it would pass [`StockLevel::MAX`].
+    pub async fn restock(&self, seller: &User, id: ProductId, quantity: Quantity) -> ShopResult<Product> {
+        require_seller(seller)?;
+        let updated = sqlx::query(
+            "UPDATE stock SET available = available + $1, received = received + $1 \
+             WHERE product_id = $2 AND received + $1 <= $3 \
+               AND product_id IN (SELECT id FROM products WHERE seller_id = $4)",
+        )
+        .bind(quantity.get())
+        .bind(id.get())
+        .bind(StockLevel::MAX)
+        .bind(seller.id.get())
+        .execute(self.db.pool())
+        .await?;
+        if updated.rows_affected() == 1 {
+            return self.get(id).await;
+        }
+        self.owned_by(seller.id, id).await?;
+        Err(FieldError::new("quantity", format!("would take stock past {} units", StockLevel::MAX)).into())
+    }
+
+    /// The product, if it exists and belongs to this seller; otherwise not found
+    /// (a seller must not learn about another seller's product ids by probing).
+    async fn owned_by(&self, seller_id: UserId, id: ProductId) -> ShopResult<Product> {
+        let product = self.get(id).await?;
+        if product.seller_id != seller_id {
+            return Err(ShopError::NotFound("product"));
+        }
+        Ok(product)
+    }
+
+    /// One product's stock and everything it ever received, for invariant checks.
+    pub async fn stock_totals(&self, id: ProductId) -> ShopResult<(Stock, i64)> {
+        let row = sqlx::query("SELECT available, reserved, sold, received FROM stock WHERE product_id = $1")
+            .bind(id.get())
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or(ShopError::NotFound("product"))?;
+        Ok((Stock { available: row.try_get(0)?, reserved: row.try_get(1)?, sold: row.try_get(2)? }, row.try_get(3)?))
+    }
+}
+
+fn require_seller(user: &User) -> ShopResult<()> {
+    match user.role {
+        Role::Seller => Ok(()),
+        Role::Buyer | Role::Admin => Err(ShopError::Forbidden),
+    }
+}
+
+fn product_from_row(row: &AnyRow) -> ShopResult<Product> {
+    let mode: String = row.try_get("inventory_mode")?;
+    let product = Product {
+        id: ProductId::from_stored(row.try_get("id")?),
+        seller_id: UserId::from_stored(row.try_get("seller_id")?),
+        seller_name: row.try_get("seller_name")?,
+        title: Title::from_stored(row.try_get("title")?),
+        description: Description::from_stored(row.try_get("description")?),
+        price: Money::from_stored(row.try_get("price_cents")?),
+        stock: Stock { available: row.try_get("available")?, reserved: row.try_get("reserved")?, sold: row.try_get("sold")? },
+        inventory_mode: InventoryMode::parse("inventory_mode", &mode).map_err(|e| anyhow::anyhow!("stored product is invalid: {e}"))?,
+        version: row.try_get("version")?,
+    };
+    // The schema's CHECKs guarantee this; assert again where the data is read back.
+    debug_assert!(product.stock.available >= 0 && product.stock.reserved >= 0 && product.stock.sold >= 0);
+    Ok(product)
+}
