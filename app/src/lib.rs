@@ -38,6 +38,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     pages::auth::provide_auth();
+    // Effects run only in the browser, after hydration: a marker that the page is
+    // interactive, which the browser tests wait for before they click.
+    Effect::new(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
     view! {
         <Title formatter=|page: String| if page.is_empty() { "Ninefold".to_owned() } else { format!("{page} · Ninefold") }/>
         <Router>

@@ -71,6 +71,10 @@ fn leptos_options(settings: &Settings) -> anyhow::Result<LeptosOptions> {
         options.output_name = "ninefold".into();
     }
     options.site_addr = settings.addr;
+    // Outside `cargo leptos watch` there is no live-reload server to connect to.
+    if std::env::var_os("LEPTOS_ENV").is_none() {
+        options.env = leptos::config::Env::PROD;
+    }
     // cargo-leptos writes the hashed asset names beside the binary when it hashes them.
     let hash_file = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join(options.hash_file.as_ref())));
     options.hash_files = hash_file.is_some_and(|path| path.exists());

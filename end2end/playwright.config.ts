@@ -1,0 +1,37 @@
+import { defineConfig } from '@playwright/test';
+
+// The server under test: the binary `cargo leptos build` produced, started from the
+// repository root (it serves target/site) on a fresh, demo-seeded SQLite folder.
+const port = Number(process.env.E2E_PORT ?? 3100);
+const profile = process.env.E2E_PROFILE ?? 'debug';
+const dataDir = process.env.E2E_DATA_DIR ?? `/tmp/ninefold-e2e-${process.pid}`;
+
+export default defineConfig({
+  testDir: './tests',
+  outputDir: './test-results',
+  timeout: 60_000,
+  expect: { timeout: 10_000 },
+  fullyParallel: false,
+  workers: 1,
+  retries: 0,
+  reporter: [['list'], ['html', { open: 'never', outputFolder: 'playwright-report' }]],
+  use: {
+    baseURL: `http://127.0.0.1:${port}`,
+    screenshot: 'on',
+    trace: 'retain-on-failure',
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'],
+    },
+  },
+  webServer: {
+    command: `rm -rf ${dataDir} && ./target/${profile}/server`,
+    cwd: '..',
+    url: `http://127.0.0.1:${port}/healthz`,
+    timeout: 120_000,
+    reuseExistingServer: false,
+    stdout: 'pipe',
+    stderr: 'pipe',
+    env: { NINEFOLD_ADDR: `127.0.0.1:${port}`, NINEFOLD_DATA_DIR: dataDir, RUST_LOG: 'warn' },
+  },
+});

@@ -1,0 +1,87 @@
+import { test, expect } from '@playwright/test';
+import { open, snap, demoBuyer, uniqueEmail } from './helpers';
+
+test('a visitor browses the catalog and opens a product', async ({ page }, testInfo) => {
+  await open(page, '/');
+  const cards = page.getByTestId('product-card');
+  await expect(cards.first()).toBeVisible();
+  expect(await cards.count()).toBeGreaterThanOrEqual(24);
+  await snap(page, testInfo, 'catalog');
+
+  const first = cards.first();
+  const title = (await first.locator('.title').textContent())!.trim();
+  const price = (await first.locator('.price').textContent())!.trim();
+  await first.click();
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText(title);
+  await expect(page.getByTestId('price')).toHaveText(price);
+  await expect(page.getByTestId('stock')).toContainText(/in stock|Sold out/);
+  await snap(page, testInfo, 'product');
+});
+
+test('a sold-out product says so', async ({ page }) => {
+  await open(page, '/');
+  await expect(page.getByTestId('product-grid')).toContainText('Sold out');
+});
+
+test('an unknown product shows a friendly 404 page', async ({ page }, testInfo) => {
+  const response = await page.goto('/products/999999');
+  expect(response!.status()).toBe(404);
+  await expect(page.getByTestId('not-found')).toContainText("We couldn't find that page");
+  await snap(page, testInfo, 'not-found');
+  await page.getByRole('link', { name: 'Back to the shop' }).click();
+  await expect(page.getByTestId('product-card').first()).toBeVisible();
+});
+
+test('a new shopper registers, is signed in, signs out and signs back in', async ({ page }, testInfo) => {
+  const email = uniqueEmail('new');
+  await open(page, '/register');
+  await page.getByLabel('Name').fill('Nora New');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill('a good long password');
+  await snap(page, testInfo, 'register-form');
+  await page.getByRole('button', { name: 'Create account' }).click();
+
+  await expect(page.getByTestId('signed-in-as')).toHaveText('Nora New');
+  await expect(page).toHaveURL(/\/$/);
+  await snap(page, testInfo, 'registered');
+
+  // The session survives a reload: it is a real cookie, not page state.
+  await page.reload();
+  await expect(page.getByTestId('signed-in-as')).toHaveText('Nora New');
+
+  await page.getByTestId('sign-out').click();
+  await expect(page.getByTestId('sign-in-link')).toBeVisible();
+  await page.reload();
+  await expect(page.getByTestId('sign-in-link')).toBeVisible();
+
+  await open(page, '/login');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill('a good long password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('signed-in-as')).toHaveText('Nora New');
+});
+
+test('the demo buyer signs in; a wrong password is rejected with a clear message', async ({ page }, testInfo) => {
+  await open(page, '/login');
+  await page.getByLabel('Email').fill(demoBuyer.email);
+  await page.getByLabel('Password').fill('not-the-password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('form-error')).toHaveText('Wrong email or password');
+  await expect(page.getByTestId('sign-in-link')).toBeVisible();
+  await snap(page, testInfo, 'wrong-password');
+
+  await page.getByLabel('Password').fill(demoBuyer.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('signed-in-as')).toHaveText(demoBuyer.name);
+  await snap(page, testInfo, 'signed-in');
+});
+
+test('registering with a taken email explains the problem', async ({ page }, testInfo) => {
+  await open(page, '/register');
+  await page.getByLabel('Name').fill('Copy Cat');
+  await page.getByLabel('Email').fill(demoBuyer.email);
+  await page.getByLabel('Password').fill('another long password');
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page.getByTestId('form-error')).toContainText('already exists');
+  await snap(page, testInfo, 'email-taken');
+});

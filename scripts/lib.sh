@@ -1,0 +1,65 @@
+# Shared by scripts/run.sh, scripts/test.sh and scripts/bench-*.sh: install what is
+# missing, and skip each step in well under a second when it is already done.
+# Nothing here downloads from anywhere but crates.io, npm and Debian's packages.
+
+CARGO_LEPTOS_VERSION=0.3.8
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+repo_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root to run: $*" >&2; return 1; fi
+}
+
+# The wasm-bindgen version cargo-leptos must match: the one Cargo.lock pins.
+wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$(repo_root)/Cargo.lock"
+}
+
+ensure_rust_tools() {
+  export PATH="$HOME/.cargo/bin:$PATH"
+  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    log "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  local want_bindgen; want_bindgen=$(wasm_bindgen_version)
+  # cargo-leptos downloads wasm-bindgen from the internet when none is on PATH,
+  # which fails here: install the exact version Cargo.lock pins first.
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want_bindgen" ]; then
+    log "installing wasm-bindgen-cli $want_bindgen (about 3 minutes)"
+    cargo install wasm-bindgen-cli --version "$want_bindgen" --force
+  fi
+  if [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
+    log "installing cargo-leptos $CARGO_LEPTOS_VERSION (about 13 minutes on 2 cores)"
+    cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --force
+  fi
+}
+
+# Installs Debian packages whose command (or file) is missing. Arguments: pairs of
+# "path-or-command:package".
+ensure_debian_packages() {
+  local missing=() pair probe package
+  for pair in "$@"; do
+    probe=${pair%%:*}; package=${pair#*:}
+    if [ "${probe#/}" != "$probe" ]; then
+      compgen -G "$probe" >/dev/null || missing+=("$package")
+    else
+      command -v "$probe" >/dev/null || missing+=("$package")
+    fi
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_playwright() {
+  local dir; dir="$(repo_root)/end2end"
+  # Reinstall only when the lock file changed since the last install.
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "installing Playwright from npm (no browser download: Debian's Chromium is used)"
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}

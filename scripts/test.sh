@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test: the Rust tests on SQLite and on a throwaway PostgreSQL cluster,
+# then the Playwright suite in Chromium against a real server. Installs what is
+# missing, cleans up after itself, and exits non-zero on any failure.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$(repo_root)"
+started=$(date +%s)
+
+ensure_rust_tools
+ensure_debian_packages "chromium:chromium" "/usr/lib/postgresql/*/bin/initdb:postgresql" "python3:python3"
+ensure_playwright
+
+pg_dir=$(mktemp -d /tmp/ninefold-test-pg.XXXXXX)
+cleanup() { scripts/pg-throwaway.sh stop "$pg_dir"; }
+trap cleanup EXIT
+log "starting a throwaway PostgreSQL cluster"
+NINEFOLD_TEST_PG_URL=$(scripts/pg-throwaway.sh start "$pg_dir")
+export NINEFOLD_TEST_PG_URL NINEFOLD_TEST_REQUIRE_PG=1
+
+log "shop: unit and property tests (plain types, as compiled for the browser)"
+cargo test -p shop
+log "shop: storage and services"
+cargo test -p shop --features server
+log "server: configuration, and the API on SQLite and on PostgreSQL"
+cargo test -p server
+
+log "building the site for the browser tests"
+cargo leptos build
+log "Playwright in Chromium (screenshots in end2end/test-results)"
+(cd end2end && npx playwright test)
+
+log "all tests passed in $(( $(date +%s) - started )) s"

@@ -1,0 +1,138 @@
+use crate::helpers::TestApp;
+use futures::future::join_all;
+use serde_json::json;
+
+crate::on_both_backends!(
+    a_buyer_registers_signs_in_sees_themself_and_signs_out,
+    the_sign_in_cookie_is_http_only_same_site_lax_and_works,
+    a_taken_email_is_refused_whatever_its_case,
+    wrong_passwords_and_unknown_emails_get_401,
+    repeated_failed_sign_ins_are_slowed_down,
+    invalid_registrations_are_refused_and_create_nothing,
+    expired_and_garbage_tokens_get_401,
+    concurrent_registrations_of_one_email_create_one_account,
+);
+
+async fn a_buyer_registers_signs_in_sees_themself_and_signs_out(app: TestApp) {
+    let user = app.register("ann@example.com", "buyer").await;
+    assert_eq!(user["email"], "ann@example.com");
+    assert_eq!(user["role"], "buyer");
+    assert_eq!(user["name"], "Test Person");
+    assert!(user["id"].as_i64().unwrap() > 0);
+
+    let token = app.login("ann@example.com").await;
+    let me = app.get("/api/v1/me", Some(&token)).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.body["user"], user);
+
+    let out = app.post("/api/v1/auth/logout", Some(&token), &json!({})).await;
+    assert_eq!(out.status, 204);
+    app.get("/api/v1/me", Some(&token)).await.assert_problem(401, "invalid_token");
+}
+
+async fn the_sign_in_cookie_is_http_only_same_site_lax_and_works(app: TestApp) {
+    app.register("cookie@example.com", "buyer").await;
+    let reply = app.post("/api/v1/auth/login", None, &json!({"email": "cookie@example.com", "password": "correct horse"})).await;
+    let cookie = reply.headers.get("set-cookie").expect("a session cookie").to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("nf_session="), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
+
+    let pair = cookie.split(';').next().unwrap();
+    let me = app.client.get(app.url("/api/v1/me")).header("cookie", pair).send().await.unwrap();
+    assert_eq!(me.status(), 200);
+    let out = app.client.post(app.url("/api/v1/auth/logout")).header("cookie", pair).send().await.unwrap();
+    assert_eq!(out.status(), 204);
+    assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    let me = app.client.get(app.url("/api/v1/me")).header("cookie", pair).send().await.unwrap();
+    assert_eq!(me.status(), 401);
+}
+
+async fn a_taken_email_is_refused_whatever_its_case(app: TestApp) {
+    app.register("bob@example.com", "seller").await;
+    let again = app.post("/api/v1/auth/register", None, &json!({"email": "BOB@Example.com", "password": "another pass", "name": "Bob", "role": "buyer"})).await;
+    again.assert_problem(409, "email_taken");
+    assert_eq!(app.count("users").await, 1);
+}
+
+async fn wrong_passwords_and_unknown_emails_get_401(app: TestApp) {
+    app.register("cat@example.com", "buyer").await;
+    let wrong = app.post("/api/v1/auth/login", None, &json!({"email": "cat@example.com", "password": "not the password"})).await;
+    wrong.assert_problem(401, "invalid_credentials");
+    assert!(wrong.headers.get("set-cookie").is_none());
+    let unknown = app.post("/api/v1/auth/login", None, &json!({"email": "nobody@example.com", "password": "correct horse"})).await;
+    unknown.assert_problem(401, "invalid_credentials");
+    // Both say the same thing: no hint which emails have accounts.
+    assert_eq!(wrong.body["detail"], unknown.body["detail"]);
+}
+
+async fn repeated_failed_sign_ins_are_slowed_down(app: TestApp) {
+    app.register("dan@example.com", "buyer").await;
+    let app = &app;
+    let attempt = |password: &'static str| async move { app.post("/api/v1/auth/login", None, &json!({"email": "dan@example.com", "password": password})).await };
+    for _ in 0..shop::services::accounts::FREE_SIGN_IN_FAILURES + 1 {
+        attempt("guess guess").await.assert_problem(401, "invalid_credentials");
+    }
+    let blocked = attempt("guess again").await;
+    blocked.assert_problem(429, "too_many_attempts");
+    let retry_after: u64 = blocked.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "retry after {retry_after}");
+    // While blocked, even the right password is not checked.
+    attempt("correct horse").await.assert_problem(429, "too_many_attempts");
+    // Once the wait is over, the right password works and clears the count.
+    tokio::time::sleep(std::time::Duration::from_millis(retry_after * 1000 + 100)).await;
+    assert_eq!(attempt("correct horse").await.status, 200);
+    attempt("guess guess").await.assert_problem(401, "invalid_credentials");
+}
+
+async fn invalid_registrations_are_refused_and_create_nothing(app: TestApp) {
+    let cases = [
+        (json!({"email": "not-an-email", "password": "correct horse", "name": "A"}), "email"),
+        (json!({"email": "a@example.com", "password": "short", "name": "A"}), "password"),
+        (json!({"email": "a@example.com", "password": "x".repeat(129), "name": "A"}), "password"),
+        (json!({"email": "a@example.com", "password": "correct horse", "name": "   "}), "name"),
+        (json!({"email": "a@example.com", "password": "correct horse", "name": "A", "role": "admin"}), "role"),
+        (json!({"email": "a@example.com", "password": "correct horse", "name": "A", "role": "wizard"}), "role"),
+        (json!({"email": 42, "password": "correct horse", "name": "A"}), "email"),
+        (json!({"password": "correct horse", "name": "A"}), "email"),
+    ];
+    for (body, field) in cases {
+        let reply = app.post("/api/v1/auth/register", None, &body).await;
+        let problem = reply.assert_problem(422, reply.body["code"].as_str().unwrap_or("?"));
+        assert_eq!(problem["field"], field, "for {body}");
+    }
+    assert_eq!(app.count("users").await, 0);
+}
+
+async fn expired_and_garbage_tokens_get_401(app: TestApp) {
+    app.register("eve@example.com", "buyer").await;
+    let token = app.login("eve@example.com").await;
+    let session = shop::services::accounts::SessionToken::parse(&token).unwrap();
+    app.shop.accounts.expire_session(&session).await.unwrap();
+    app.get("/api/v1/me", Some(&token)).await.assert_problem(401, "invalid_token");
+
+    for garbage in ["garbage", "' OR 1=1 --", &"0".repeat(64)] {
+        app.get("/api/v1/me", Some(garbage)).await.assert_problem(401, "invalid_token");
+        let with_cookie = app.client.get(app.url("/api/v1/me")).header("cookie", format!("nf_session={garbage}")).send().await.unwrap();
+        assert_eq!(with_cookie.status(), 401);
+    }
+    let scheme = app.client.get(app.url("/api/v1/me")).header("authorization", "Basic dXNlcjpwYXNz").send().await.unwrap();
+    assert_eq!(scheme.status(), 401);
+    app.get("/api/v1/me", None).await.assert_problem(401, "unauthenticated");
+    // A garbage cookie does not stop anyone browsing.
+    let browse = app.client.get(app.url("/api/v1/products")).header("cookie", "nf_session=%%%; other=1").send().await.unwrap();
+    assert_eq!(browse.status(), 200);
+}
+
+async fn concurrent_registrations_of_one_email_create_one_account(app: TestApp) {
+    let attempts = (0..20).map(|i| {
+        let app = &app;
+        async move { app.post("/api/v1/auth/register", None, &json!({"email": "race@example.com", "password": "correct horse", "name": format!("Racer {i}")})).await }
+    });
+    let replies = join_all(attempts).await;
+    let created = replies.iter().filter(|r| r.status == 201).count();
+    let taken = replies.iter().filter(|r| r.status == 409 && r.body["code"] == "email_taken").count();
+    assert_eq!((created, taken), (1, 19), "{:?}", replies.iter().map(|r| &r.text).collect::<Vec<_>>());
+    assert_eq!(app.count("users").await, 1);
+}

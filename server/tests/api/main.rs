@@ -1,0 +1,9 @@
+//! API tests: the real server, in-process, on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod accounts;
+mod catalog;
+mod errors;
+mod operations;
+mod pages;

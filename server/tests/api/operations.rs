@@ -1,0 +1,34 @@
+use crate::helpers::TestApp;
+
+crate::on_both_backends!(health_answers_when_the_databases_do, the_openapi_document_covers_every_route);
+
+async fn health_answers_when_the_databases_do(app: TestApp) {
+    let reply = app.get("/healthz", None).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.text, "ok");
+    app.shop.databases.shards[0].pool().close().await;
+    app.get("/healthz", None).await.assert_problem(503, "database_unavailable");
+}
+
+async fn the_openapi_document_covers_every_route(app: TestApp) {
+    let reply = app.get("/api/v1/openapi.json", None).await;
+    assert_eq!(reply.status, 200);
+    let paths = reply.body["paths"].as_object().expect("paths");
+    let expected = [
+        ("/healthz", "get"),
+        ("/api/v1/openapi.json", "get"),
+        ("/api/v1/auth/register", "post"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/me", "get"),
+        ("/api/v1/products", "get"),
+        ("/api/v1/products/{id}", "get"),
+        ("/api/v1/seller/products", "post"),
+        ("/api/v1/seller/products/{id}", "patch"),
+        ("/api/v1/seller/products/{id}/restock", "post"),
+    ];
+    for (path, method) in expected {
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is missing from the OpenAPI document");
+    }
+    assert_eq!(paths.len(), expected.len(), "the document lists routes this test does not know: {:?}", paths.keys().collect::<Vec<_>>());
+}
