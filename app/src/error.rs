@@ -8,14 +8,16 @@ use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct AppError {
+    /// The HTTP status the server answered with.
+    pub status: u16,
     pub code: String,
     pub message: String,
     pub field: Option<String>,
 }
 
 impl AppError {
-    pub fn new(code: &str, message: impl Into<String>) -> Self {
-        Self { code: code.to_owned(), message: message.into(), field: None }
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        Self { status, code: code.to_owned(), message: message.into(), field: None }
     }
 
     pub fn is_not_found(&self) -> bool {
@@ -26,15 +28,18 @@ impl AppError {
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
-    /// Transport failures (network down, server gone) arrive here on the client.
+    /// Failures outside the function body: on the server, arguments that do not
+    /// decode (a 400, the caller's fault); on the client, a network that is down.
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        let message = match value {
-            ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => {
-                "We could not reach the shop. Check your connection and try again.".to_owned()
+        match value {
+            ServerFnErrorErr::Args(_) | ServerFnErrorErr::MissingArg(_) | ServerFnErrorErr::Deserialization(_) => {
+                Self::new(400, "bad_request", "The form was incomplete or malformed. Please reload the page and try again.")
             }
-            _ => "Something went wrong on our side. Please try again.".to_owned(),
-        };
-        Self::new("request_failed", message)
+            ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => {
+                Self::new(503, "request_failed", "We could not reach the shop. Check your connection and try again.")
+            }
+            _ => Self::new(500, "request_failed", "Something went wrong on our side. Please try again."),
+        }
     }
 }
 
@@ -43,7 +48,7 @@ impl From<shop::domain::FieldError> for AppError {
         let label = error.field.replace('_', " ");
         let mut label_chars = label.chars();
         let label = label_chars.next().map(|c| c.to_uppercase().chain(label_chars).collect::<String>()).unwrap_or_default();
-        Self { code: "validation_failed".to_owned(), message: format!("{label} {}", error.message), field: Some(error.field) }
+        Self { status: 422, code: "validation_failed".to_owned(), message: format!("{label} {}", error.message), field: Some(error.field) }
     }
 }
 
@@ -54,9 +59,9 @@ impl From<shop::ShopError> for AppError {
             shop::ShopError::Invalid(field) => field.into(),
             shop::ShopError::Internal(ref inner) => {
                 tracing::error!(error = ?inner, "server function failed");
-                Self::new(error.code(), "Something went wrong on our side. Please try again.")
+                Self::new(500, error.code(), "Something went wrong on our side. Please try again.")
             }
-            other => Self::new(other.code(), capitalise(&other.to_string())),
+            other => Self::new(other.http_status(), other.code(), capitalise(&other.to_string())),
         }
     }
 }

@@ -15,7 +15,7 @@ mod ssr {
     use shop::services::accounts::SessionToken;
 
     pub fn shop() -> Result<Shop, AppError> {
-        use_context::<Shop>().ok_or_else(|| AppError::new("internal", "The shop is not available right now."))
+        use_context::<Shop>().ok_or_else(|| AppError::new(503, "unavailable", "The shop is not available right now."))
     }
 
     pub fn cookie_policy() -> CookiePolicy {
@@ -51,26 +51,26 @@ mod ssr {
     }
 }
 
-#[server(prefix = "/fn")]
+#[server(prefix = "/fn", endpoint = "current_user")]
 pub async fn current_user() -> Result<Option<User>, AppError> {
     ssr::caller().await
 }
 
-#[server(prefix = "/fn")]
+#[server(prefix = "/fn", endpoint = "list_products")]
 pub async fn list_products(cursor: Option<String>) -> Result<Page<Product>, AppError> {
     use shop::catalog::{Cursor, PageLimit};
     let cursor = cursor.filter(|c| !c.is_empty()).map(|c| Cursor::decode("cursor", &c)).transpose()?;
     Ok(ssr::shop()?.catalog.list(cursor, PageLimit::DEFAULT).await?)
 }
 
-#[server(prefix = "/fn")]
+#[server(prefix = "/fn", endpoint = "get_product")]
 pub async fn get_product(id: String) -> Result<Product, AppError> {
     // An id that cannot be one is simply a product that does not exist.
     let id = id.parse::<shop::domain::ProductId>().map_err(|_| AppError::from(shop::ShopError::NotFound("product")))?;
     Ok(ssr::shop()?.catalog.get(id).await?)
 }
 
-#[server(prefix = "/fn")]
+#[server(prefix = "/fn", endpoint = "sign_in")]
 pub async fn sign_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
     use shop::domain::{Email, Password};
     let email = Email::parse("email", &email)?;
@@ -81,7 +81,7 @@ pub async fn sign_in(email: String, password: String, next: Option<String>) -> R
     Ok(())
 }
 
-#[server(prefix = "/fn")]
+#[server(prefix = "/fn", endpoint = "register")]
 pub async fn register(email: String, password: String, name: String, role: String) -> Result<(), AppError> {
     use shop::domain::{Email, Password, PersonName, Role};
     use shop::services::accounts::NewAccount;
@@ -99,7 +99,7 @@ pub async fn register(email: String, password: String, name: String, role: Strin
     Ok(())
 }
 
-#[server(prefix = "/fn")]
+#[server(prefix = "/fn", endpoint = "sign_out")]
 pub async fn sign_out() -> Result<(), AppError> {
     if let Some(token) = ssr::session_token() {
         ssr::shop()?.accounts.sign_out(&token).await?;

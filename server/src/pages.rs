@@ -1,26 +1,27 @@
 //! Wires the Leptos app into the router: server-rendered pages, server
-//! functions under `/fn/`, static assets, and the 404 page for everything else.
+//! functions under `/fn/` (registered by `leptos_routes` at their own paths),
+//! static assets, and the 404 page for everything else.
 
 use crate::state::AppState;
 use app::{App, shell};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::response::IntoResponse;
-use axum::routing::post;
+use app::error::AppError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use leptos::prelude::provide_context;
-use leptos_axum::{LeptosRoutes, generate_route_list, handle_server_fns_with_context};
+use leptos_axum::{LeptosRoutes, generate_route_list};
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let routes = generate_route_list(App);
     let context = page_context(state);
     Router::new()
-        .route("/fn/{*name}", post(server_function).get(server_function))
         .leptos_routes_with_context(state, routes, context.clone(), {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
+        .layer(axum::middleware::map_response(server_function_status))
 }
 
 /// What pages and server functions may `use_context` for.
@@ -33,6 +34,22 @@ fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static +
     }
 }
 
-async fn server_function(State(state): State<AppState>, request: Request<Body>) -> impl IntoResponse {
-    handle_server_fns_with_context(page_context(&state), request).await
+/// Leptos answers every failed server-function call with 500; ours carry their
+/// real status (422, 401, 409, 400, ...) in the encoded [`AppError`], which is
+/// applied here, once for all functions: bad input is never a 5xx.
+async fn server_function_status(response: Response) -> Response {
+    if !response.headers().contains_key(SERVER_FN_ERROR_HEADER) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_ERROR_BYTES).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if let Some(status) = serde_json::from_slice::<AppError>(&bytes).ok().and_then(|e| StatusCode::from_u16(e.status).ok()) {
+        parts.status = status;
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
+
+const SERVER_FN_ERROR_HEADER: &str = "serverfnerror";
+const MAX_ERROR_BYTES: usize = 64 * 1024;

@@ -54,4 +54,20 @@ impl ShopError {
     }
 }
 
+impl ShopError {
+    /// The HTTP status both doors answer with. Only [`ShopError::Internal`] is a 5xx:
+    /// everything a caller can cause is a 4xx.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ShopError::Invalid(_) => 422,
+            ShopError::NotFound(_) => 404,
+            ShopError::EmailTaken | ShopError::StaleVersion { .. } => 409,
+            ShopError::InvalidCredentials | ShopError::Unauthenticated => 401,
+            ShopError::Forbidden => 403,
+            ShopError::TooManyAttempts { .. } => 429,
+            ShopError::Internal(_) => 500,
+        }
+    }
+}
+
 pub type ShopResult<T> = Result<T, ShopError>;

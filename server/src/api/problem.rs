@@ -57,28 +57,20 @@ impl Problem {
 
 impl From<ShopError> for Problem {
     fn from(error: ShopError) -> Self {
-        let code = error.code();
+        let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut problem = Problem::new(status, error.code(), error.to_string());
         match error {
-            ShopError::Invalid(field) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, field.to_string()).with_field(field.field),
-            ShopError::NotFound(what) => Problem::not_found(what),
-            ShopError::EmailTaken => Problem::new(StatusCode::CONFLICT, code, error.to_string()).with_field("email"),
-            ShopError::StaleVersion { current_version } => {
-                let mut problem = Problem::new(StatusCode::CONFLICT, code, error.to_string());
-                problem.current = Some(serde_json::json!({ "version": current_version }));
-                problem
-            }
-            ShopError::InvalidCredentials | ShopError::Unauthenticated => Problem::new(StatusCode::UNAUTHORIZED, code, error.to_string()),
-            ShopError::Forbidden => Problem::new(StatusCode::FORBIDDEN, code, error.to_string()),
-            ShopError::TooManyAttempts { retry_after_secs } => {
-                let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, code, error.to_string());
-                problem.retry_after_secs = Some(retry_after_secs);
-                problem
-            }
+            ShopError::Invalid(field) => problem = problem.with_field(field.field),
+            ShopError::EmailTaken => problem = problem.with_field("email"),
+            ShopError::StaleVersion { current_version } => problem.current = Some(serde_json::json!({ "version": current_version })),
+            ShopError::TooManyAttempts { retry_after_secs } => problem.retry_after_secs = Some(retry_after_secs),
             ShopError::Internal(inner) => {
                 tracing::error!(error = ?inner, "request failed");
-                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, code, "something went wrong on our side; it has been logged")
+                problem.detail = "something went wrong on our side; it has been logged".to_owned();
             }
+            ShopError::NotFound(_) | ShopError::InvalidCredentials | ShopError::Unauthenticated | ShopError::Forbidden => {}
         }
+        problem
     }
 }
 

@@ -2,7 +2,40 @@
 
 use crate::helpers::TestApp;
 
-crate::on_both_backends!(product_pages_render_price_and_stock_and_unknown_pages_are_404);
+crate::on_both_backends!(
+    product_pages_render_price_and_stock_and_unknown_pages_are_404,
+    failed_form_submissions_answer_4xx_never_500,
+);
+
+async fn failed_form_submissions_answer_4xx_never_500(app: TestApp) {
+    app.register("form@example.com", "buyer").await;
+    let cases = [
+        ("/fn/sign_in", "email=form%40example.com&password=wrong-password", 401, "invalid_credentials"),
+        ("/fn/sign_in", "email=not-an-email&password=whatever", 422, "validation_failed"),
+        ("/fn/sign_in", "email=form%40example.com", 400, "bad_request"),
+        ("/fn/sign_in", "%%%garbage", 400, "bad_request"),
+        ("/fn/register", "email=form%40example.com&password=long+enough&name=Again&role=buyer", 409, "email_taken"),
+        ("/fn/register", "email=new%40example.com&password=short&name=New&role=buyer", 422, "validation_failed"),
+        ("/fn/register", "email=new%40example.com&password=long+enough&name=New&role=admin", 422, "validation_failed"),
+        ("/fn/get_product", "id=abc", 404, "not_found"),
+    ];
+    for (path, form, status, code) in cases {
+        let reply = app
+            .client
+            .post(app.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(form)
+            .send()
+            .await
+            .unwrap();
+        let reply = crate::helpers::Reply::read(reply).await;
+        assert_eq!(reply.status.as_u16(), status, "{path} {form}: {}", reply.text);
+        assert_eq!(reply.body["code"], code, "{path} {form}: {}", reply.text);
+    }
+    assert_eq!(app.count("users").await, 1);
+    assert_eq!(app.count("sessions").await, 0);
+}
 
 async fn product_pages_render_price_and_stock_and_unknown_pages_are_404(app: TestApp) {
     let (seller, _) = app.signed_in("s@example.com", "seller").await;
