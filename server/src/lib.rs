@@ -63,21 +63,23 @@ impl Application {
     }
 }
 
-/// Leptos reads most options from variables cargo-leptos sets; a release binary
-/// started by hand has none, so fill in what the build implies.
+/// Leptos reads most options from variables cargo-leptos sets when it runs the
+/// server; a release binary started by hand has none, so infer them from the build.
 fn leptos_options(settings: &Settings) -> anyhow::Result<LeptosOptions> {
     let mut options = leptos::config::get_configuration(None).context("reading Leptos options")?.leptos_options;
     if options.output_name.is_empty() {
         options.output_name = "ninefold".into();
     }
     options.site_addr = settings.addr;
-    // Outside `cargo leptos watch` there is no live-reload server to connect to.
+    // Live reload only exists under `cargo leptos watch`.
     if std::env::var_os("LEPTOS_ENV").is_none() {
-        options.env = leptos::config::Env::PROD;
+        options.env = if std::env::var_os("LEPTOS_WATCH").is_some() { leptos::config::Env::DEV } else { leptos::config::Env::PROD };
     }
     // cargo-leptos writes the hashed asset names beside the binary when it hashes them.
-    let hash_file = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join(options.hash_file.as_ref())));
-    options.hash_files = hash_file.is_some_and(|path| path.exists());
+    if std::env::var_os("LEPTOS_HASH_FILES").is_none() {
+        let exe_dir = std::env::current_exe().ok().and_then(|exe| exe.parent().map(std::path::Path::to_path_buf));
+        options.hash_files = exe_dir.is_some_and(|dir| dir.join(options.hash_file.as_ref()).exists());
+    }
     Ok(options)
 }
 
