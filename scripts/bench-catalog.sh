@@ -21,6 +21,7 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; r
 trap cleanup EXIT
 
 ensure_rust_tools
+ensure_wasm_opt
 ensure_debian_packages "wrk:wrk"
 log "building the release"
 cargo leptos build --release >/dev/null 2>&1 || cargo leptos build --release

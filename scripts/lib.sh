@@ -55,6 +55,16 @@ ensure_debian_packages() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# wasm-opt for `cargo leptos build --release`, from npm's binaryen (see tools/package.json).
+ensure_wasm_opt() {
+  local dir; dir="$(repo_root)/tools"
+  if [ ! -x "$dir/node_modules/.bin/wasm-opt" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "installing wasm-opt (binaryen) from npm"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  export PATH="$dir/node_modules/.bin:$PATH"
+}
+
 ensure_playwright() {
   local dir; dir="$(repo_root)/end2end"
   # Reinstall only when the lock file changed since the last install.

@@ -7,6 +7,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$(repo_root)"
 
 ensure_rust_tools
+ensure_wasm_opt
 log "building the release (first time: several minutes)"
 cargo leptos build --release
 log "serving on http://${NINEFOLD_ADDR:-127.0.0.1:3000}  (Ctrl-C stops)"

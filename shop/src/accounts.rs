@@ -17,8 +17,3 @@ pub struct User {
     pub role: Role,
 }
 
-impl User {
-    pub fn is_seller(&self) -> bool {
-        matches!(self.role, Role::Seller | Role::Admin)
-    }
-}

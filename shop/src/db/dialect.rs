@@ -34,18 +34,9 @@ impl Backend {
 pub fn write_transaction_begin(backend: Backend) -> Option<&'static str> {
     match backend {
         Backend::Sqlite => Some("BEGIN IMMEDIATE"),
-        // PostgreSQL locks rows, not the database; conditional UPDATEs and
-        // `FOR UPDATE` (see `lock_rows`) give the ordering we need.
+        // PostgreSQL locks rows, not the database: conditional UPDATEs give the
+        // ordering we need without a database-wide lock.
         Backend::Postgres => None,
-    }
-}
-
-/// The clause that locks the rows a `SELECT` in a write transaction reads. SQLite
-/// already holds the database write lock from `BEGIN IMMEDIATE`.
-pub fn lock_rows(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "",
-        Backend::Postgres => " FOR UPDATE",
     }
 }
 

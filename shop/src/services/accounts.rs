@@ -220,14 +220,6 @@ impl Accounts {
         row.as_ref().map(user_from_row).transpose()
     }
 
-    pub async fn user_by_email(&self, email: &Email) -> ShopResult<Option<User>> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"))
-            .bind(email.as_str())
-            .fetch_optional(self.db.pool())
-            .await?;
-        row.as_ref().map(user_from_row).transpose()
-    }
-
     /// Removes sessions past their expiry; run periodically by a worker.
     pub async fn delete_expired_sessions(&self) -> ShopResult<u64> {
         let done = sqlx::query("DELETE FROM sessions WHERE expires_at_ms <= $1").bind(now_ms()).execute(self.db.pool()).await?;
