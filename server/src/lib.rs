@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod page_cache;
 pub mod pages;
 pub mod state;
 pub mod telemetry;

@@ -22,6 +22,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         })
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
         .layer(axum::middleware::map_response(server_function_status))
+        .layer(axum::middleware::from_fn_with_state(crate::page_cache::PageCache::new(), crate::page_cache::serve_cached))
 }
 
 /// What pages and server functions may `use_context` for.

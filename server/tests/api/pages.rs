@@ -5,7 +5,29 @@ use crate::helpers::TestApp;
 crate::on_both_backends!(
     product_pages_render_price_and_stock_and_unknown_pages_are_404,
     failed_form_submissions_answer_4xx_never_500,
+    anonymous_pages_are_cached_briefly_and_signed_in_pages_never,
 );
+
+async fn anonymous_pages_are_cached_briefly_and_signed_in_pages_never(app: TestApp) {
+    let (seller, _) = app.signed_in("s@example.com", "seller").await;
+    let id = app.create_product(&seller, "Kettle", 5000, 4).await["id"].as_i64().unwrap();
+    let path = format!("/products/{id}");
+    let anonymous = || async { app.client.get(app.url(&path)).send().await.unwrap().text().await.unwrap() };
+    assert!(anonymous().await.contains("4 in stock"));
+    app.post(&format!("/api/v1/seller/products/{id}/restock"), Some(&seller), &serde_json::json!({"quantity": 5})).await;
+
+    // A shopper with a session always gets a fresh render, and it never leaks to others.
+    app.register("b@example.com", "buyer").await;
+    let token = app.login("b@example.com").await;
+    let signed_in = app.client.get(app.url(&path)).header("cookie", format!("nf_session={token}")).send().await.unwrap().text().await.unwrap();
+    assert!(signed_in.contains("9 in stock"));
+    assert!(signed_in.contains("signed-in-as"));
+    assert!(!anonymous().await.contains("signed-in-as"));
+
+    // The anonymous copy catches up within the cache's lifetime.
+    tokio::time::sleep(server::page_cache::TTL + std::time::Duration::from_millis(200)).await;
+    assert!(anonymous().await.contains("9 in stock"));
+}
 
 async fn failed_form_submissions_answer_4xx_never_500(app: TestApp) {
     app.register("form@example.com", "buyer").await;
