@@ -71,7 +71,7 @@ PY
 
 printf '\nmachine: %s, %s cores; wrk -t%s -c%s -d%s; %s\n\n' "$(uname -m)" "$(nproc)" "$threads" "$connections" "$duration" "$(date -u +%Y-%m-%dT%H:%MZ)"
 printf '| %-28s | %10s | %8s | %8s | %10s | %8s | %8s | %7s |\n' "target" "req/s" "p50 ms" "p99 ms" "ref req/s" "ref p50" "ref p99" "ratio"
-printf '|%s|\n' "----------------------------|------------|----------|----------|------------|----------|----------|---------"
+printf '|%s|\n' "------------------------------|------------|----------|----------|------------|----------|----------|---------"
 for i in "${!paths[@]}"; do
   read -r rps p50 p99 bad < <(measure "http://127.0.0.1:$app_port${paths[$i]}")
   read -r rrps rp50 rp99 _ < <(measure "http://127.0.0.1:$ref_port${paths[$i]}")
