@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod catalog;
 pub mod domain;
+pub mod orders;
 
 #[cfg(feature = "server")]
 pub mod clock;
