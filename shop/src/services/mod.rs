@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod catalog;
+pub mod order_ids;
 
 use crate::db::{DatabaseConfig, Databases};
 pub use accounts::Accounts;

@@ -1,0 +1,75 @@
+//! Order id blocks on a real database: concurrent allocators (standing in for
+//! several servers) never hand out the same id. Runs on SQLite, and on PostgreSQL
+//! when NINEFOLD_TEST_PG_URL names a server.
+
+use shop::db::{DatabaseUrl, Databases};
+use shop::domain::UserId;
+use shop::orders::OrderId;
+use shop::services::order_ids::OrderIdAllocator;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+async fn allocate_concurrently(databases: Databases) {
+    const SERVERS: usize = 6;
+    const TASKS_PER_SERVER: usize = 4;
+    const IDS_PER_TASK: usize = 120;
+    let servers: Vec<_> = (0..SERVERS).map(|_| Arc::new(OrderIdAllocator::new(databases.main.clone(), 37))).collect();
+    let mut tasks = Vec::new();
+    for (s, server) in servers.iter().enumerate() {
+        for t in 0..TASKS_PER_SERVER {
+            let server = server.clone();
+            tasks.push(tokio::spawn(async move {
+                let buyer = UserId::from_sequence((s * TASKS_PER_SERVER + t + 1) as i64);
+                let mut ids = Vec::with_capacity(IDS_PER_TASK);
+                for _ in 0..IDS_PER_TASK {
+                    ids.push(server.next(buyer).await.unwrap());
+                }
+                (buyer, ids)
+            }));
+        }
+    }
+    let mut all = HashSet::new();
+    let mut sequences = HashSet::new();
+    for task in tasks {
+        let (buyer, ids) = task.await.unwrap();
+        for id in ids {
+            assert_eq!(id.suffix(), buyer.shard_suffix());
+            assert_eq!(id.to_string().len(), 19);
+            assert!(all.insert(id), "{id} handed out twice");
+            assert!(sequences.insert(id.sequence()), "sequence {} handed out twice", id.sequence());
+        }
+    }
+    assert_eq!(all.len(), SERVERS * TASKS_PER_SERVER * IDS_PER_TASK);
+    assert!(all.iter().all(|id| id.sequence() >= OrderId::FIRST_SEQUENCE));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_allocators_never_share_an_id_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let databases = Databases::connect_and_migrate(&shop::db::DatabaseConfig::sqlite_in(dir.path(), 1)).await.unwrap();
+    allocate_concurrently(databases).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_allocators_never_share_an_id_on_postgres() {
+    let Ok(admin_url) = std::env::var("NINEFOLD_TEST_PG_URL") else {
+        assert!(std::env::var_os("NINEFOLD_TEST_REQUIRE_PG").is_none(), "NINEFOLD_TEST_PG_URL is required here");
+        eprintln!("skipped: set NINEFOLD_TEST_PG_URL to run the PostgreSQL variant");
+        return;
+    };
+    use sqlx::Connection;
+    let name = format!("nf_ids_{}", std::process::id());
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+    let url = format!("{}/{name}", &admin_url[..admin_url.rfind('/').unwrap()]);
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    for schema in ["main", "shard_0", "archive"] {
+        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.unwrap();
+    }
+    // Each role in its own schema of one database, as the API tests do.
+    let role = |schema: &str| DatabaseUrl::new(format!("{url}?options[search_path]={schema}"));
+    let config = shop::db::DatabaseConfig { main: role("main"), shards: vec![role("shard_0")], archive: role("archive") };
+    let databases = Databases::connect_and_migrate(&config).await.unwrap();
+    allocate_concurrently(databases).await;
+}
