@@ -48,6 +48,10 @@ struct FileDatabases {
 }
 
 impl Settings {
+    pub fn shop_settings(&self) -> shop::services::ShopSettings {
+        shop::services::ShopSettings { hold_ttl_ms: self.hold_ttl_secs as i64 * 1000, ..Default::default() }
+    }
+
     /// Reads the process environment (and the file it names).
     pub fn from_env() -> anyhow::Result<Self> {
         Self::from_lookup(|key| std::env::var(key).ok())

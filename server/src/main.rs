@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => server::run(settings).await,
         Command::Migrate => {
-            let shop = shop::Shop::open(&settings.databases).await?;
+            let shop = shop::Shop::open(&settings.databases, &settings.shop_settings()).await?;
             shop.databases.close().await;
             tracing::info!("all databases migrated");
             Ok(())

@@ -26,6 +26,15 @@ pub enum ShopError {
     /// Repeated failed sign-ins: the account is cooling down.
     #[error("too many failed sign-ins; try again in {retry_after_secs} seconds")]
     TooManyAttempts { retry_after_secs: u64 },
+    /// Not enough stock for a line; nothing was taken for any line.
+    #[error("not enough stock of product {product_id} for this order; nothing was taken")]
+    InsufficientStock { product_id: i64 },
+    /// The checkout token is unknown, expired, someone else's, or for another order.
+    #[error("this checkout is no longer valid; open the checkout again")]
+    InvalidCheckoutToken,
+    /// The order is not in a state that allows this.
+    #[error("the order is {status}, so this cannot be done")]
+    InvalidTransition { status: &'static str },
     /// A bug or an outage; details are logged, never shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -49,6 +58,9 @@ impl ShopError {
             ShopError::Unauthenticated => "unauthenticated",
             ShopError::Forbidden => "forbidden",
             ShopError::TooManyAttempts { .. } => "too_many_attempts",
+            ShopError::InsufficientStock { .. } => "insufficient_stock",
+            ShopError::InvalidCheckoutToken => "invalid_checkout_token",
+            ShopError::InvalidTransition { .. } => "invalid_transition",
             ShopError::Internal(_) => "internal",
         }
     }
@@ -61,7 +73,11 @@ impl ShopError {
         match self {
             ShopError::Invalid(_) => 422,
             ShopError::NotFound(_) => 404,
-            ShopError::EmailTaken | ShopError::StaleVersion { .. } => 409,
+            ShopError::EmailTaken
+            | ShopError::StaleVersion { .. }
+            | ShopError::InsufficientStock { .. }
+            | ShopError::InvalidCheckoutToken
+            | ShopError::InvalidTransition { .. } => 409,
             ShopError::InvalidCredentials | ShopError::Unauthenticated => 401,
             ShopError::Forbidden => 403,
             ShopError::TooManyAttempts { .. } => 429,

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod catalog;
 pub mod domain;
 pub mod orders;
+pub mod snapshot;
 
 #[cfg(feature = "server")]
 pub mod clock;

@@ -205,3 +205,127 @@ mod tests {
         assert_eq!(ShardMap::even(4), ShardMap::from_starts(vec![0, 250_000, 500_000, 750_000]).unwrap());
     }
 }
+
+/// Where an order is in its life. Transitions are conditional updates on the
+/// current status, so two racing transitions cannot both win.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub enum OrderStatus {
+    PendingPayment,
+    Paid,
+    Shipped,
+    Completed,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 5] = [Self::PendingPayment, Self::Paid, Self::Shipped, Self::Completed, Self::Cancelled];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PendingPayment => "pending_payment",
+            Self::Paid => "paid",
+            Self::Shipped => "shipped",
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw).ok_or_else(|| FieldError::new(field, "is not an order status"))
+    }
+}
+
+/// One line of a checkout: a product and how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct LineRequest {
+    #[cfg_attr(feature = "server", schema(value_type = i64))]
+    pub product_id: crate::domain::ProductId,
+    #[cfg_attr(feature = "server", schema(value_type = i64))]
+    pub quantity: crate::domain::Quantity,
+}
+
+/// Where to send an order. Every field is bounded; `line2` may be empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct ShippingAddress {
+    pub name: String,
+    pub line1: String,
+    #[serde(default)]
+    pub line2: String,
+    pub city: String,
+    pub postal_code: String,
+    pub country: String,
+}
+
+impl ShippingAddress {
+    /// Trims every field and checks its length; `field` prefixes the names in errors.
+    pub fn parse(raw: ShippingAddress) -> Result<Self, FieldError> {
+        let bounded = |name: &str, value: &str, min: usize, max: usize| -> Result<String, FieldError> {
+            let value = value.trim();
+            let chars = value.chars().count();
+            let field = format!("shipping_address.{name}");
+            if chars < min {
+                return Err(FieldError::new(&field, "must not be empty"));
+            }
+            if chars > max || value.chars().any(char::is_control) {
+                return Err(FieldError::new(&field, format!("must be at most {max} characters, on one line")));
+            }
+            Ok(value.to_owned())
+        };
+        Ok(Self {
+            name: bounded("name", &raw.name, 1, 100)?,
+            line1: bounded("line1", &raw.line1, 1, 200)?,
+            line2: bounded("line2", &raw.line2, 0, 200)?,
+            city: bounded("city", &raw.city, 1, 100)?,
+            postal_code: bounded("postal_code", &raw.postal_code, 1, 20)?,
+            country: bounded("country", &raw.country, 2, 60)?,
+        })
+    }
+}
+
+/// A line of a placed order, with the price it was sold at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct OrderLine {
+    #[cfg_attr(feature = "server", schema(value_type = i64))]
+    pub product_id: crate::domain::ProductId,
+    #[cfg_attr(feature = "server", schema(value_type = i64))]
+    pub seller_id: UserId,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
+    pub snapshot_digest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct Order {
+    #[cfg_attr(feature = "server", schema(value_type = String, example = "1000000000001777778"))]
+    pub id: OrderId,
+    #[cfg_attr(feature = "server", schema(value_type = i64))]
+    pub buyer_id: UserId,
+    pub status: OrderStatus,
+    pub lines: Vec<OrderLine>,
+    pub total_cents: i64,
+    /// RFC 3339.
+    pub created_at: String,
+    /// While stock is reserved for an unpaid order: when the hold lapses (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_expires_at: Option<String>,
+    pub shipping_address: ShippingAddress,
+}
+
+/// What the checkout page (or `POST /api/v1/checkout`) hands the buyer: the order's
+/// id, allocated now, and the one-time token that places it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct Checkout {
+    #[cfg_attr(feature = "server", schema(value_type = String))]
+    pub order_id: OrderId,
+    pub checkout_token: String,
+    pub expires_at: String,
+    pub lines: Vec<LineRequest>,
+    pub total_cents: i64,
+}

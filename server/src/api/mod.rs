@@ -4,6 +4,7 @@
 
 mod accounts;
 mod catalog;
+mod orders;
 pub mod extract;
 pub mod problem;
 
@@ -35,7 +36,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// The operational routes and the `/api/v1` tree, with the OpenAPI document built from them.
 pub fn router() -> OpenApiRouter<AppState> {
-    let v1 = OpenApiRouter::new().merge(accounts::router()).merge(catalog::router()).routes(routes!(openapi_document));
+    let v1 = OpenApiRouter::new().merge(accounts::router()).merge(catalog::router()).merge(orders::router()).routes(routes!(openapi_document));
     OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(healthz)).nest("/api/v1", v1)
 }
 

@@ -68,7 +68,13 @@ impl From<ShopError> for Problem {
                 tracing::error!(error = ?inner, "request failed");
                 problem.detail = "something went wrong on our side; it has been logged".to_owned();
             }
-            ShopError::NotFound(_) | ShopError::InvalidCredentials | ShopError::Unauthenticated | ShopError::Forbidden => {}
+            ShopError::NotFound(_)
+            | ShopError::InvalidCredentials
+            | ShopError::Unauthenticated
+            | ShopError::Forbidden
+            | ShopError::InsufficientStock { .. }
+            | ShopError::InvalidCheckoutToken
+            | ShopError::InvalidTransition { .. } => {}
         }
         problem
     }

@@ -6,4 +6,5 @@ mod accounts;
 mod catalog;
 mod errors;
 mod operations;
+mod orders;
 mod pages;

@@ -36,7 +36,7 @@ pub struct SessionToken(String);
 impl SessionToken {
     const BYTES: usize = 32;
 
-    fn generate() -> ShopResult<Self> {
+    pub(crate) fn generate() -> ShopResult<Self> {
         let mut bytes = [0u8; Self::BYTES];
         getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a session token: {e}"))?;
         Ok(Self(hex::encode(bytes)))
@@ -53,7 +53,7 @@ impl SessionToken {
         &self.0
     }
 
-    fn sha256(&self) -> String {
+    pub(crate) fn sha256(&self) -> String {
         hex::encode(Sha256::digest(self.0.as_bytes()))
     }
 }

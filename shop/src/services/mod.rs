@@ -4,10 +4,12 @@
 pub mod accounts;
 pub mod catalog;
 pub mod order_ids;
+pub mod orders;
 
 use crate::db::{DatabaseConfig, Databases};
 pub use accounts::Accounts;
 pub use catalog::Catalog;
+pub use orders::Orders;
 
 /// Everything a request handler needs, cheap to clone (pools are reference-counted).
 #[derive(Clone, Debug)]
@@ -15,15 +17,34 @@ pub struct Shop {
     pub databases: Databases,
     pub accounts: Accounts,
     pub catalog: Catalog,
+    pub orders: Orders,
+}
+
+/// Settings the services need beyond database URLs.
+#[derive(Debug, Clone)]
+pub struct ShopSettings {
+    /// How long a reservation holds stock.
+    pub hold_ttl_ms: i64,
+    /// How many order ids one server reserves at a time.
+    pub order_id_block: i64,
+}
+
+impl Default for ShopSettings {
+    fn default() -> Self {
+        Self { hold_ttl_ms: 30 * 60 * 1000, order_id_block: order_ids::OrderIdAllocator::DEFAULT_BLOCK_SIZE }
+    }
 }
 
 impl Shop {
     /// Connects to and migrates every database, then wires the services.
-    pub async fn open(config: &DatabaseConfig) -> anyhow::Result<Self> {
+    pub async fn open(config: &DatabaseConfig, settings: &ShopSettings) -> anyhow::Result<Self> {
         let databases = Databases::connect_and_migrate(config).await?;
+        let catalog = Catalog::new(databases.main.clone());
+        let ids = std::sync::Arc::new(order_ids::OrderIdAllocator::new(databases.main.clone(), settings.order_id_block));
         Ok(Self {
             accounts: Accounts::new(databases.main.clone()),
-            catalog: Catalog::new(databases.main.clone()),
+            orders: Orders::new(databases.main.clone(), databases.shards.clone(), catalog.clone(), ids, settings.hold_ttl_ms),
+            catalog,
             databases,
         })
     }

@@ -1,0 +1,17 @@
+-- Stock taken for an order: one row per (order, product), written in the same
+-- transaction as the conditional stock UPDATE it explains. Keyed by order id, so a
+-- retried or concurrent placement of the same order takes its stock exactly once
+-- (the second INSERT ... ON CONFLICT DO NOTHING inserts nothing, and then nothing
+-- is decremented). `on_payment` products are only checked at order time: no row.
+CREATE TABLE stock_takes (
+    order_id           BIGINT NOT NULL,
+    product_id         BIGINT NOT NULL REFERENCES products (id),
+    quantity           BIGINT NOT NULL CHECK (quantity > 0),
+    -- held: counted in stock.reserved until paid or released;
+    -- sold: counted in stock.sold; released: given back to available.
+    state              TEXT NOT NULL CHECK (state IN ('held', 'sold', 'released')),
+    hold_expires_at_ms BIGINT,
+    created_at_ms      BIGINT NOT NULL,
+    PRIMARY KEY (order_id, product_id)
+);
+CREATE INDEX stock_takes_by_state_and_expiry ON stock_takes (state, hold_expires_at_ms);

@@ -1,0 +1,132 @@
+//! `/api/v1/checkout` and `/api/v1/orders`.
+
+use super::extract::{ApiJson, ApiQuery, AuthUser};
+use super::problem::Problem;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use shop::catalog::PageLimit;
+use shop::domain::{ProductId, Quantity};
+use shop::orders::{Checkout, LineRequest, Order, OrderId, OrderStatus, ShippingAddress};
+use shop::services::orders::PlaceOrder;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(open_checkout))
+        .routes(routes!(place_order, list_orders))
+        .routes(routes!(get_order))
+        .routes(routes!(cancel_order))
+}
+
+const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+#[derive(Deserialize, ToSchema)]
+pub struct LineBody {
+    product_id: i64,
+    quantity: i64,
+}
+
+fn parse_lines(lines: Vec<LineBody>) -> Result<Vec<LineRequest>, Problem> {
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, line)| {
+            Ok(LineRequest {
+                product_id: ProductId::parse(&format!("lines[{i}].product_id"), line.product_id)?,
+                quantity: Quantity::parse(&format!("lines[{i}].quantity"), line.quantity)?,
+            })
+        })
+        .collect()
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CheckoutRequest {
+    lines: Vec<LineBody>,
+}
+
+/// Open a checkout: allocates the order id and a one-time token (valid 30 minutes).
+/// Nothing is reserved yet.
+#[utoipa::path(post, path = "/checkout", tag = "orders", security(("bearer" = [])), request_body = CheckoutRequest,
+    responses((status = 201, body = Checkout), (status = 401, body = Problem), (status = 422, body = Problem)))]
+async fn open_checkout(State(state): State<AppState>, caller: AuthUser, ApiJson(body): ApiJson<CheckoutRequest>) -> Result<(StatusCode, Json<Checkout>), Problem> {
+    let checkout = state.shop.orders.open_checkout(&caller.user, parse_lines(body.lines)?).await?;
+    Ok((StatusCode::CREATED, Json(checkout)))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PlaceOrderRequest {
+    /// The 19-digit id from the checkout, as a string.
+    order_id: String,
+    checkout_token: String,
+    lines: Vec<LineBody>,
+    shipping_address: ShippingAddress,
+}
+
+/// Place the order a checkout opened. A replay of the same token and id answers 200
+/// with the same order and `Idempotent-Replayed: true`.
+#[utoipa::path(post, path = "/orders", tag = "orders", security(("bearer" = [])), request_body = PlaceOrderRequest,
+    responses((status = 201, body = Order), (status = 200, description = "a replay: the order already placed", body = Order),
+        (status = 409, description = "invalid_checkout_token or insufficient_stock", body = Problem), (status = 422, body = Problem)))]
+async fn place_order(State(state): State<AppState>, caller: AuthUser, ApiJson(body): ApiJson<PlaceOrderRequest>) -> Result<Response, Problem> {
+    let request = PlaceOrder {
+        order_id: OrderId::parse("order_id", &body.order_id)?,
+        checkout_token: body.checkout_token,
+        lines: parse_lines(body.lines)?,
+        shipping_address: ShippingAddress::parse(body.shipping_address)?,
+    };
+    let placed = state.shop.orders.place(&caller.user, request).await?;
+    Ok(if placed.replayed {
+        (StatusCode::OK, [(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"))], Json(placed.order)).into_response()
+    } else {
+        (StatusCode::CREATED, Json(placed.order)).into_response()
+    })
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct OrdersQuery {
+    status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrderList {
+    items: Vec<Order>,
+    next_cursor: Option<String>,
+}
+
+/// The caller's recent orders, newest first.
+#[utoipa::path(get, path = "/orders", tag = "orders", security(("bearer" = [])), params(OrdersQuery),
+    responses((status = 200, body = OrderList), (status = 401, body = Problem), (status = 422, body = Problem)))]
+async fn list_orders(State(state): State<AppState>, caller: AuthUser, ApiQuery(query): ApiQuery<OrdersQuery>) -> Result<Json<OrderList>, Problem> {
+    let status = query.status.as_deref().filter(|s| !s.is_empty()).map(|s| OrderStatus::parse("status", s)).transpose()?;
+    let after = query.cursor.as_deref().filter(|c| !c.is_empty()).map(|c| OrderId::parse("cursor", c)).transpose()?;
+    let limit = PageLimit::parse("limit", query.limit)?;
+    let page = state.shop.orders.list_mine(&caller.user, status, after, limit).await?;
+    Ok(Json(OrderList { items: page.items, next_cursor: page.next_cursor }))
+}
+
+/// An id in a path that cannot name an order names no order.
+fn order_id(raw: &str) -> Result<OrderId, Problem> {
+    OrderId::parse("id", raw).map_err(|_| Problem::not_found("order"))
+}
+
+/// One of the caller's orders. Someone else's order is 404.
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = Order), (status = 404, body = Problem)))]
+async fn get_order(State(state): State<AppState>, caller: AuthUser, Path(id): Path<String>) -> Result<Json<Order>, Problem> {
+    Ok(Json(state.shop.orders.get(&caller.user, order_id(&id)?).await?))
+}
+
+/// Cancel an unpaid order; its stock is released at once.
+#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = Order), (status = 404, body = Problem), (status = 409, description = "invalid_transition", body = Problem)))]
+async fn cancel_order(State(state): State<AppState>, caller: AuthUser, Path(id): Path<String>) -> Result<Json<Order>, Problem> {
+    Ok(Json(state.shop.orders.cancel(&caller.user, order_id(&id)?).await?))
+}

@@ -1,0 +1,184 @@
+use crate::helpers::TestApp;
+use futures::future::join_all;
+use serde_json::{Value, json};
+use shop::domain::ProductId;
+use std::collections::HashSet;
+
+crate::on_both_backends!(
+    a_buyer_checks_out_places_replays_lists_and_cancels,
+    five_hundred_concurrent_orders_for_fifty_reserved_units_sell_exactly_fifty,
+    five_hundred_concurrent_orders_for_fifty_units_taken_on_order_sell_exactly_fifty,
+    fifty_concurrent_submits_of_one_checkout_make_one_order,
+    bad_checkouts_and_other_peoples_orders_are_refused,
+);
+
+fn address() -> Value {
+    json!({"name": "Ann Buyer", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"})
+}
+
+async fn product(app: &TestApp, stock: i64, mode: &str) -> i64 {
+    let (seller, _) = app.signed_in(&format!("seller-{mode}-{stock}@example.com"), "seller").await;
+    let reply = app.post("/api/v1/seller/products", Some(&seller), &json!({"title": "Widget", "price_cents": 700, "stock": stock, "inventory_mode": mode})).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    reply.body["id"].as_i64().unwrap()
+}
+
+async fn checkout(app: &TestApp, buyer: &str, product_id: i64, quantity: i64) -> Value {
+    let reply = app.post("/api/v1/checkout", Some(buyer), &json!({"lines": [{"product_id": product_id, "quantity": quantity}]})).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    reply.body
+}
+
+fn place_body(checkout: &Value) -> Value {
+    json!({"order_id": checkout["order_id"], "checkout_token": checkout["checkout_token"], "lines": checkout["lines"], "shipping_address": address()})
+}
+
+async fn stock(app: &TestApp, id: i64) -> (shop::catalog::Stock, i64) {
+    app.shop.catalog.stock_totals(ProductId::parse("id", id).unwrap()).await.unwrap()
+}
+
+async fn a_buyer_checks_out_places_replays_lists_and_cancels(app: TestApp) {
+    let id = product(&app, 10, "reserve").await;
+    let (buyer, user) = app.signed_in("ann@example.com", "buyer").await;
+    let opened = checkout(&app, &buyer, id, 3).await;
+    let order_id = opened["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(order_id.len(), 19);
+    assert!(order_id.ends_with(&format!("{:06}", user["id"].as_i64().unwrap() % 1_000_000)));
+    assert_eq!(opened["total_cents"], 2100);
+    assert_eq!(stock(&app, id).await.0.available, 10, "opening a checkout reserves nothing");
+
+    let placed = app.post("/api/v1/orders", Some(&buyer), &place_body(&opened)).await;
+    assert_eq!(placed.status, 201, "{}", placed.text);
+    assert_eq!(placed.body["id"], order_id.as_str());
+    assert_eq!(placed.body["status"], "pending_payment");
+    assert_eq!(placed.body["total_cents"], 2100);
+    assert!(placed.body["hold_expires_at"].is_string());
+    assert_eq!(placed.body["lines"][0]["snapshot_digest"].as_str().unwrap().len(), 32);
+    let (after, _) = stock(&app, id).await;
+    assert_eq!((after.available, after.reserved), (7, 3));
+
+    let replay = app.post("/api/v1/orders", Some(&buyer), &place_body(&opened)).await;
+    assert_eq!(replay.status, 200, "{}", replay.text);
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    assert_eq!(replay.body, placed.body);
+    assert_eq!(stock(&app, id).await.0.reserved, 3, "a replay takes nothing more");
+
+    assert_eq!(app.get(&format!("/api/v1/orders/{order_id}"), Some(&buyer)).await.body, placed.body);
+    let list = app.get("/api/v1/orders", Some(&buyer)).await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(list.body["next_cursor"], Value::Null);
+
+    let cancelled = app.post(&format!("/api/v1/orders/{order_id}/cancel"), Some(&buyer), &json!({})).await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    let (back, received) = stock(&app, id).await;
+    assert_eq!((back.available, back.reserved, received), (10, 0, 10));
+    let again = app.post(&format!("/api/v1/orders/{order_id}/cancel"), Some(&buyer), &json!({})).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(stock(&app, id).await.0.available, 10, "cancelling twice gives back once");
+}
+
+/// 500 attempts from 25 buyers (20 checkouts each) race for 50 units.
+async fn race_for_fifty(app: &TestApp, mode: &str) {
+    let id = product(app, 50, mode).await;
+    let mut buyers = Vec::new();
+    for b in 0..25 {
+        buyers.push(app.signed_in(&format!("racer{b}@example.com"), "buyer").await.0);
+    }
+    let checkouts = join_all((0..500).map(|i| {
+        let buyer = buyers[i % buyers.len()].clone();
+        async move { (buyer.clone(), checkout(app, &buyer, id, 1).await) }
+    }))
+    .await;
+    let placing = join_all(checkouts.iter().map(|(buyer, opened)| async move { app.post("/api/v1/orders", Some(buyer), &place_body(opened)).await }));
+    let watching = async {
+        for _ in 0..50 {
+            let (s, received) = stock(app, id).await;
+            assert!(s.available >= 0 && s.reserved >= 0 && s.sold >= 0);
+            assert_eq!(s.available + s.reserved + s.sold, received, "invariant broken mid-run");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    let (replies, ()) = tokio::join!(placing, watching);
+    let placed = replies.iter().filter(|r| r.status == 201).count();
+    let refused = replies.iter().filter(|r| r.status == 409 && r.body["code"] == "insufficient_stock").count();
+    assert_eq!((placed, refused), (50, 450), "{:?}", replies.iter().find(|r| r.status != 201 && r.status != 409).map(|r| &r.text));
+    let (s, received) = stock(app, id).await;
+    assert_eq!(s.available, 0);
+    assert_eq!(s.available + s.reserved + s.sold, received);
+    assert_eq!(received, 50);
+    match mode {
+        "reserve" => assert_eq!((s.reserved, s.sold), (50, 0)),
+        _ => assert_eq!((s.reserved, s.sold), (0, 50)),
+    }
+}
+
+async fn five_hundred_concurrent_orders_for_fifty_reserved_units_sell_exactly_fifty(app: TestApp) {
+    race_for_fifty(&app, "reserve").await;
+}
+
+async fn five_hundred_concurrent_orders_for_fifty_units_taken_on_order_sell_exactly_fifty(app: TestApp) {
+    race_for_fifty(&app, "on_order").await;
+}
+
+async fn fifty_concurrent_submits_of_one_checkout_make_one_order(app: TestApp) {
+    let id = product(&app, 5, "reserve").await;
+    let (buyer, _) = app.signed_in("clicker@example.com", "buyer").await;
+    let opened = checkout(&app, &buyer, id, 2).await;
+    let body = place_body(&opened);
+    let replies = join_all((0..50).map(|_| app.post("/api/v1/orders", Some(&buyer), &body))).await;
+    assert!(replies.iter().all(|r| r.status == 201 || r.status == 200), "{:?}", replies.iter().map(|r| &r.text).collect::<Vec<_>>());
+    assert_eq!(replies.iter().filter(|r| r.status == 201).count(), 1);
+    let ids: HashSet<_> = replies.iter().map(|r| r.body["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, HashSet::from([opened["order_id"].as_str().unwrap().to_owned()]));
+    let (s, _) = stock(&app, id).await;
+    assert_eq!((s.available, s.reserved), (3, 2), "stock taken once");
+    assert_eq!(app.get("/api/v1/orders", Some(&buyer)).await.body["items"].as_array().unwrap().len(), 1);
+}
+
+async fn bad_checkouts_and_other_peoples_orders_are_refused(app: TestApp) {
+    let id = product(&app, 5, "on_order").await;
+    let other_seller_product = product(&app, 7, "reserve").await;
+    let (buyer, _) = app.signed_in("b1@example.com", "buyer").await;
+    let (stranger, _) = app.signed_in("b2@example.com", "buyer").await;
+
+    for lines in [json!([]), json!([{"product_id": id, "quantity": 0}]), json!([{"product_id": 999999, "quantity": 1}]),
+                  json!([{"product_id": id, "quantity": 1}, {"product_id": id, "quantity": 2}]),
+                  json!([{"product_id": id, "quantity": 1}, {"product_id": other_seller_product, "quantity": 1}]),
+                  json!([{"product_id": id, "quantity": "two"}])] {
+        let reply = app.post("/api/v1/checkout", Some(&buyer), &json!({"lines": lines})).await;
+        assert_eq!(reply.status, 422, "{lines} → {}", reply.text);
+    }
+    app.post("/api/v1/checkout", None, &json!({"lines": [{"product_id": id, "quantity": 1}]})).await.assert_problem(401, "unauthenticated");
+
+    let opened = checkout(&app, &buyer, id, 1).await;
+    let order_id = opened["order_id"].as_str().unwrap();
+    // Someone else's token or order: refused, and nothing taken.
+    app.post("/api/v1/orders", Some(&stranger), &place_body(&opened)).await.assert_problem(409, "invalid_checkout_token");
+    let mut wrong_token = place_body(&opened);
+    wrong_token["checkout_token"] = json!("0".repeat(64));
+    app.post("/api/v1/orders", Some(&buyer), &wrong_token).await.assert_problem(409, "invalid_checkout_token");
+    let mut other_lines = place_body(&opened);
+    other_lines["lines"] = json!([{"product_id": id, "quantity": 2}]);
+    app.post("/api/v1/orders", Some(&buyer), &other_lines).await.assert_problem(409, "invalid_checkout_token");
+    let mut bad_id = place_body(&opened);
+    bad_id["order_id"] = json!(12345);
+    assert_eq!(app.post("/api/v1/orders", Some(&buyer), &bad_id).await.status, 422);
+    let mut no_city = place_body(&opened);
+    no_city["shipping_address"]["city"] = json!("  ");
+    let reply = app.post("/api/v1/orders", Some(&buyer), &no_city).await;
+    assert_eq!((reply.status.as_u16(), reply.body["field"].as_str()), (422, Some("shipping_address.city")), "{}", reply.text);
+    assert_eq!(stock(&app, id).await.0.available, 5);
+
+    let placed = app.post("/api/v1/orders", Some(&buyer), &place_body(&opened)).await;
+    assert_eq!(placed.status, 201, "{}", placed.text);
+    app.get(&format!("/api/v1/orders/{order_id}"), Some(&stranger)).await.assert_problem(404, "not_found");
+    app.post(&format!("/api/v1/orders/{order_id}/cancel"), Some(&stranger), &json!({})).await.assert_problem(404, "not_found");
+    for path in ["/api/v1/orders/abc", "/api/v1/orders/1", "/api/v1/orders/99999999999999999999"] {
+        app.get(path, Some(&buyer)).await.assert_problem(404, "not_found");
+    }
+    // Too much stock: 409, and nothing taken.
+    let greedy = checkout(&app, &buyer, id, 5).await;
+    app.post("/api/v1/orders", Some(&buyer), &place_body(&greedy)).await.assert_problem(409, "insufficient_stock");
+    assert_eq!(stock(&app, id).await.0.available, 4);
+}

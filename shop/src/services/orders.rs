@@ -1,0 +1,426 @@
+//! Checkout and orders (DESIGN.md failure modes 1, 4 and 9).
+//!
+//! Placing an order spans two databases: stock lives in `main`, the order on the
+//! buyer's shard. It is two local transactions, each idempotent, in this order:
+//!
+//! 1. `main`: for each line, insert a `stock_takes` row keyed by (order, product)
+//!    and, only if that insert happened, move the stock with one conditional
+//!    UPDATE. A retry or a concurrent submit of the same order inserts nothing and
+//!    moves nothing. Any line short of stock rolls the whole transaction back.
+//! 2. the shard: consume the checkout token (a conditional UPDATE from unconsumed)
+//!    and insert the order under its pre-allocated id, in one transaction. Whoever
+//!    loses the race to consume replays the order the winner created.
+//!
+//! A crash between 1 and 2 leaves stock taken for an order that does not exist;
+//! the hold-expiry worker releases such takes once their checkout has expired.
+
+use crate::accounts::User;
+use crate::catalog::{Page, PageLimit, Product};
+use crate::clock::{now_ms, rfc3339};
+use crate::db::Db;
+use crate::domain::{FieldError, InventoryMode, ProductId, UserId};
+use crate::error::{ShopError, ShopResult};
+use crate::orders::{Checkout, LineRequest, Order, OrderId, OrderLine, OrderStatus, ShardMap, ShippingAddress};
+use crate::services::Catalog;
+use crate::services::accounts::SessionToken;
+use crate::services::order_ids::OrderIdAllocator;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use std::sync::Arc;
+
+/// The most lines one order may hold.
+pub const MAX_LINES: usize = 50;
+
+/// A buyer's submit of the checkout page, already parsed.
+#[derive(Debug, Clone)]
+pub struct PlaceOrder {
+    pub order_id: OrderId,
+    pub checkout_token: String,
+    pub lines: Vec<LineRequest>,
+    pub shipping_address: ShippingAddress,
+}
+
+/// A placed order, and whether this call created it or found it already placed.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub order: Order,
+    pub replayed: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Orders {
+    main: Db,
+    shards: Vec<Db>,
+    map: ShardMap,
+    catalog: Catalog,
+    ids: Arc<OrderIdAllocator>,
+    /// How long a reservation holds stock before the order is cancelled.
+    hold_ttl_ms: i64,
+    /// How long a checkout page's token stays usable.
+    checkout_ttl_ms: i64,
+}
+
+impl Orders {
+    pub const CHECKOUT_TTL_MS: i64 = 30 * 60 * 1000;
+
+    pub fn new(main: Db, shards: Vec<Db>, catalog: Catalog, ids: Arc<OrderIdAllocator>, hold_ttl_ms: i64) -> Self {
+        let map = ShardMap::even(shards.len());
+        Self { main, shards, map, catalog, ids, hold_ttl_ms, checkout_ttl_ms: Self::CHECKOUT_TTL_MS }
+    }
+
+    fn shard_of(&self, order: OrderId) -> &Db {
+        &self.shards[self.map.shard_for_order(order)]
+    }
+
+    /// Opens a checkout: allocates the order id and a one-time token bound to the
+    /// buyer and that id. Nothing is reserved yet.
+    pub async fn open_checkout(&self, buyer: &User, lines: Vec<LineRequest>) -> ShopResult<Checkout> {
+        let lines = normalised(lines)?;
+        let products = self.products_of(&lines).await?;
+        let total_cents = total_of(&products, &lines);
+        let order_id = self.ids.next(buyer.id).await?;
+        let token = SessionToken::generate()?;
+        let now = now_ms();
+        let expires_at_ms = now + self.checkout_ttl_ms;
+        sqlx::query(
+            "INSERT INTO checkout_tokens (order_id, token_sha256, buyer_id, lines, expires_at_ms, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(order_id.get())
+        .bind(token.sha256())
+        .bind(buyer.id.get())
+        .bind(serde_json::to_string(&lines).map_err(anyhow::Error::from)?)
+        .bind(expires_at_ms)
+        .bind(now)
+        .execute(self.shard_of(order_id).pool())
+        .await?;
+        Ok(Checkout { order_id, checkout_token: token.expose().to_owned(), expires_at: rfc3339(expires_at_ms), lines, total_cents })
+    }
+
+    /// Places the order a checkout opened. Submitting again — a double click, a
+    /// reload, a retry — returns the same order with `replayed` set.
+    pub async fn place(&self, buyer: &User, request: PlaceOrder) -> ShopResult<Placed> {
+        let order_id = request.order_id;
+        if order_id.suffix() != buyer.id.shard_suffix() {
+            return Err(ShopError::InvalidCheckoutToken);
+        }
+        if let Some(order) = self.load(order_id).await? {
+            return replay(order, buyer);
+        }
+        let checkout_lines = self.valid_checkout(buyer, order_id, &request.checkout_token).await?;
+        if normalised(request.lines)? != checkout_lines {
+            return Err(ShopError::InvalidCheckoutToken);
+        }
+        let products = self.products_of(&checkout_lines).await?;
+        let holds = products.iter().any(|p| p.inventory_mode == InventoryMode::Reserve);
+        let hold_expires_at_ms = holds.then(|| now_ms() + self.hold_ttl_ms);
+        self.take_stock(order_id, &products, &checkout_lines, hold_expires_at_ms).await?;
+        match self.insert_order(buyer, order_id, &request.checkout_token, &products, &checkout_lines, &request.shipping_address, hold_expires_at_ms).await? {
+            true => {
+                let order = self.load(order_id).await?.ok_or_else(|| anyhow::anyhow!("order {order_id} vanished after insert"))?;
+                tracing::info!(order_id = %order_id, buyer_id = %buyer.id, total_cents = order.total_cents, "order placed");
+                Ok(Placed { order, replayed: false })
+            }
+            false => {
+                let order = self.load(order_id).await?.ok_or(ShopError::InvalidCheckoutToken)?;
+                replay(order, buyer)
+            }
+        }
+    }
+
+    /// The checkout's lines, if the token is this buyer's, for this order, unexpired.
+    async fn valid_checkout(&self, buyer: &User, order_id: OrderId, raw_token: &str) -> ShopResult<Vec<LineRequest>> {
+        let token = SessionToken::parse(raw_token).ok_or(ShopError::InvalidCheckoutToken)?;
+        let row = sqlx::query("SELECT token_sha256, buyer_id, lines, expires_at_ms FROM checkout_tokens WHERE order_id = $1")
+            .bind(order_id.get())
+            .fetch_optional(self.shard_of(order_id).pool())
+            .await?
+            .ok_or(ShopError::InvalidCheckoutToken)?;
+        let stored_sha: String = row.try_get("token_sha256")?;
+        let owner: i64 = row.try_get("buyer_id")?;
+        let expires_at_ms: i64 = row.try_get("expires_at_ms")?;
+        if stored_sha != token.sha256() || owner != buyer.id.get() || expires_at_ms <= now_ms() {
+            return Err(ShopError::InvalidCheckoutToken);
+        }
+        let lines: String = row.try_get("lines")?;
+        Ok(serde_json::from_str(&lines).map_err(anyhow::Error::from)?)
+    }
+
+    /// Step 1: take every line's stock, or none. Idempotent per (order, product).
+    async fn take_stock(&self, order_id: OrderId, products: &[Product], lines: &[LineRequest], hold_expires_at_ms: Option<i64>) -> ShopResult<()> {
+        let mut tx = self.main.begin_write().await?;
+        // `lines` is sorted by product id: concurrent orders lock stock rows in one order.
+        for (product, line) in products.iter().zip(lines) {
+            let quantity = line.quantity.get();
+            let (state, statement) = match product.inventory_mode {
+                InventoryMode::OnPayment => {
+                    let enough: Option<i64> = sqlx::query_scalar("SELECT 1 FROM stock WHERE product_id = $1 AND available >= $2")
+                        .bind(product.id.get())
+                        .bind(quantity)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if enough.is_none() {
+                        return Err(ShopError::InsufficientStock { product_id: product.id.get() });
+                    }
+                    continue;
+                }
+                InventoryMode::OnOrder => ("sold", "UPDATE stock SET available = available - $1, sold = sold + $1 WHERE product_id = $2 AND available >= $1"),
+                InventoryMode::Reserve => ("held", "UPDATE stock SET available = available - $1, reserved = reserved + $1 WHERE product_id = $2 AND available >= $1"),
+            };
+            let recorded = sqlx::query(
+                "INSERT INTO stock_takes (order_id, product_id, quantity, state, hold_expires_at_ms, created_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_id, product_id) DO NOTHING",
+            )
+            .bind(order_id.get())
+            .bind(product.id.get())
+            .bind(quantity)
+            .bind(state)
+            .bind(if state == "held" { hold_expires_at_ms } else { None })
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            if recorded.rows_affected() == 0 {
+                continue; // already taken for this order by an earlier or concurrent submit
+            }
+            let moved = sqlx::query(statement).bind(quantity).bind(product.id.get()).execute(&mut *tx).await?;
+            if moved.rows_affected() == 0 {
+                return Err(ShopError::InsufficientStock { product_id: product.id.get() });
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Step 2: consume the token and insert the order, in one shard transaction.
+    /// Returns false if another submit consumed the token first.
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_order(
+        &self,
+        buyer: &User,
+        order_id: OrderId,
+        raw_token: &str,
+        products: &[Product],
+        lines: &[LineRequest],
+        address: &ShippingAddress,
+        hold_expires_at_ms: Option<i64>,
+    ) -> ShopResult<bool> {
+        let token = SessionToken::parse(raw_token).ok_or(ShopError::InvalidCheckoutToken)?;
+        let now = now_ms();
+        let shard = self.shard_of(order_id);
+        let mut tx = shard.begin_write().await?;
+        let consumed = sqlx::query(
+            "UPDATE checkout_tokens SET consumed_at_ms = $1 WHERE order_id = $2 AND token_sha256 = $3 AND consumed_at_ms IS NULL",
+        )
+        .bind(now)
+        .bind(order_id.get())
+        .bind(token.sha256())
+        .execute(&mut *tx)
+        .await?;
+        if consumed.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO orders (id, buyer_id, seller_id, status, total_cents, shipping_address, hold_expires_at_ms, created_at_ms, updated_at_ms) \
+             VALUES ($1, $2, $3, 'pending_payment', $4, $5, $6, $7, $7)",
+        )
+        .bind(order_id.get())
+        .bind(buyer.id.get())
+        .bind(products[0].seller_id.get())
+        .bind(total_of(products, lines))
+        .bind(serde_json::to_string(address).map_err(anyhow::Error::from)?)
+        .bind(hold_expires_at_ms)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        for (line_no, (product, line)) in products.iter().zip(lines).enumerate() {
+            sqlx::query(
+                "INSERT INTO order_lines (order_id, line_no, product_id, seller_id, quantity, unit_price_cents, snapshot_digest) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(order_id.get())
+            .bind(line_no as i64)
+            .bind(product.id.get())
+            .bind(product.seller_id.get())
+            .bind(line.quantity.get())
+            .bind(product.price.cents())
+            .bind(crate::snapshot::digest(product.title.as_str(), product.description.as_str(), product.price.cents()))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The caller's order. Someone else's order is "not found": its existence is not revealed.
+    pub async fn get(&self, buyer: &User, id: OrderId) -> ShopResult<Order> {
+        match self.load(id).await? {
+            Some(order) if order.buyer_id == buyer.id => Ok(order),
+            _ => Err(ShopError::NotFound("order")),
+        }
+    }
+
+    /// The caller's orders, newest first, from their one shard.
+    pub async fn list_mine(&self, buyer: &User, status: Option<OrderStatus>, after: Option<OrderId>, limit: PageLimit) -> ShopResult<Page<Order>> {
+        let shard = &self.shards[self.map.shard_for_buyer(buyer.id)];
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM orders WHERE buyer_id = $1 AND id < $2 AND ($3 IS NULL OR status = $3) ORDER BY id DESC LIMIT $4",
+        )
+        .bind(buyer.id.get())
+        .bind(after.map_or(i64::MAX, OrderId::get))
+        .bind(status.map(OrderStatus::as_str))
+        .bind(i64::from(limit.get()) + 1)
+        .fetch_all(shard.pool())
+        .await?;
+        let more = ids.len() > limit.get() as usize;
+        let mut items = Vec::with_capacity(ids.len().min(limit.get() as usize));
+        for id in ids.into_iter().take(limit.get() as usize) {
+            items.extend(self.load(OrderId::from_stored(id)).await?);
+        }
+        let next_cursor = if more { items.last().map(|o: &Order| o.id.to_string()) } else { None };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Cancels an unpaid order and gives its stock back at once.
+    pub async fn cancel(&self, buyer: &User, id: OrderId) -> ShopResult<Order> {
+        let current = self.get(buyer, id).await?;
+        let cancelled = sqlx::query(
+            "UPDATE orders SET status = 'cancelled', hold_expires_at_ms = NULL, updated_at_ms = $1 \
+             WHERE id = $2 AND buyer_id = $3 AND status = 'pending_payment'",
+        )
+        .bind(now_ms())
+        .bind(id.get())
+        .bind(buyer.id.get())
+        .execute(self.shard_of(id).pool())
+        .await?;
+        if cancelled.rows_affected() == 0 && current.status != OrderStatus::Cancelled {
+            let now = self.get(buyer, id).await?;
+            if now.status != OrderStatus::Cancelled {
+                return Err(ShopError::InvalidTransition { status: now.status.as_str() });
+            }
+        }
+        self.release_stock(id).await?;
+        self.get(buyer, id).await
+    }
+
+    /// Gives back every take of an order that is still held or sold. Idempotent:
+    /// each take moves from its state to `released` with a conditional UPDATE, and
+    /// only a take that moved gives its units back.
+    pub async fn release_stock(&self, id: OrderId) -> ShopResult<()> {
+        let mut tx = self.main.begin_write().await?;
+        let takes = sqlx::query("SELECT product_id, quantity, state FROM stock_takes WHERE order_id = $1 AND state <> 'released' ORDER BY product_id")
+            .bind(id.get())
+            .fetch_all(&mut *tx)
+            .await?;
+        for take in &takes {
+            let product_id: i64 = take.try_get("product_id")?;
+            let quantity: i64 = take.try_get("quantity")?;
+            let state: String = take.try_get("state")?;
+            let released = sqlx::query("UPDATE stock_takes SET state = 'released' WHERE order_id = $1 AND product_id = $2 AND state = $3")
+                .bind(id.get())
+                .bind(product_id)
+                .bind(&state)
+                .execute(&mut *tx)
+                .await?;
+            if released.rows_affected() == 0 {
+                continue;
+            }
+            let give_back = if state == "held" {
+                "UPDATE stock SET available = available + $1, reserved = reserved - $1 WHERE product_id = $2"
+            } else {
+                "UPDATE stock SET available = available + $1, sold = sold - $1 WHERE product_id = $2"
+            };
+            sqlx::query(give_back).bind(quantity).bind(product_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The order with this id, wherever its buyer's shard is; `None` if there is none.
+    async fn load(&self, id: OrderId) -> ShopResult<Option<Order>> {
+        let shard = self.shard_of(id);
+        let Some(row) = sqlx::query(
+            "SELECT id, buyer_id, status, total_cents, shipping_address, hold_expires_at_ms, created_at_ms FROM orders WHERE id = $1",
+        )
+        .bind(id.get())
+        .fetch_optional(shard.pool())
+        .await?
+        else {
+            return Ok(None);
+        };
+        let lines = sqlx::query(
+            "SELECT product_id, seller_id, quantity, unit_price_cents, snapshot_digest FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+        )
+        .bind(id.get())
+        .fetch_all(shard.pool())
+        .await?;
+        Ok(Some(order_from_rows(&row, &lines)?))
+    }
+
+    async fn products_of(&self, lines: &[LineRequest]) -> ShopResult<Vec<Product>> {
+        let mut products = Vec::with_capacity(lines.len());
+        for line in lines {
+            let product = self.catalog.get(line.product_id).await.map_err(|e| match e {
+                ShopError::NotFound(_) => FieldError::new("lines", format!("product {} does not exist", line.product_id)).into(),
+                other => other,
+            })?;
+            products.push(product);
+        }
+        if products.iter().any(|p| p.seller_id != products[0].seller_id) {
+            return Err(FieldError::new("lines", "an order holds one seller's products; check out each seller separately").into());
+        }
+        Ok(products)
+    }
+}
+
+fn replay(order: Order, buyer: &User) -> ShopResult<Placed> {
+    if order.buyer_id != buyer.id {
+        return Err(ShopError::InvalidCheckoutToken);
+    }
+    Ok(Placed { order, replayed: true })
+}
+
+/// Sorted by product id, one line per product, 1..=MAX_LINES lines.
+fn normalised(mut lines: Vec<LineRequest>) -> ShopResult<Vec<LineRequest>> {
+    if lines.is_empty() || lines.len() > MAX_LINES {
+        return Err(FieldError::new("lines", format!("must hold between 1 and {MAX_LINES} lines")).into());
+    }
+    lines.sort_by_key(|l| l.product_id);
+    if lines.windows(2).any(|w| w[0].product_id == w[1].product_id) {
+        return Err(FieldError::new("lines", "must name each product once").into());
+    }
+    Ok(lines)
+}
+
+fn total_of(products: &[Product], lines: &[LineRequest]) -> i64 {
+    // Bounded: price <= 1e9 cents, quantity <= 1e6, lines <= 50, so no overflow.
+    products.iter().zip(lines).map(|(p, l)| p.price.cents() * l.quantity.get()).sum()
+}
+
+fn order_from_rows(row: &AnyRow, lines: &[AnyRow]) -> ShopResult<Order> {
+    let status: String = row.try_get("status")?;
+    let address: String = row.try_get("shipping_address")?;
+    let hold: Option<i64> = row.try_get("hold_expires_at_ms")?;
+    let status = OrderStatus::parse("status", &status).map_err(|e| anyhow::anyhow!("stored order is invalid: {e}"))?;
+    let lines = lines
+        .iter()
+        .map(|l| {
+            Ok(OrderLine {
+                product_id: ProductId::from_stored(l.try_get("product_id")?),
+                seller_id: UserId::from_stored(l.try_get("seller_id")?),
+                quantity: l.try_get("quantity")?,
+                unit_price_cents: l.try_get("unit_price_cents")?,
+                snapshot_digest: l.try_get("snapshot_digest")?,
+            })
+        })
+        .collect::<ShopResult<Vec<_>>>()?;
+    Ok(Order {
+        id: OrderId::from_stored(row.try_get("id")?),
+        buyer_id: UserId::from_stored(row.try_get("buyer_id")?),
+        status,
+        lines,
+        total_cents: row.try_get("total_cents")?,
+        created_at: rfc3339(row.try_get("created_at_ms")?),
+        hold_expires_at: hold.filter(|_| status == OrderStatus::PendingPayment).map(rfc3339),
+        shipping_address: serde_json::from_str(&address).map_err(anyhow::Error::from)?,
+    })
+}
