@@ -10,8 +10,12 @@ CREATE TABLE stock_takes (
     -- held: counted in stock.reserved until paid or released;
     -- sold: counted in stock.sold; released: given back to available.
     state              TEXT NOT NULL CHECK (state IN ('held', 'sold', 'released')),
-    hold_expires_at_ms BIGINT,
+    -- When the recovery worker must look at this take; NULL once settled.
+    -- held: the hold's expiry (then the unpaid order is cancelled and the units
+    --       released). sold at order time: when its checkout expires (by then the
+    --       order must exist; if a crash lost it, the units are released).
+    check_at_ms        BIGINT,
     created_at_ms      BIGINT NOT NULL,
     PRIMARY KEY (order_id, product_id)
 );
-CREATE INDEX stock_takes_by_state_and_expiry ON stock_takes (state, hold_expires_at_ms);
+CREATE INDEX stock_takes_to_check ON stock_takes (check_at_ms);

@@ -6,8 +6,26 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// How often stock takes past their check time are looked at.
+const RECOVERY_PERIOD: Duration = Duration::from_secs(5);
+/// Orders handled per pass; the next tick takes the rest.
+const RECOVERY_BATCH: i64 = 500;
+
 pub fn spawn_all(shop: &Shop, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
-    vec![spawn_periodic("session-cleanup", Duration::from_secs(3600), shutdown.clone(), {
+    let recovery = spawn_periodic("hold-expiry", RECOVERY_PERIOD, shutdown.clone(), {
+        let shop = shop.clone();
+        move || {
+            let shop = shop.clone();
+            async move {
+                let acted = shop.orders.recover_expired_takes(shop::clock::now_ms(), RECOVERY_BATCH).await?;
+                if acted > 0 {
+                    tracing::info!(orders = acted, "expired holds and orphaned stock released");
+                }
+                Ok(())
+            }
+        }
+    });
+    vec![recovery, spawn_periodic("session-cleanup", Duration::from_secs(3600), shutdown.clone(), {
         let shop = shop.clone();
         move || {
             let shop = shop.clone();

@@ -10,7 +10,71 @@ crate::on_both_backends!(
     five_hundred_concurrent_orders_for_fifty_units_taken_on_order_sell_exactly_fifty,
     fifty_concurrent_submits_of_one_checkout_make_one_order,
     bad_checkouts_and_other_peoples_orders_are_refused,
+    lapsed_holds_cancel_unpaid_orders_and_return_the_stock_exactly,
+    stock_taken_for_an_order_lost_in_a_crash_is_released,
 );
+
+const MINUTE_MS: i64 = 60 * 1000;
+
+async fn place(app: &TestApp, buyer: &str, product_id: i64, quantity: i64) -> Value {
+    let opened = checkout(app, buyer, product_id, quantity).await;
+    let placed = app.post("/api/v1/orders", Some(buyer), &place_body(&opened)).await;
+    assert_eq!(placed.status, 201, "{}", placed.text);
+    placed.body
+}
+
+async fn lapsed_holds_cancel_unpaid_orders_and_return_the_stock_exactly(app: TestApp) {
+    let held = product(&app, 20, "reserve").await;
+    let sold = product(&app, 20, "on_order").await;
+    let (buyer, _) = app.signed_in("slow@example.com", "buyer").await;
+    let mut held_orders = Vec::new();
+    for quantity in [1, 2, 3] {
+        held_orders.push(place(&app, &buyer, held, quantity).await);
+    }
+    let kept = place(&app, &buyer, sold, 4).await;
+    assert_eq!(stock(&app, held).await.0.reserved, 6);
+
+    // Before the hold lapses nothing happens.
+    let orders = &app.shop.orders;
+    assert_eq!(orders.recover_expired_takes(shop::clock::now_ms(), 100).await.unwrap(), 0);
+    // After it lapses, two passes racing each other cancel each order once.
+    let later = shop::clock::now_ms() + 31 * MINUTE_MS;
+    let (a, b) = tokio::join!(orders.recover_expired_takes(later, 100), orders.recover_expired_takes(later, 100));
+    assert!(a.unwrap() + b.unwrap() >= 3);
+    assert_eq!(orders.recover_expired_takes(later, 100).await.unwrap(), 0, "a third pass finds nothing");
+
+    for order in &held_orders {
+        let seen = app.get(&format!("/api/v1/orders/{}", order["id"].as_str().unwrap()), Some(&buyer)).await;
+        assert_eq!(seen.body["status"], "cancelled");
+        assert!(seen.body.get("hold_expires_at").is_none());
+    }
+    let (s, received) = stock(&app, held).await;
+    assert_eq!((s.available, s.reserved, s.sold, received), (20, 0, 0, 20));
+    // Stock taken on order is not a hold: that order stays, and so does its sale.
+    let seen = app.get(&format!("/api/v1/orders/{}", kept["id"].as_str().unwrap()), Some(&buyer)).await;
+    assert_eq!(seen.body["status"], "pending_payment");
+    assert_eq!(stock(&app, sold).await.0.sold, 4);
+}
+
+async fn stock_taken_for_an_order_lost_in_a_crash_is_released(app: TestApp) {
+    let id = product(&app, 10, "on_order").await;
+    let (buyer, _) = app.signed_in("crash@example.com", "buyer").await;
+    let order = place(&app, &buyer, id, 3).await;
+    // Simulate a crash after step 1 (stock taken) and before step 2 (order inserted).
+    let order_id = shop::orders::OrderId::parse("id", order["id"].as_str().unwrap()).unwrap();
+    let shard = &app.shop.databases.shards[shop::orders::ShardMap::even(app.shop.databases.shards.len()).shard_for_order(order_id)];
+    sqlx::query("DELETE FROM order_lines WHERE order_id = $1").bind(order_id.get()).execute(shard.pool()).await.unwrap();
+    sqlx::query("DELETE FROM orders WHERE id = $1").bind(order_id.get()).execute(shard.pool()).await.unwrap();
+    assert_eq!(stock(&app, id).await.0.sold, 3);
+
+    let orders = &app.shop.orders;
+    // While the checkout could still be submitted, the take is left alone.
+    assert_eq!(orders.recover_expired_takes(shop::clock::now_ms() + 29 * MINUTE_MS, 100).await.unwrap(), 0);
+    assert_eq!(orders.recover_expired_takes(shop::clock::now_ms() + 31 * MINUTE_MS, 100).await.unwrap(), 1);
+    let (s, received) = stock(&app, id).await;
+    assert_eq!((s.available, s.sold, received), (10, 0, 10));
+    assert_eq!(orders.recover_expired_takes(shop::clock::now_ms() + 60 * MINUTE_MS, 100).await.unwrap(), 0);
+}
 
 fn address() -> Value {
     json!({"name": "Ann Buyer", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"})

@@ -107,14 +107,14 @@ impl Orders {
         if let Some(order) = self.load(order_id).await? {
             return replay(order, buyer);
         }
-        let checkout_lines = self.valid_checkout(buyer, order_id, &request.checkout_token).await?;
+        let (checkout_lines, checkout_expires_at_ms) = self.valid_checkout(buyer, order_id, &request.checkout_token).await?;
         if normalised(request.lines)? != checkout_lines {
             return Err(ShopError::InvalidCheckoutToken);
         }
         let products = self.products_of(&checkout_lines).await?;
         let holds = products.iter().any(|p| p.inventory_mode == InventoryMode::Reserve);
         let hold_expires_at_ms = holds.then(|| now_ms() + self.hold_ttl_ms);
-        self.take_stock(order_id, &products, &checkout_lines, hold_expires_at_ms).await?;
+        self.take_stock(order_id, &products, &checkout_lines, hold_expires_at_ms, checkout_expires_at_ms).await?;
         match self.insert_order(buyer, order_id, &request.checkout_token, &products, &checkout_lines, &request.shipping_address, hold_expires_at_ms).await? {
             true => {
                 let order = self.load(order_id).await?.ok_or_else(|| anyhow::anyhow!("order {order_id} vanished after insert"))?;
@@ -128,8 +128,8 @@ impl Orders {
         }
     }
 
-    /// The checkout's lines, if the token is this buyer's, for this order, unexpired.
-    async fn valid_checkout(&self, buyer: &User, order_id: OrderId, raw_token: &str) -> ShopResult<Vec<LineRequest>> {
+    /// The checkout's lines and expiry, if the token is this buyer's, for this order, unexpired.
+    async fn valid_checkout(&self, buyer: &User, order_id: OrderId, raw_token: &str) -> ShopResult<(Vec<LineRequest>, i64)> {
         let token = SessionToken::parse(raw_token).ok_or(ShopError::InvalidCheckoutToken)?;
         let row = sqlx::query("SELECT token_sha256, buyer_id, lines, expires_at_ms FROM checkout_tokens WHERE order_id = $1")
             .bind(order_id.get())
@@ -143,11 +143,18 @@ impl Orders {
             return Err(ShopError::InvalidCheckoutToken);
         }
         let lines: String = row.try_get("lines")?;
-        Ok(serde_json::from_str(&lines).map_err(anyhow::Error::from)?)
+        Ok((serde_json::from_str(&lines).map_err(anyhow::Error::from)?, expires_at_ms))
     }
 
     /// Step 1: take every line's stock, or none. Idempotent per (order, product).
-    async fn take_stock(&self, order_id: OrderId, products: &[Product], lines: &[LineRequest], hold_expires_at_ms: Option<i64>) -> ShopResult<()> {
+    async fn take_stock(
+        &self,
+        order_id: OrderId,
+        products: &[Product],
+        lines: &[LineRequest],
+        hold_expires_at_ms: Option<i64>,
+        checkout_expires_at_ms: i64,
+    ) -> ShopResult<()> {
         let mut tx = self.main.begin_write().await?;
         // `lines` is sorted by product id: concurrent orders lock stock rows in one order.
         for (product, line) in products.iter().zip(lines) {
@@ -168,14 +175,14 @@ impl Orders {
                 InventoryMode::Reserve => ("held", "UPDATE stock SET available = available - $1, reserved = reserved + $1 WHERE product_id = $2 AND available >= $1"),
             };
             let recorded = sqlx::query(
-                "INSERT INTO stock_takes (order_id, product_id, quantity, state, hold_expires_at_ms, created_at_ms) \
+                "INSERT INTO stock_takes (order_id, product_id, quantity, state, check_at_ms, created_at_ms) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_id, product_id) DO NOTHING",
             )
             .bind(order_id.get())
             .bind(product.id.get())
             .bind(quantity)
             .bind(state)
-            .bind(if state == "held" { hold_expires_at_ms } else { None })
+            .bind(if state == "held" { hold_expires_at_ms.unwrap_or(checkout_expires_at_ms) } else { checkout_expires_at_ms })
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
@@ -315,7 +322,7 @@ impl Orders {
             let product_id: i64 = take.try_get("product_id")?;
             let quantity: i64 = take.try_get("quantity")?;
             let state: String = take.try_get("state")?;
-            let released = sqlx::query("UPDATE stock_takes SET state = 'released' WHERE order_id = $1 AND product_id = $2 AND state = $3")
+            let released = sqlx::query("UPDATE stock_takes SET state = 'released', check_at_ms = NULL WHERE order_id = $1 AND product_id = $2 AND state = $3")
                 .bind(id.get())
                 .bind(product_id)
                 .bind(&state)
@@ -332,6 +339,93 @@ impl Orders {
             sqlx::query(give_back).bind(quantity).bind(product_id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// The recovery pass, run periodically by a worker (and directly by tests).
+    /// For every stock take whose check time has passed:
+    /// - the order exists, unpaid, and its hold has lapsed: cancel it (a conditional
+    ///   UPDATE on `pending_payment`, so a racing payment or cancel wins cleanly)
+    ///   and release its stock;
+    /// - the order was cancelled but its stock not yet released (a crash between
+    ///   the two steps): release it;
+    /// - the order exists and is settled (paid, or its on-order stock is simply
+    ///   sold): stop checking the take;
+    /// - there is no order and its checkout has expired, so none can be placed any
+    ///   more (a crash between taking stock and inserting the order): release it.
+    ///
+    /// Returns how many orders it acted on. Every step is idempotent, so running
+    /// two passes at once, or re-running after a crash, changes nothing twice.
+    pub async fn recover_expired_takes(&self, now_ms: i64, batch: i64) -> ShopResult<u64> {
+        let due: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT order_id FROM stock_takes WHERE check_at_ms IS NOT NULL AND check_at_ms <= $1 ORDER BY order_id LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(batch)
+        .fetch_all(self.main.pool())
+        .await?;
+        let mut acted = 0;
+        for raw in due {
+            let id = OrderId::from_stored(raw);
+            if self.recover_order(id, now_ms).await? {
+                acted += 1;
+            }
+        }
+        Ok(acted)
+    }
+
+    async fn recover_order(&self, id: OrderId, now_ms: i64) -> ShopResult<bool> {
+        let shard = self.shard_of(id);
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1").bind(id.get()).fetch_optional(shard.pool()).await?;
+        match status.as_deref() {
+            Some("pending_payment") => {
+                let cancelled = sqlx::query(
+                    "UPDATE orders SET status = 'cancelled', hold_expires_at_ms = NULL, updated_at_ms = $1 \
+                     WHERE id = $2 AND status = 'pending_payment' AND hold_expires_at_ms IS NOT NULL AND hold_expires_at_ms <= $1",
+                )
+                .bind(now_ms)
+                .bind(id.get())
+                .execute(shard.pool())
+                .await?;
+                if cancelled.rows_affected() == 1 {
+                    tracing::info!(order_id = %id, "hold expired: unpaid order cancelled");
+                    self.release_stock(id).await?;
+                    return Ok(true);
+                }
+                // Not held (its stock was sold at order time), or not yet lapsed: settled for now.
+                self.settle_takes(id).await?;
+                Ok(false)
+            }
+            Some("cancelled") => {
+                self.release_stock(id).await?;
+                Ok(true)
+            }
+            Some(_) => {
+                self.settle_takes(id).await?;
+                Ok(false)
+            }
+            None => {
+                let checkout_expires: Option<i64> = sqlx::query_scalar("SELECT expires_at_ms FROM checkout_tokens WHERE order_id = $1")
+                    .bind(id.get())
+                    .fetch_optional(shard.pool())
+                    .await?;
+                if checkout_expires.is_some_and(|expires| expires > now_ms) {
+                    return Ok(false); // the order may still be placed: look again later
+                }
+                tracing::warn!(order_id = %id, "stock taken for an order that was never placed: released");
+                self.release_stock(id).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Stops checking takes whose order exists and keeps them (held takes of an
+    /// order whose hold has not lapsed keep their check time).
+    async fn settle_takes(&self, id: OrderId) -> ShopResult<()> {
+        sqlx::query("UPDATE stock_takes SET check_at_ms = NULL WHERE order_id = $1 AND state = 'sold'")
+            .bind(id.get())
+            .execute(self.main.pool())
+            .await?;
         Ok(())
     }
 
