@@ -6,6 +6,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// How often the job queue is polled, and how many jobs one poll runs.
+const JOBS_PERIOD: Duration = Duration::from_secs(1);
+const JOBS_BATCH: i64 = 200;
 /// How often stock takes past their check time are looked at.
 const RECOVERY_PERIOD: Duration = Duration::from_secs(5);
 /// Orders handled per pass; the next tick takes the rest.
@@ -25,7 +28,17 @@ pub fn spawn_all(shop: &Shop, shutdown: &CancellationToken) -> Vec<JoinHandle<()
             }
         }
     });
-    vec![recovery, spawn_periodic("session-cleanup", Duration::from_secs(3600), shutdown.clone(), {
+    let jobs = spawn_periodic("jobs", JOBS_PERIOD, shutdown.clone(), {
+        let shop = shop.clone();
+        move || {
+            let shop = shop.clone();
+            async move {
+                shop.jobs.run_due(shop::clock::now_ms(), JOBS_BATCH).await?;
+                Ok(())
+            }
+        }
+    });
+    vec![recovery, jobs, spawn_periodic("session-cleanup", Duration::from_secs(3600), shutdown.clone(), {
         let shop = shop.clone();
         move || {
             let shop = shop.clone();

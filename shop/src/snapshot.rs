@@ -2,6 +2,25 @@
 //! failure mode 2): orders of an unchanged product share one snapshot.
 
 use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+
+/// A product as it was sold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct Snapshot {
+    pub digest: String,
+    pub product_id: i64,
+    pub title: String,
+    pub description: String,
+    pub price_cents: i64,
+    /// When the first order of this content was placed (RFC 3339).
+    pub created_at: String,
+}
+
+/// Whether text has the shape of a digest (32 lowercase hex digits).
+pub fn is_digest(text: &str) -> bool {
+    text.len() == 32 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
 
 /// The canonical form, version 1, is these bytes:
 ///

@@ -21,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_product))
         .routes(routes!(edit_product))
         .routes(routes!(restock_product))
+        .routes(routes!(get_snapshot))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -142,4 +143,11 @@ async fn restock_product(
     let id = product_id(&id)?;
     let quantity = Quantity::parse("quantity", body.quantity)?;
     Ok(Json(state.shop.catalog.restock(&caller.user, id, quantity).await?))
+}
+
+/// A product as it was sold, by the digest an order line names.
+#[utoipa::path(get, path = "/snapshots/{digest}", tag = "orders", params(("digest" = String, Path)),
+    responses((status = 200, body = shop::snapshot::Snapshot), (status = 404, body = Problem)))]
+async fn get_snapshot(State(state): State<AppState>, Path(digest): Path<String>) -> Result<Json<shop::snapshot::Snapshot>, Problem> {
+    Ok(Json(state.shop.catalog.snapshot(&digest).await?))
 }

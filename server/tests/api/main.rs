@@ -8,3 +8,4 @@ mod errors;
 mod operations;
 mod orders;
 mod pages;
+mod snapshots;

@@ -31,6 +31,7 @@ async fn the_openapi_document_covers_every_route(app: TestApp) {
         ("/api/v1/orders", "get"),
         ("/api/v1/orders/{id}", "get"),
         ("/api/v1/orders/{id}/cancel", "post"),
+        ("/api/v1/snapshots/{digest}", "get"),
     ];
     for (path, method) in expected {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is missing from the OpenAPI document");

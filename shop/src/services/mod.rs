@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod catalog;
+pub mod jobs;
 pub mod order_ids;
 pub mod orders;
 
@@ -18,6 +19,7 @@ pub struct Shop {
     pub accounts: Accounts,
     pub catalog: Catalog,
     pub orders: Orders,
+    pub jobs: jobs::Jobs,
 }
 
 /// Settings the services need beyond database URLs.
@@ -45,6 +47,7 @@ impl Shop {
             accounts: Accounts::new(databases.main.clone()),
             orders: Orders::new(databases.main.clone(), databases.shards.clone(), catalog.clone(), ids, settings.hold_ttl_ms),
             catalog,
+            jobs: jobs::Jobs::new(databases.main.clone()),
             databases,
         })
     }

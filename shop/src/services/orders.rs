@@ -23,6 +23,7 @@ use crate::error::{ShopError, ShopResult};
 use crate::orders::{Checkout, LineRequest, Order, OrderId, OrderLine, OrderStatus, ShardMap, ShippingAddress};
 use crate::services::Catalog;
 use crate::services::accounts::SessionToken;
+use crate::services::jobs::{Jobs, SnapshotJob};
 use crate::services::order_ids::OrderIdAllocator;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -158,6 +159,10 @@ impl Orders {
         let mut tx = self.main.begin_write().await?;
         // `lines` is sorted by product id: concurrent orders lock stock rows in one order.
         for (product, line) in products.iter().zip(lines) {
+            // The snapshot is written later by a job carrying the content as it is
+            // now; enqueuing here costs no extra round trip, and a job's failure
+            // never reaches the order.
+            Jobs::enqueue_snapshot(&mut tx, &snapshot_job(product)).await?;
             let quantity = line.quantity.get();
             let (state, statement) = match product.inventory_mode {
                 InventoryMode::OnPayment => {
@@ -250,7 +255,7 @@ impl Orders {
             .bind(product.seller_id.get())
             .bind(line.quantity.get())
             .bind(product.price.cents())
-            .bind(crate::snapshot::digest(product.title.as_str(), product.description.as_str(), product.price.cents()))
+            .bind(snapshot_job(product).digest)
             .execute(&mut *tx)
             .await?;
         }
@@ -463,6 +468,16 @@ impl Orders {
             return Err(FieldError::new("lines", "an order holds one seller's products; check out each seller separately").into());
         }
         Ok(products)
+    }
+}
+
+fn snapshot_job(product: &Product) -> SnapshotJob {
+    SnapshotJob {
+        digest: crate::snapshot::digest(product.title.as_str(), product.description.as_str(), product.price.cents()),
+        product_id: product.id.get(),
+        title: product.title.to_string(),
+        description: product.description.to_string(),
+        price_cents: product.price.cents(),
     }
 }
 
