@@ -45,6 +45,7 @@ impl Application {
             cookies: app::session::CookiePolicy::new(settings.secure_cookies),
             openapi_json: serde_json::to_string(&openapi).context("serialising the OpenAPI document")?.into(),
         };
+        let api_router = api_router.layer(axum::middleware::from_fn_with_state(state.clone(), api::idempotency::idempotent_posts));
         let router = Router::new()
             .merge(api_router)
             .route("/api/v1", axum::routing::any(api::problem::no_such_route))

@@ -38,14 +38,15 @@ pub fn spawn_all(shop: &Shop, shutdown: &CancellationToken) -> Vec<JoinHandle<()
             }
         }
     });
-    vec![recovery, jobs, spawn_periodic("session-cleanup", Duration::from_secs(3600), shutdown.clone(), {
+    vec![recovery, jobs, spawn_periodic("expiry-cleanup", Duration::from_secs(3600), shutdown.clone(), {
         let shop = shop.clone();
         move || {
             let shop = shop.clone();
             async move {
-                let removed = shop.accounts.delete_expired_sessions().await?;
-                if removed > 0 {
-                    tracing::info!(removed, "expired sessions removed");
+                let sessions = shop.accounts.delete_expired_sessions().await?;
+                let keys = shop.idempotency.delete_expired(shop::clock::now_ms()).await?;
+                if sessions + keys > 0 {
+                    tracing::info!(sessions, idempotency_keys = keys, "expired sessions and idempotency keys removed");
                 }
                 Ok(())
             }

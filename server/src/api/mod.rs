@@ -6,6 +6,7 @@ mod accounts;
 mod catalog;
 mod orders;
 pub mod extract;
+pub mod idempotency;
 pub mod problem;
 
 use crate::state::AppState;

@@ -5,6 +5,7 @@ mod helpers;
 mod accounts;
 mod catalog;
 mod errors;
+mod idempotency;
 mod operations;
 mod orders;
 mod pages;

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod catalog;
+pub mod idempotency;
 pub mod jobs;
 pub mod order_ids;
 pub mod orders;
@@ -20,6 +21,7 @@ pub struct Shop {
     pub catalog: Catalog,
     pub orders: Orders,
     pub jobs: jobs::Jobs,
+    pub idempotency: idempotency::Idempotency,
 }
 
 /// Settings the services need beyond database URLs.
@@ -48,6 +50,7 @@ impl Shop {
             orders: Orders::new(databases.main.clone(), databases.shards.clone(), catalog.clone(), ids, settings.hold_ttl_ms),
             catalog,
             jobs: jobs::Jobs::new(databases.main.clone()),
+            idempotency: idempotency::Idempotency::new(databases.main.clone()),
             databases,
         })
     }
