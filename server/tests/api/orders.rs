@@ -12,7 +12,55 @@ crate::on_both_backends!(
     bad_checkouts_and_other_peoples_orders_are_refused,
     lapsed_holds_cancel_unpaid_orders_and_return_the_stock_exactly,
     stock_taken_for_an_order_lost_in_a_crash_is_released,
+    my_orders_and_order_by_id_touch_only_the_buyers_shard,
+    orders_in_on_payment_mode_only_check_stock,
 );
+
+async fn my_orders_and_order_by_id_touch_only_the_buyers_shard(app: TestApp) {
+    let id = product(&app, 100, "reserve").await;
+    let shards = app.shop.databases.shards.len();
+    assert!(shards >= 2, "the test app runs several shards");
+    let map = shop::orders::ShardMap::even(shards);
+    // Buyers until every shard has one, so the other shards hold orders too.
+    let mut buyers: Vec<(String, usize)> = Vec::new();
+    let mut n = 0;
+    while (0..shards).any(|k| !buyers.iter().any(|(_, s)| *s == k)) {
+        n += 1;
+        let (token, user) = app.signed_in(&format!("spread{n}@example.com"), "buyer").await;
+        let shard = map.shard_for_buyer(shop::domain::UserId::parse("id", user["id"].as_i64().unwrap()).unwrap());
+        place(&app, &token, id, 1).await;
+        buyers.push((token, shard));
+    }
+    for (token, shard) in &buyers {
+        let before = app.shop.databases.shard_uses();
+        let list = app.get("/api/v1/orders", Some(token)).await;
+        let order_id = list.body["items"][0]["id"].as_str().unwrap().to_owned();
+        assert!(order_id.len() == 19);
+        let one = app.get(&format!("/api/v1/orders/{order_id}"), Some(token)).await;
+        assert_eq!(one.status, 200);
+        let after = app.shop.databases.shard_uses();
+        for k in 0..shards {
+            if k == *shard {
+                assert!(after[k] > before[k], "the buyer's shard {k} was read");
+            } else {
+                assert_eq!(after[k], before[k], "shard {k} is not the buyer's ({shard}) but was touched");
+            }
+        }
+    }
+}
+
+async fn orders_in_on_payment_mode_only_check_stock(app: TestApp) {
+    // In on_payment mode an order only checks stock; the units are taken when it is
+    // paid (the money issue enforces the limit there).
+    let id = product(&app, 3, "on_payment").await;
+    let (buyer, _) = app.signed_in("later@example.com", "buyer").await;
+    let replies = join_all((0..10).map(|_| async { let opened = checkout(&app, &buyer, id, 2).await; app.post("/api/v1/orders", Some(&buyer), &place_body(&opened)).await })).await;
+    assert!(replies.iter().all(|r| r.status == 201), "{:?}", replies.iter().map(|r| &r.text).collect::<Vec<_>>());
+    let (s, received) = stock(&app, id).await;
+    assert_eq!((s.available, s.reserved, s.sold, received), (3, 0, 0, 3));
+    let too_many = checkout(&app, &buyer, id, 4).await;
+    app.post("/api/v1/orders", Some(&buyer), &place_body(&too_many)).await.assert_problem(409, "insufficient_stock");
+}
 
 const MINUTE_MS: i64 = 60 * 1000;
 

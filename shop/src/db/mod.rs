@@ -17,6 +17,7 @@ pub use dialect::Backend;
 use serde::Deserialize;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Transaction};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
@@ -35,6 +36,9 @@ pub struct Db {
     backend: Backend,
     /// For logs and metrics: `main`, `shard_0`, `archive`.
     name: Arc<str>,
+    /// How many statements and transactions were started through this handle:
+    /// lets tests prove which databases a request touched, and feeds metrics.
+    uses: Arc<AtomicU64>,
 }
 
 /// The URLs and pool sizes of every role. Built from the defaults, a TOML file and
@@ -113,6 +117,11 @@ impl Databases {
             db.pool.close().await;
         }
     }
+
+    /// How many statements each order shard has run, in shard order.
+    pub fn shard_uses(&self) -> Vec<u64> {
+        self.shards.iter().map(Db::uses).collect()
+    }
 }
 
 impl Db {
@@ -132,11 +141,18 @@ impl Db {
             .connect(&config.url)
             .await
             .map_err(|e| anyhow::anyhow!("connecting to the {name} database: {e}"))?;
-        Ok(Self { pool, backend, name: name.into() })
+        Ok(Self { pool, backend, name: name.into(), uses: Arc::new(AtomicU64::new(0)) })
     }
 
+    /// The pool, to run one statement on. Counted in [`Db::uses`].
     pub fn pool(&self) -> &AnyPool {
+        self.uses.fetch_add(1, Ordering::Relaxed);
         &self.pool
+    }
+
+    /// Statements and transactions started through this handle so far.
+    pub fn uses(&self) -> u64 {
+        self.uses.load(Ordering::Relaxed)
     }
 
     pub fn backend(&self) -> Backend {
@@ -151,6 +167,7 @@ impl Db {
     /// front (`BEGIN IMMEDIATE`), so two transactions can never both hold a read lock
     /// and then deadlock upgrading it; the busy timeout queues them instead.
     pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        self.uses.fetch_add(1, Ordering::Relaxed);
         match dialect::write_transaction_begin(self.backend) {
             Some(statement) => self.pool.begin_with(statement).await,
             None => self.pool.begin().await,
