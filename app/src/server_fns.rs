@@ -108,3 +108,148 @@ pub async fn sign_out() -> Result<(), AppError> {
     leptos_axum::redirect("/");
     Ok(())
 }
+
+/// A checkout line as its page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CheckoutLineView {
+    pub title: String,
+    pub quantity: i64,
+    pub unit_price: shop::domain::Money,
+    pub line_total: shop::domain::Money,
+}
+
+/// What the checkout page renders.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum CheckoutPageData {
+    Open {
+        order_id: String,
+        checkout_token: String,
+        lines: Vec<CheckoutLineView>,
+        total: shop::domain::Money,
+        expires_at: String,
+        /// Whether placing the order reserves stock for a while.
+        reserves: bool,
+    },
+    Placed { order_id: String },
+    Expired,
+}
+
+/// An order as its page shows it, with each line's title as it was sold.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OrderView {
+    pub order: shop::orders::Order,
+    pub titles: Vec<String>,
+}
+
+#[cfg(feature = "ssr")]
+async fn signed_in_buyer() -> Result<User, AppError> {
+    ssr::caller().await?.ok_or_else(|| AppError::new(401, "unauthenticated", "Sign in to buy."))
+}
+
+#[cfg(feature = "ssr")]
+fn order_id_or_not_found(raw: &str, what: &'static str) -> Result<shop::orders::OrderId, AppError> {
+    shop::orders::OrderId::parse("order_id", raw).map_err(|_| AppError::from(shop::ShopError::NotFound(what)))
+}
+
+/// "Buy now" on a product page: opens a checkout and goes to it.
+#[server(prefix = "/fn", endpoint = "start_checkout")]
+pub async fn start_checkout(product_id: String, quantity: String) -> Result<(), AppError> {
+    use shop::domain::{FieldError, ProductId, Quantity};
+    use shop::orders::LineRequest;
+    let buyer = signed_in_buyer().await?;
+    let product_id: ProductId = product_id.parse().map_err(|_| FieldError::new("product_id", "is not a product"))?;
+    let quantity = quantity.trim().parse::<i64>().map_err(|_| FieldError::new("quantity", "must be a whole number"))?;
+    let line = LineRequest { product_id, quantity: Quantity::parse("quantity", quantity)? };
+    let checkout = ssr::shop()?.orders.open_checkout(&buyer, vec![line]).await?;
+    leptos_axum::redirect(&format!("/checkout/{}", checkout.order_id));
+    Ok(())
+}
+
+#[server(prefix = "/fn", endpoint = "get_checkout")]
+pub async fn get_checkout(order_id: String) -> Result<CheckoutPageData, AppError> {
+    use shop::services::orders::CheckoutView;
+    let buyer = signed_in_buyer().await?;
+    let id = order_id_or_not_found(&order_id, "checkout")?;
+    Ok(match ssr::shop()?.orders.checkout_view(&buyer, id).await? {
+        CheckoutView::Placed(id) => CheckoutPageData::Placed { order_id: id.to_string() },
+        CheckoutView::Expired => CheckoutPageData::Expired,
+        CheckoutView::Open { checkout, products } => CheckoutPageData::Open {
+            order_id: checkout.order_id.to_string(),
+            checkout_token: checkout.checkout_token,
+            lines: products
+                .iter()
+                .zip(&checkout.lines)
+                .map(|(p, l)| CheckoutLineView {
+                    title: p.title.to_string(),
+                    quantity: l.quantity.get(),
+                    unit_price: p.price,
+                    line_total: shop::domain::Money::from_stored(p.price.cents() * l.quantity.get()),
+                })
+                .collect(),
+            total: shop::domain::Money::from_stored(checkout.total_cents),
+            expires_at: checkout.expires_at,
+            reserves: products.iter().any(|p| p.inventory_mode == shop::domain::InventoryMode::Reserve),
+        },
+    })
+}
+
+/// The checkout page's submit. Submitting the same checkout again (double click,
+/// Enter twice, a resubmit after reload or Back) lands on the same order.
+#[server(prefix = "/fn", endpoint = "place_order")]
+#[allow(clippy::too_many_arguments)]
+pub async fn place_order(
+    order_id: String,
+    checkout_token: String,
+    name: String,
+    line1: String,
+    line2: Option<String>,
+    city: String,
+    postal_code: String,
+    country: String,
+) -> Result<(), AppError> {
+    use shop::orders::ShippingAddress;
+    use shop::services::orders::PlaceOrder;
+    let buyer = signed_in_buyer().await?;
+    let request = PlaceOrder {
+        order_id: shop::orders::OrderId::parse("order_id", &order_id)?,
+        checkout_token,
+        lines: None,
+        shipping_address: ShippingAddress::parse(ShippingAddress { name, line1, line2: line2.unwrap_or_default(), city, postal_code, country })?,
+    };
+    let placed = ssr::shop()?.orders.place(&buyer, request).await?;
+    leptos_axum::redirect(&format!("/orders/{}?placed=1", placed.order.id));
+    Ok(())
+}
+
+#[server(prefix = "/fn", endpoint = "my_orders")]
+pub async fn my_orders(cursor: Option<String>) -> Result<Page<shop::orders::Order>, AppError> {
+    let buyer = signed_in_buyer().await?;
+    let after = cursor.filter(|c| !c.is_empty()).map(|c| shop::orders::OrderId::parse("cursor", &c)).transpose()?;
+    Ok(ssr::shop()?.orders.list_mine(&buyer, None, after, shop::catalog::PageLimit::DEFAULT).await?)
+}
+
+#[server(prefix = "/fn", endpoint = "get_order")]
+pub async fn get_order(order_id: String) -> Result<OrderView, AppError> {
+    let buyer = signed_in_buyer().await?;
+    let shop = ssr::shop()?;
+    let order = shop.orders.get(&buyer, order_id_or_not_found(&order_id, "order")?).await?;
+    let mut titles = Vec::with_capacity(order.lines.len());
+    for line in &order.lines {
+        // As sold: the snapshot. Until its job has run, the product as it is now.
+        let title = match shop.catalog.snapshot(&line.snapshot_digest).await {
+            Ok(snapshot) => snapshot.title,
+            Err(_) => shop.catalog.get(line.product_id).await.map(|p| p.title.to_string()).unwrap_or_else(|_| format!("Product {}", line.product_id)),
+        };
+        titles.push(title);
+    }
+    Ok(OrderView { order, titles })
+}
+
+#[server(prefix = "/fn", endpoint = "cancel_order")]
+pub async fn cancel_order(order_id: String) -> Result<(), AppError> {
+    let buyer = signed_in_buyer().await?;
+    let id = order_id_or_not_found(&order_id, "order")?;
+    ssr::shop()?.orders.cancel(&buyer, id).await?;
+    leptos_axum::redirect(&format!("/orders/{id}"));
+    Ok(())
+}

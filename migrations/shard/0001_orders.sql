@@ -3,10 +3,12 @@
 
 -- One row per opened checkout page. Consuming it (consumed_at_ms set from NULL)
 -- and inserting the order happen in one transaction on this shard, so one token
--- yields at most one order. Only a SHA-256 of the token is stored.
+-- yields at most one order. The token is stored as issued (unlike session tokens)
+-- because the checkout page must render it again after a reload or the Back
+-- button; it only places the order its own buyer asked for, once, within 30 minutes.
 CREATE TABLE checkout_tokens (
     order_id       BIGINT PRIMARY KEY,
-    token_sha256   TEXT NOT NULL UNIQUE,
+    token          TEXT NOT NULL UNIQUE,
     buyer_id       BIGINT NOT NULL,
     -- The lines the checkout was opened for, as JSON: [{"product_id", "quantity"}].
     lines          TEXT NOT NULL,

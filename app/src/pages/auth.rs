@@ -40,6 +40,7 @@ pub fn Header() -> impl IntoView {
                     {move || Suspend::new(async move {
                         match auth.user.await {
                             Ok(Some(user)) => view! {
+                                <a href="/orders" data-testid="my-orders-link">"My orders"</a>
                                 <span class="who" data-testid="signed-in-as">{user.name.to_string()}</span>
                                 <ActionForm action=auth.sign_out attr:class="inline">
                                     <button type="submit" class="link" data-testid="sign-out">"Sign out"</button>

@@ -3,7 +3,9 @@
 pub mod auth;
 mod catalog;
 mod errors;
+pub mod orders;
 
 pub use auth::{RegisterPage, SignInPage};
 pub use catalog::{HomePage, ProductPage};
 pub use errors::{ErrorBox, NotFound};
+pub use orders::{CheckoutPage, MyOrdersPage, OrderPage};

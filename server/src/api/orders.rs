@@ -77,7 +77,7 @@ async fn place_order(State(state): State<AppState>, caller: AuthUser, ApiJson(bo
     let request = PlaceOrder {
         order_id: OrderId::parse("order_id", &body.order_id)?,
         checkout_token: body.checkout_token,
-        lines: parse_lines(body.lines)?,
+        lines: Some(parse_lines(body.lines)?),
         shipping_address: ShippingAddress::parse(body.shipping_address)?,
     };
     let placed = state.shop.orders.place(&caller.user, request).await?;

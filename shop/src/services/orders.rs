@@ -37,8 +37,19 @@ pub const MAX_LINES: usize = 50;
 pub struct PlaceOrder {
     pub order_id: OrderId,
     pub checkout_token: String,
-    pub lines: Vec<LineRequest>,
+    /// The lines the client believes it is buying: must equal the checkout's.
+    /// `None` (the checkout page) means "the checkout's lines".
+    pub lines: Option<Vec<LineRequest>>,
     pub shipping_address: ShippingAddress,
+}
+
+/// What the checkout page shows.
+#[derive(Debug, Clone)]
+pub enum CheckoutView {
+    Open { checkout: Checkout, products: Vec<Product> },
+    /// Already used: the page sends the buyer to this order.
+    Placed(OrderId),
+    Expired,
 }
 
 /// A placed order, and whether this call created it or found it already placed.
@@ -84,11 +95,11 @@ impl Orders {
         let now = now_ms();
         let expires_at_ms = now + self.checkout_ttl_ms;
         sqlx::query(
-            "INSERT INTO checkout_tokens (order_id, token_sha256, buyer_id, lines, expires_at_ms, created_at_ms) \
+            "INSERT INTO checkout_tokens (order_id, token, buyer_id, lines, expires_at_ms, created_at_ms) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(order_id.get())
-        .bind(token.sha256())
+        .bind(token.expose())
         .bind(buyer.id.get())
         .bind(serde_json::to_string(&lines).map_err(anyhow::Error::from)?)
         .bind(expires_at_ms)
@@ -96,6 +107,39 @@ impl Orders {
         .execute(self.shard_of(order_id).pool())
         .await?;
         Ok(Checkout { order_id, checkout_token: token.expose().to_owned(), expires_at: rfc3339(expires_at_ms), lines, total_cents })
+    }
+
+    /// A checkout as its page shows it: the token to embed, the lines priced now,
+    /// and, if it was already used, the order it placed.
+    pub async fn checkout_view(&self, buyer: &User, order_id: OrderId) -> ShopResult<CheckoutView> {
+        if let Some(order) = self.load(order_id).await? {
+            if order.buyer_id == buyer.id {
+                return Ok(CheckoutView::Placed(order.id));
+            }
+            return Err(ShopError::NotFound("checkout"));
+        }
+        let row = sqlx::query("SELECT token, buyer_id, lines, expires_at_ms FROM checkout_tokens WHERE order_id = $1")
+            .bind(order_id.get())
+            .fetch_optional(self.shard_of(order_id).pool())
+            .await?
+            .filter(|row| row.try_get::<i64, _>("buyer_id").ok() == Some(buyer.id.get()))
+            .ok_or(ShopError::NotFound("checkout"))?;
+        let expires_at_ms: i64 = row.try_get("expires_at_ms")?;
+        if expires_at_ms <= now_ms() {
+            return Ok(CheckoutView::Expired);
+        }
+        let lines: Vec<LineRequest> = serde_json::from_str(&row.try_get::<String, _>("lines")?).map_err(anyhow::Error::from)?;
+        let products = self.products_of(&lines).await?;
+        Ok(CheckoutView::Open {
+            checkout: Checkout {
+                order_id,
+                checkout_token: row.try_get("token")?,
+                expires_at: rfc3339(expires_at_ms),
+                total_cents: total_of(&products, &lines),
+                lines,
+            },
+            products,
+        })
     }
 
     /// Places the order a checkout opened. Submitting again — a double click, a
@@ -109,8 +153,10 @@ impl Orders {
             return replay(order, buyer);
         }
         let (checkout_lines, checkout_expires_at_ms) = self.valid_checkout(buyer, order_id, &request.checkout_token).await?;
-        if normalised(request.lines)? != checkout_lines {
-            return Err(ShopError::InvalidCheckoutToken);
+        if let Some(lines) = request.lines {
+            if normalised(lines)? != checkout_lines {
+                return Err(ShopError::InvalidCheckoutToken);
+            }
         }
         let products = self.products_of(&checkout_lines).await?;
         let holds = products.iter().any(|p| p.inventory_mode == InventoryMode::Reserve);
@@ -132,15 +178,15 @@ impl Orders {
     /// The checkout's lines and expiry, if the token is this buyer's, for this order, unexpired.
     async fn valid_checkout(&self, buyer: &User, order_id: OrderId, raw_token: &str) -> ShopResult<(Vec<LineRequest>, i64)> {
         let token = SessionToken::parse(raw_token).ok_or(ShopError::InvalidCheckoutToken)?;
-        let row = sqlx::query("SELECT token_sha256, buyer_id, lines, expires_at_ms FROM checkout_tokens WHERE order_id = $1")
+        let row = sqlx::query("SELECT token, buyer_id, lines, expires_at_ms FROM checkout_tokens WHERE order_id = $1")
             .bind(order_id.get())
             .fetch_optional(self.shard_of(order_id).pool())
             .await?
             .ok_or(ShopError::InvalidCheckoutToken)?;
-        let stored_sha: String = row.try_get("token_sha256")?;
+        let stored: String = row.try_get("token")?;
         let owner: i64 = row.try_get("buyer_id")?;
         let expires_at_ms: i64 = row.try_get("expires_at_ms")?;
-        if stored_sha != token.sha256() || owner != buyer.id.get() || expires_at_ms <= now_ms() {
+        if stored != token.expose() || owner != buyer.id.get() || expires_at_ms <= now_ms() {
             return Err(ShopError::InvalidCheckoutToken);
         }
         let lines: String = row.try_get("lines")?;
@@ -221,11 +267,11 @@ impl Orders {
         let shard = self.shard_of(order_id);
         let mut tx = shard.begin_write().await?;
         let consumed = sqlx::query(
-            "UPDATE checkout_tokens SET consumed_at_ms = $1 WHERE order_id = $2 AND token_sha256 = $3 AND consumed_at_ms IS NULL",
+            "UPDATE checkout_tokens SET consumed_at_ms = $1 WHERE order_id = $2 AND token = $3 AND consumed_at_ms IS NULL",
         )
         .bind(now)
         .bind(order_id.get())
-        .bind(token.sha256())
+        .bind(token.expose())
         .execute(&mut *tx)
         .await?;
         if consumed.rows_affected() == 0 {

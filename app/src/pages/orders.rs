@@ -1,0 +1,250 @@
+//! Buying: "Buy now" on a product page, the checkout page, the order page (which
+//! is also the confirmation) and "my orders".
+
+use crate::error::AppError;
+use crate::pages::auth::Auth;
+use crate::pages::{ErrorBox, NotFound};
+use crate::server_fns::{CancelOrder, CheckoutLineView, CheckoutPageData, OrderView, PlaceOrder, StartCheckout, get_checkout, get_order, my_orders};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::Redirect;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use shop::domain::{Money, ProductId};
+use shop::orders::{Order, OrderStatus};
+
+/// "2026-11-24T13:45:12.5Z" → "2026-11-24 13:45 UTC".
+fn when(rfc3339: &str) -> String {
+    match (rfc3339.get(0..10), rfc3339.get(11..16)) {
+        (Some(date), Some(time)) => format!("{date} {time} UTC"),
+        _ => rfc3339.to_owned(),
+    }
+}
+
+fn status_label(status: OrderStatus) -> &'static str {
+    match status {
+        OrderStatus::PendingPayment => "Awaiting payment",
+        OrderStatus::Paid => "Paid",
+        OrderStatus::Shipped => "Shipped",
+        OrderStatus::Completed => "Completed",
+        OrderStatus::Cancelled => "Cancelled",
+    }
+}
+
+fn failure(last: impl Fn() -> Option<Result<(), AppError>> + Send + Sync + 'static) -> impl IntoView {
+    move || last().and_then(Result::err).map(|error| view! { <p class="form-error" role="alert" data-testid="form-error">{error.message}</p> })
+}
+
+fn sign_in_prompt(next: String) -> impl IntoView {
+    view! {
+        <section class="notice">
+            <h1>"Sign in to continue"</h1>
+            <p><a class="button" href=format!("/login?next={next}")>"Sign in"</a></p>
+        </section>
+    }
+}
+
+/// The buy box on a product page.
+#[component]
+pub fn BuyNow(product_id: ProductId, available: i64) -> impl IntoView {
+    let auth = expect_context::<Auth>();
+    let start = ServerAction::<StartCheckout>::new();
+    let pending = start.pending();
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                let signed_in = matches!(auth.user.await, Ok(Some(_)));
+                if available <= 0 {
+                    view! { <p class="stock out">"Sold out: check back after the seller restocks."</p> }.into_any()
+                } else if !signed_in {
+                    view! { <p><a class="button" href=format!("/login?next=/products/{product_id}") data-testid="sign-in-to-buy">"Sign in to buy"</a></p> }.into_any()
+                } else {
+                    view! {
+                        <ActionForm action=start attr:class="buy-now">
+                            <input type="hidden" name="product_id" value=product_id.to_string()/>
+                            <label>"Quantity " <input type="number" name="quantity" value="1" min="1" max=available.to_string() required/></label>
+                            <button type="submit" disabled=move || pending.get() data-testid="buy-now">
+                                {move || if pending.get() { "Opening checkout…" } else { "Buy now" }}
+                            </button>
+                        </ActionForm>
+                        {failure(move || start.value().get())}
+                    }.into_any()
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+pub fn CheckoutPage() -> impl IntoView {
+    let params = use_params_map();
+    let order_id = move || params.read().get("order_id").unwrap_or_default();
+    let data = Resource::new(order_id, get_checkout);
+    view! {
+        <Title text="Checkout"/>
+        <Suspense fallback=|| view! { <p class="loading">"Loading your checkout…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(CheckoutPageData::Open { order_id, checkout_token, lines, total, expires_at, reserves }) => {
+                        view! { <CheckoutForm order_id checkout_token lines total expires_at reserves/> }.into_any()
+                    }
+                    // Already placed (Back, reload): show that order, never a second one.
+                    Ok(CheckoutPageData::Placed { order_id }) => view! { <Redirect path=format!("/orders/{order_id}")/> }.into_any(),
+                    Ok(CheckoutPageData::Expired) => view! {
+                        <section class="notice" data-testid="checkout-expired">
+                            <h1>"This checkout has expired"</h1>
+                            <p>"A checkout stays open for 30 minutes. Open the product again to start a new one."</p>
+                            <p><a class="button" href="/">"Back to the shop"</a></p>
+                        </section>
+                    }.into_any(),
+                    Err(error) if error.status == 401 => sign_in_prompt(format!("/checkout/{}", order_id())).into_any(),
+                    Err(error) if error.is_not_found() => view! { <NotFound/> }.into_any(),
+                    Err(error) => view! { <ErrorBox error/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn CheckoutForm(order_id: String, checkout_token: String, lines: Vec<CheckoutLineView>, total: Money, expires_at: String, reserves: bool) -> impl IntoView {
+    let place = ServerAction::<PlaceOrder>::new();
+    let pending = place.pending();
+    view! {
+        <section class="checkout">
+            <h1>"Checkout"</h1>
+            <p class="muted">"Order number " <span data-testid="checkout-order-id">{order_id.clone()}</span></p>
+            <table class="lines">
+                <thead><tr><th>"Item"</th><th>"Qty"</th><th>"Price"</th><th>"Total"</th></tr></thead>
+                <tbody>
+                    {lines.into_iter().map(|line| view! {
+                        <tr><td>{line.title}</td><td>{line.quantity}</td><td>{format!("${}", line.unit_price)}</td><td>{format!("${}", line.line_total)}</td></tr>
+                    }).collect_view()}
+                </tbody>
+                <tfoot><tr><th colspan="3">"Total"</th><th data-testid="checkout-total">{format!("${total}")}</th></tr></tfoot>
+            </table>
+            {reserves.then(|| view! { <p class="muted">"Placing the order reserves the stock for 30 minutes while you pay."</p> })}
+            <ActionForm action=place attr:class="form" attr:data-testid="checkout-form">
+                <input type="hidden" name="order_id" value=order_id/>
+                <input type="hidden" name="checkout_token" value=checkout_token/>
+                <fieldset class="address">
+                    <legend>"Ship to"</legend>
+                    <label>"Full name" <input type="text" name="name" required maxlength="100" autocomplete="name"/></label>
+                    <label>"Address" <input type="text" name="line1" required maxlength="200" autocomplete="address-line1"/></label>
+                    <label>"Address line 2 (optional)" <input type="text" name="line2" maxlength="200" autocomplete="address-line2"/></label>
+                    <label>"City" <input type="text" name="city" required maxlength="100" autocomplete="address-level2"/></label>
+                    <label>"Postal code" <input type="text" name="postal_code" required maxlength="20" autocomplete="postal-code"/></label>
+                    <label>"Country" <input type="text" name="country" required minlength="2" maxlength="60" autocomplete="country-name"/></label>
+                </fieldset>
+                <button type="submit" disabled=move || pending.get() data-testid="place-order">
+                    {move || if pending.get() { "Placing your order…" } else { "Place order" }}
+                </button>
+            </ActionForm>
+            {failure(move || place.value().get())}
+            <p class="muted">"This checkout is open until " {when(&expires_at)} "."</p>
+        </section>
+    }
+}
+
+#[component]
+pub fn OrderPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let just_placed = move || query.read().get("placed").is_some();
+    let cancel = ServerAction::<CancelOrder>::new();
+    let order = Resource::new(move || (params.read().get("id").unwrap_or_default(), cancel.version().get()), |(id, _)| get_order(id));
+    view! {
+        <Title text="Your order"/>
+        <Suspense fallback=|| view! { <p class="loading">"Loading your order…"</p> }>
+            {move || Suspend::new(async move {
+                match order.await {
+                    Ok(view) => view! { <OrderDetail view just_placed=just_placed() cancel/> }.into_any(),
+                    Err(error) if error.status == 401 => sign_in_prompt(format!("/orders/{}", params.read_untracked().get("id").unwrap_or_default())).into_any(),
+                    Err(error) if error.is_not_found() => view! { <NotFound/> }.into_any(),
+                    Err(error) => view! { <ErrorBox error/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn OrderDetail(view: OrderView, just_placed: bool, cancel: ServerAction<CancelOrder>) -> impl IntoView {
+    let OrderView { order, titles } = view;
+    let pending = cancel.pending();
+    let cancellable = order.status == OrderStatus::PendingPayment;
+    let address = order.shipping_address.clone();
+    view! {
+        <section class="order" data-testid="order">
+            {just_placed.then(|| view! {
+                <div class="banner ok" data-testid="order-placed">
+                    <h1>"Thank you! Your order is placed."</h1>
+                </div>
+            })}
+            <h2>"Order " <span data-testid="order-id">{order.id.to_string()}</span></h2>
+            <p>"Status: " <strong data-testid="order-status">{status_label(order.status)}</strong> " · placed " {when(&order.created_at)}</p>
+            {order.hold_expires_at.clone().map(|until| view! {
+                <p class="hold" data-testid="hold-expires">"Your items are reserved until " {when(&until)} ". Pay before then, or the order is cancelled and the items go back on sale."</p>
+            })}
+            <table class="lines">
+                <thead><tr><th>"Item (as sold)"</th><th>"Qty"</th><th>"Price"</th><th>"Total"</th></tr></thead>
+                <tbody>
+                    {order.lines.iter().zip(titles).map(|(line, title)| view! {
+                        <tr>
+                            <td>{title}</td>
+                            <td>{line.quantity}</td>
+                            <td>{format!("${}", Money::from_stored(line.unit_price_cents))}</td>
+                            <td>{format!("${}", Money::from_stored(line.unit_price_cents * line.quantity))}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+                <tfoot><tr><th colspan="3">"Total"</th><th>{format!("${}", Money::from_stored(order.total_cents))}</th></tr></tfoot>
+            </table>
+            <p class="muted">"Ship to: " {format!("{}, {}{}, {} {}, {}", address.name, address.line1, if address.line2.is_empty() { String::new() } else { format!(", {}", address.line2) }, address.postal_code, address.city, address.country)}</p>
+            {cancellable.then(|| view! {
+                <ActionForm action=cancel attr:class="inline">
+                    <input type="hidden" name="order_id" value=order.id.to_string()/>
+                    <button type="submit" class="secondary" disabled=move || pending.get() data-testid="cancel-order">"Cancel order"</button>
+                </ActionForm>
+            })}
+            {failure(move || cancel.value().get())}
+            <p><a href="/orders">"All my orders"</a></p>
+        </section>
+    }
+}
+
+#[component]
+pub fn MyOrdersPage() -> impl IntoView {
+    let query = use_query_map();
+    let orders = Resource::new(move || query.read().get("cursor"), my_orders);
+    view! {
+        <Title text="My orders"/>
+        <h1>"My orders"</h1>
+        <Suspense fallback=|| view! { <p class="loading">"Loading your orders…"</p> }>
+            {move || Suspend::new(async move {
+                match orders.await {
+                    Ok(page) if page.items.is_empty() => view! { <p class="notice">"No orders yet. " <a href="/">"Find something you like."</a></p> }.into_any(),
+                    Ok(page) => view! {
+                        <ul class="order-list">
+                            {page.items.into_iter().map(|order| view! { <li><OrderRow order/></li> }).collect_view()}
+                        </ul>
+                        {page.next_cursor.map(|cursor| view! { <p class="pager"><a class="button" href=format!("/orders?cursor={cursor}")>"Older orders"</a></p> })}
+                    }.into_any(),
+                    Err(error) if error.status == 401 => sign_in_prompt("/orders".to_owned()).into_any(),
+                    Err(error) => view! { <ErrorBox error/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn OrderRow(order: Order) -> impl IntoView {
+    view! {
+        <a class="order-row" href=format!("/orders/{}", order.id) data-testid="my-order" data-order-id=order.id.to_string()>
+            <span class="id">{order.id.to_string()}</span>
+            <span>{when(&order.created_at)}</span>
+            <span class="status">{status_label(order.status)}</span>
+            <span class="price">{format!("${}", Money::from_stored(order.total_cents))}</span>
+        </a>
+    }
+}
