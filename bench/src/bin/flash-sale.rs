@@ -1,0 +1,187 @@
+//! The flash sale (issue 3): one product with `--stock` units, `--buyers` buyers on
+//! distinct accounts. Every buyer loops "open a checkout, place the order" over HTTP
+//! until the product is sold out. Prints successful orders per second, p50/p99
+//! latency of a purchase (checkout + place) and the oversell count, then, as the
+//! reference, the rate of the bare conditional decrement on the same database
+//! from the same number of connections.
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde_json::{Value, json};
+use sqlx::any::AnyPoolOptions;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Args {
+    /// The server under test.
+    #[arg(long, default_value = "http://127.0.0.1:3203")]
+    base: String,
+    #[arg(long, default_value_t = 200)]
+    buyers: usize,
+    #[arg(long, default_value_t = 1000)]
+    stock: i64,
+    /// The server's main database, for the reference statement.
+    #[arg(long)]
+    database_url: String,
+    #[arg(long, default_value = "reserve")]
+    mode: String,
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    async fn account(&self, email: &str, role: &str) -> anyhow::Result<String> {
+        let password = "flash-sale-password";
+        let (status, body) = self.post("/api/v1/auth/register", None, &json!({"email": email, "password": password, "name": "Bench", "role": role})).await?;
+        if status != 201 && status != 409 {
+            bail!("register {email}: {status} {body}");
+        }
+        let (status, body) = self.post("/api/v1/auth/login", None, &json!({"email": email, "password": password})).await?;
+        if status != 200 {
+            bail!("login {email}: {status} {body}");
+        }
+        Ok(body["token"].as_str().context("a token")?.to_owned())
+    }
+}
+
+/// One purchase: checkout, then place. `Ok(None)` when sold out.
+async fn buy(client: &Client, token: &str, product_id: i64) -> anyhow::Result<Option<Duration>> {
+    let started = Instant::now();
+    let (status, checkout) = client.post("/api/v1/checkout", Some(token), &json!({"lines": [{"product_id": product_id, "quantity": 1}]})).await?;
+    if status != 201 {
+        bail!("checkout: {status} {checkout}");
+    }
+    let body = json!({"order_id": checkout["order_id"], "checkout_token": checkout["checkout_token"], "lines": checkout["lines"],
+        "shipping_address": {"name": "B", "line1": "1 St", "city": "C", "postal_code": "1", "country": "NL"}});
+    let (status, placed) = client.post("/api/v1/orders", Some(token), &body).await?;
+    match status {
+        201 => Ok(Some(started.elapsed())),
+        409 if placed["code"] == "insufficient_stock" => Ok(None),
+        _ => bail!("place: {status} {placed}"),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let client = std::sync::Arc::new(Client { http: reqwest::Client::builder().pool_max_idle_per_host(args.buyers).build()?, base: args.base.clone() });
+    let run = std::process::id();
+
+    let seller = client.account(&format!("flash-seller-{run}@bench.test"), "seller").await?;
+    let (status, product) = client
+        .post("/api/v1/seller/products", Some(&seller), &json!({"title": "Flash sale item", "price_cents": 999, "stock": args.stock, "inventory_mode": args.mode}))
+        .await?;
+    if status != 201 {
+        bail!("create product: {status} {product}");
+    }
+    let product_id = product["id"].as_i64().context("product id")?;
+
+    eprintln!("registering {} buyers…", args.buyers);
+    let tokens = futures::future::try_join_all((0..args.buyers).map(|i| {
+        let client = client.clone();
+        async move { client.account(&format!("flash-buyer-{run}-{i}@bench.test"), "buyer").await }
+    }))
+    .await?;
+
+    eprintln!("selling {} units to {} buyers…", args.stock, args.buyers);
+    let started = Instant::now();
+    let buyers = tokens.into_iter().map(|token| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while let Some(latency) = buy(&client, &token, product_id).await? {
+                latencies.push(latency);
+            }
+            anyhow::Ok(latencies)
+        })
+    });
+    let mut latencies = Vec::new();
+    for buyer in futures::future::join_all(buyers).await {
+        latencies.extend(buyer??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+
+    let product = client.http.get(format!("{}/api/v1/products/{product_id}", args.base)).send().await?.json::<Value>().await?;
+    let stock = &product["stock"];
+    let (available, reserved, sold) = (stock["available"].as_i64().unwrap_or(-1), stock["reserved"].as_i64().unwrap_or(-1), stock["sold"].as_i64().unwrap_or(-1));
+    let successes = latencies.len() as i64;
+    let oversold = (successes - args.stock).max(0) + (-available).max(0);
+    let invariant = available + reserved + sold == args.stock;
+
+    // The reference: the bare statement, same database, same number of connections.
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new().max_connections(args.buyers as u32).connect(&args.database_url).await?;
+    let reference_units = args.stock;
+    sqlx::query("UPDATE stock SET available = $1, received = received + $1 WHERE product_id = $2")
+        .bind(reference_units)
+        .bind(product_id)
+        .execute(&pool)
+        .await?;
+    let reference_started = Instant::now();
+    let workers = (0..args.buyers).map(|_| {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut taken = 0u64;
+            loop {
+                let done = sqlx::query("UPDATE stock SET available = available - 1, sold = sold + 1 WHERE product_id = $1 AND available >= 1")
+                    .bind(product_id)
+                    .execute(&pool)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return anyhow::Ok(taken);
+                }
+                taken += 1;
+            }
+        })
+    });
+    let mut reference_taken = 0;
+    for worker in futures::future::join_all(workers).await {
+        reference_taken += worker??;
+    }
+    let reference_elapsed = reference_started.elapsed();
+
+    let orders_per_sec = successes as f64 / elapsed.as_secs_f64();
+    let reference_per_sec = reference_taken as f64 / reference_elapsed.as_secs_f64();
+    println!("| buyers | stock | mode | orders | orders/s | p50 ms | p99 ms | oversold | invariant | bare decrements/s | ratio |");
+    println!("|-------:|------:|------|-------:|---------:|-------:|-------:|---------:|-----------|------------------:|------:|");
+    println!(
+        "| {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {} | {} | {:.0} | {:.1}% |",
+        args.buyers,
+        args.stock,
+        args.mode,
+        successes,
+        orders_per_sec,
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        oversold,
+        if invariant { "holds" } else { "BROKEN" },
+        reference_per_sec,
+        orders_per_sec / reference_per_sec * 100.0
+    );
+    if oversold != 0 || !invariant || successes != args.stock || reference_taken as i64 != reference_units {
+        bail!("the sale went wrong: {successes} orders, {oversold} oversold, stock {stock}, reference took {reference_taken}");
+    }
+    Ok(())
+}
