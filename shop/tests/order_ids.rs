@@ -9,19 +9,19 @@ use shop::services::order_ids::OrderIdAllocator;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-async fn allocate_concurrently(databases: Databases) {
-    const SERVERS: usize = 6;
+/// `servers` allocators (one per simulated server) with blocks of `block` ids,
+/// each with several tasks drawing ids at once.
+async fn allocate_concurrently(databases: Databases, server_count: usize, block: i64, ids_per_task: usize) {
     const TASKS_PER_SERVER: usize = 4;
-    const IDS_PER_TASK: usize = 120;
-    let servers: Vec<_> = (0..SERVERS).map(|_| Arc::new(OrderIdAllocator::new(databases.main.clone(), 37))).collect();
+    let servers: Vec<_> = (0..server_count).map(|_| Arc::new(OrderIdAllocator::new(databases.main.clone(), block))).collect();
     let mut tasks = Vec::new();
     for (s, server) in servers.iter().enumerate() {
         for t in 0..TASKS_PER_SERVER {
             let server = server.clone();
             tasks.push(tokio::spawn(async move {
                 let buyer = UserId::from_sequence((s * TASKS_PER_SERVER + t + 1) as i64);
-                let mut ids = Vec::with_capacity(IDS_PER_TASK);
-                for _ in 0..IDS_PER_TASK {
+                let mut ids = Vec::with_capacity(ids_per_task);
+                for _ in 0..ids_per_task {
                     ids.push(server.next(buyer).await.unwrap());
                 }
                 (buyer, ids)
@@ -39,15 +39,24 @@ async fn allocate_concurrently(databases: Databases) {
             assert!(sequences.insert(id.sequence()), "sequence {} handed out twice", id.sequence());
         }
     }
-    assert_eq!(all.len(), SERVERS * TASKS_PER_SERVER * IDS_PER_TASK);
+    assert_eq!(all.len(), server_count * TASKS_PER_SERVER * ids_per_task);
     assert!(all.iter().all(|id| id.sequence() >= OrderId::FIRST_SEQUENCE));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_allocators_never_share_an_id_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let databases = Databases::connect_and_migrate(&shop::db::DatabaseConfig::sqlite_in(dir.path(), 1)).await.unwrap();
-    allocate_concurrently(databases).await;
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..Default::default() })]
+
+    /// Property: whatever the number of servers, block size and load, no id is
+    /// handed out twice. Each case runs on a fresh SQLite database.
+    #[test]
+    fn concurrent_allocators_never_share_an_id_on_sqlite(servers in 1usize..6, block in 1i64..60, per_task in 1usize..80) {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let databases = Databases::connect_and_migrate(&shop::db::DatabaseConfig::sqlite_in(dir.path(), 1)).await.unwrap();
+            allocate_concurrently(databases, servers, block, per_task).await;
+        });
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -71,5 +80,5 @@ async fn concurrent_allocators_never_share_an_id_on_postgres() {
     let role = |schema: &str| DatabaseUrl::new(format!("{url}?options[search_path]={schema}"));
     let config = shop::db::DatabaseConfig { main: role("main"), shards: vec![role("shard_0")], archive: role("archive") };
     let databases = Databases::connect_and_migrate(&config).await.unwrap();
-    allocate_concurrently(databases).await;
+    allocate_concurrently(databases, 6, 37, 120).await;
 }

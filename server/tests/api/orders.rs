@@ -14,7 +14,38 @@ crate::on_both_backends!(
     stock_taken_for_an_order_lost_in_a_crash_is_released,
     my_orders_and_order_by_id_touch_only_the_buyers_shard,
     orders_in_on_payment_mode_only_check_stock,
+    an_order_of_several_lines_takes_all_its_stock_or_none,
 );
+
+async fn an_order_of_several_lines_takes_all_its_stock_or_none(app: TestApp) {
+    let (seller, _) = app.signed_in("two@example.com", "seller").await;
+    let create = |title: &'static str, stock: i64, mode: &'static str| {
+        let seller = seller.clone();
+        let app = &app;
+        async move {
+            app.post("/api/v1/seller/products", Some(&seller), &json!({"title": title, "price_cents": 500, "stock": stock, "inventory_mode": mode})).await.body["id"].as_i64().unwrap()
+        }
+    };
+    let plenty = create("Plenty", 5, "reserve").await;
+    let scarce = create("Scarce", 1, "on_order").await;
+    let (buyer, _) = app.signed_in("multi@example.com", "buyer").await;
+    let lines = json!({"lines": [{"product_id": plenty, "quantity": 2}, {"product_id": scarce, "quantity": 2}]});
+    let opened = app.post("/api/v1/checkout", Some(&buyer), &lines).await;
+    assert_eq!(opened.status, 201, "{}", opened.text);
+    assert_eq!(opened.body["total_cents"], 2000);
+    let refused = app.post("/api/v1/orders", Some(&buyer), &place_body(&opened.body)).await;
+    refused.assert_problem(409, "insufficient_stock");
+    let (p, _) = stock(&app, plenty).await;
+    let (s, _) = stock(&app, scarce).await;
+    assert_eq!((p.available, p.reserved, s.available, s.sold), (5, 0, 1, 0), "nothing taken for any line");
+    assert_eq!(app.count("stock_takes").await, 0);
+
+    let fits = app.post("/api/v1/checkout", Some(&buyer), &json!({"lines": [{"product_id": plenty, "quantity": 2}, {"product_id": scarce, "quantity": 1}]})).await;
+    let placed = app.post("/api/v1/orders", Some(&buyer), &place_body(&fits.body)).await;
+    assert_eq!(placed.status, 201, "{}", placed.text);
+    assert_eq!(placed.body["lines"].as_array().unwrap().len(), 2);
+    assert_eq!((stock(&app, plenty).await.0.reserved, stock(&app, scarce).await.0.sold), (2, 1));
+}
 
 async fn my_orders_and_order_by_id_touch_only_the_buyers_shard(app: TestApp) {
     let id = product(&app, 100, "reserve").await;
