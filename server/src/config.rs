@@ -24,6 +24,26 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// Print logs as JSON lines rather than human-readable text.
     pub json_logs: bool,
+    /// How often the background workers run.
+    pub schedules: Schedules,
+}
+
+/// Worker periods (`[schedules]` in the TOML file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Schedules {
+    /// Releasing lapsed holds and orphaned stock.
+    pub recovery_ms: u64,
+    /// Polling the job queue.
+    pub jobs_ms: u64,
+    /// Deleting expired sessions and idempotency keys.
+    pub cleanup_ms: u64,
+}
+
+impl Default for Schedules {
+    fn default() -> Self {
+        Self { recovery_ms: 5_000, jobs_ms: 1_000, cleanup_ms: 3_600_000 }
+    }
 }
 
 /// The TOML file's shape. Every key is optional.
@@ -37,6 +57,7 @@ struct FileSettings {
     secure_cookies: Option<bool>,
     json_logs: Option<bool>,
     databases: Option<FileDatabases>,
+    schedules: Option<Schedules>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +112,7 @@ impl Settings {
             seed_demo: !flag("NINEFOLD_NO_DEMO").unwrap_or(false) && file.seed_demo.unwrap_or(true),
             secure_cookies: flag("NINEFOLD_SECURE_COOKIES").or(file.secure_cookies).unwrap_or(false),
             json_logs: flag("NINEFOLD_JSON_LOGS").or(file.json_logs).unwrap_or(false),
+            schedules: file.schedules.unwrap_or_default(),
         })
     }
 }
@@ -128,6 +150,8 @@ mod tests {
             main = { url = "postgres://u:p@db/main", max_connections = 30 }
             shards = [{ url = "postgres://u:p@db/s0" }, { url = "postgres://u:p@db/s1", replicas = ["postgres://u:p@replica/s1"] }]
             archive = { url = "postgres://u:p@db/archive" }
+            [schedules]
+            recovery_ms = 250
             "#,
         )
         .unwrap();
@@ -139,6 +163,7 @@ mod tests {
         assert_eq!(settings.databases.shards[1].replicas.len(), 1);
         assert_eq!(settings.databases.main.max_connections, Some(30));
         assert!(!settings.seed_demo);
+        assert_eq!((settings.schedules.recovery_ms, settings.schedules.jobs_ms), (250, 1_000));
     }
 
     #[test]

@@ -1,21 +1,20 @@
 //! Background workers. Each runs until the shutdown token fires, and stops
 //! between units of work, never in the middle of one.
 
+use crate::config::Schedules;
 use shop::Shop;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// How often the job queue is polled, and how many jobs one poll runs.
-const JOBS_PERIOD: Duration = Duration::from_secs(1);
+/// How many jobs one poll runs, and orders one recovery pass handles; the next
+/// tick takes the rest.
 const JOBS_BATCH: i64 = 200;
-/// How often stock takes past their check time are looked at.
-const RECOVERY_PERIOD: Duration = Duration::from_secs(5);
-/// Orders handled per pass; the next tick takes the rest.
 const RECOVERY_BATCH: i64 = 500;
 
-pub fn spawn_all(shop: &Shop, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
-    let recovery = spawn_periodic("hold-expiry", RECOVERY_PERIOD, shutdown.clone(), {
+pub fn spawn_all(shop: &Shop, schedules: &Schedules, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
+    let every = |ms: u64| Duration::from_millis(ms.max(10));
+    let recovery = spawn_periodic("hold-expiry", every(schedules.recovery_ms), shutdown.clone(), {
         let shop = shop.clone();
         move || {
             let shop = shop.clone();
@@ -28,7 +27,7 @@ pub fn spawn_all(shop: &Shop, shutdown: &CancellationToken) -> Vec<JoinHandle<()
             }
         }
     });
-    let jobs = spawn_periodic("jobs", JOBS_PERIOD, shutdown.clone(), {
+    let jobs = spawn_periodic("jobs", every(schedules.jobs_ms), shutdown.clone(), {
         let shop = shop.clone();
         move || {
             let shop = shop.clone();
@@ -38,7 +37,7 @@ pub fn spawn_all(shop: &Shop, shutdown: &CancellationToken) -> Vec<JoinHandle<()
             }
         }
     });
-    vec![recovery, jobs, spawn_periodic("expiry-cleanup", Duration::from_secs(3600), shutdown.clone(), {
+    vec![recovery, jobs, spawn_periodic("expiry-cleanup", every(schedules.cleanup_ms), shutdown.clone(), {
         let shop = shop.clone();
         move || {
             let shop = shop.clone();

@@ -38,12 +38,19 @@ const SHARDS: usize = 2;
 /// developer's machine. Under CI (or NINEFOLD_TEST_REQUIRE_PG) a missing
 /// PostgreSQL fails the test instead of skipping it.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}, false).await
+}
+
+/// As [`spawn_app`], with changed settings, and with the background workers
+/// running when `workers` is set (off by default, so tests that drive a worker's
+/// pass themselves are not raced by it).
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings), workers: bool) -> Option<TestApp> {
     let data_dir = tempfile::tempdir().expect("a temporary folder");
     let databases = match backend {
         Backend::Sqlite => DatabaseConfig::sqlite_in(data_dir.path(), SHARDS),
         Backend::Postgres => postgres_databases().await?,
     };
-    let settings = Settings {
+    let mut settings = Settings {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: PathBuf::from(data_dir.path()),
         databases,
@@ -51,13 +58,18 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         seed_demo: false,
         secure_cookies: false,
         json_logs: false,
+        schedules: Default::default(),
     };
+    adjust(&mut settings);
     server::telemetry::init(false);
     let app = server::Application::build(&settings).await.expect("the application builds");
     let shop = app.shop.clone();
     let listener = tokio::net::TcpListener::bind(settings.addr).await.expect("a free port");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
+    if workers {
+        server::workers::spawn_all(&shop, &settings.schedules, &shutdown);
+    }
     tokio::spawn(app.serve(listener, shutdown.clone()));
     let client = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     Some(TestApp { base, client, shop, shutdown, _data_dir: data_dir })

@@ -102,6 +102,54 @@ async fn place(app: &TestApp, buyer: &str, product_id: i64, quantity: i64) -> Va
     placed.body
 }
 
+mod short_hold {
+    use super::*;
+    use crate::helpers::{Backend, spawn_app_with};
+
+    async fn with_one_second_holds(backend: Backend) -> Option<TestApp> {
+        spawn_app_with(backend, |settings| {
+            settings.hold_ttl_secs = 1;
+            settings.schedules.recovery_ms = 100;
+        }, true)
+        .await
+    }
+
+    /// The real worker, a real one-second TTL: unpaid orders cancel on their own
+    /// and the stock comes back exactly.
+    async fn holds_lapse_on_their_own(app: TestApp) {
+        let id = product(&app, 10, "reserve").await;
+        let (buyer, _) = app.signed_in("short@example.com", "buyer").await;
+        let mut orders = Vec::new();
+        for quantity in [1, 3] {
+            orders.push(place(&app, &buyer, id, quantity).await);
+        }
+        assert_eq!(stock(&app, id).await.0.reserved, 4);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while stock(&app, id).await.0.reserved > 0 {
+            assert!(std::time::Instant::now() < deadline, "holds did not lapse within 10 s");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let (s, received) = stock(&app, id).await;
+        assert_eq!((s.available, s.reserved, s.sold, received), (10, 0, 0, 10));
+        for order in orders {
+            let seen = app.get(&format!("/api/v1/orders/{}", order["id"].as_str().unwrap()), Some(&buyer)).await;
+            assert_eq!(seen.body["status"], "cancelled");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn holds_lapse_on_their_own_on_sqlite() {
+        holds_lapse_on_their_own(with_one_second_holds(Backend::Sqlite).await.unwrap()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn holds_lapse_on_their_own_on_postgres() {
+        if let Some(app) = with_one_second_holds(Backend::Postgres).await {
+            holds_lapse_on_their_own(app).await;
+        }
+    }
+}
+
 async fn lapsed_holds_cancel_unpaid_orders_and_return_the_stock_exactly(app: TestApp) {
     let held = product(&app, 20, "reserve").await;
     let sold = product(&app, 20, "on_order").await;
