@@ -2,6 +2,7 @@
 
 use crate::server_fns::{Register, SignIn, SignOut, current_user};
 use crate::error::AppError;
+use crate::pages::errors::form_failure;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -58,13 +59,6 @@ pub fn Header() -> impl IntoView {
     }
 }
 
-/// Shows the message of the last failed submit, if any.
-fn failure(last_result: impl Fn() -> Option<Result<(), AppError>> + Send + Sync + 'static) -> impl IntoView {
-    move || {
-        last_result().and_then(Result::err).map(|error| view! { <p class="form-error" role="alert" data-testid="form-error">{error.message}</p> })
-    }
-}
-
 #[component]
 pub fn SignInPage() -> impl IntoView {
     let auth = expect_context::<Auth>();
@@ -82,7 +76,7 @@ pub fn SignInPage() -> impl IntoView {
                     {move || if pending.get() { "Signing in…" } else { "Sign in" }}
                 </button>
             </ActionForm>
-            {failure(move || auth.sign_in.value().get())}
+            {form_failure(move || auth.sign_in.value().get())}
             <p>"New here? "<a href="/register">"Create an account"</a></p>
         </section>
     }
@@ -111,7 +105,7 @@ pub fn RegisterPage() -> impl IntoView {
                     {move || if pending.get() { "Creating your account…" } else { "Create account" }}
                 </button>
             </ActionForm>
-            {failure(move || auth.register.value().get())}
+            {form_failure(move || auth.register.value().get())}
             <p>"Already have an account? "<a href="/login">"Sign in"</a></p>
         </section>
     }

@@ -31,3 +31,8 @@ pub fn ErrorBox(error: AppError) -> impl IntoView {
         </section>
     }
 }
+
+/// The message of a form's last failed submit, if any, where screen readers announce it.
+pub fn form_failure(last: impl Fn() -> Option<Result<(), AppError>> + Send + Sync + 'static) -> impl IntoView {
+    move || last().and_then(Result::err).map(|error| view! { <p class="form-error" role="alert" data-testid="form-error">{error.message}</p> })
+}

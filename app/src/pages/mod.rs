@@ -2,7 +2,7 @@
 
 pub mod auth;
 mod catalog;
-mod errors;
+pub mod errors;
 pub mod orders;
 
 pub use auth::{RegisterPage, SignInPage};

@@ -1,7 +1,7 @@
 //! Buying: "Buy now" on a product page, the checkout page, the order page (which
 //! is also the confirmation) and "my orders".
 
-use crate::error::AppError;
+use crate::pages::errors::form_failure;
 use crate::pages::auth::Auth;
 use crate::pages::{ErrorBox, NotFound};
 use crate::server_fns::{CancelOrder, CheckoutLineView, CheckoutPageData, OrderView, PlaceOrder, StartCheckout, get_checkout, get_order, my_orders};
@@ -28,10 +28,6 @@ fn status_label(status: OrderStatus) -> &'static str {
         OrderStatus::Completed => "Completed",
         OrderStatus::Cancelled => "Cancelled",
     }
-}
-
-fn failure(last: impl Fn() -> Option<Result<(), AppError>> + Send + Sync + 'static) -> impl IntoView {
-    move || last().and_then(Result::err).map(|error| view! { <p class="form-error" role="alert" data-testid="form-error">{error.message}</p> })
 }
 
 fn sign_in_prompt(next: String) -> impl IntoView {
@@ -66,7 +62,7 @@ pub fn BuyNow(product_id: ProductId, available: i64) -> impl IntoView {
                                 {move || if pending.get() { "Opening checkout…" } else { "Buy now" }}
                             </button>
                         </ActionForm>
-                        {failure(move || start.value().get())}
+                        {form_failure(move || start.value().get())}
                     }.into_any()
                 }
             })}
@@ -139,7 +135,7 @@ fn CheckoutForm(order_id: String, checkout_token: String, lines: Vec<CheckoutLin
                     {move || if pending.get() { "Placing your order…" } else { "Place order" }}
                 </button>
             </ActionForm>
-            {failure(move || place.value().get())}
+            {form_failure(move || place.value().get())}
             <p class="muted">"This checkout is open until " {when(&expires_at)} "."</p>
         </section>
     }
@@ -206,7 +202,7 @@ fn OrderDetail(view: OrderView, just_placed: bool, cancel: ServerAction<CancelOr
                     <button type="submit" class="secondary" disabled=move || pending.get() data-testid="cancel-order">"Cancel order"</button>
                 </ActionForm>
             })}
-            {failure(move || cancel.value().get())}
+            {form_failure(move || cancel.value().get())}
             <p><a href="/orders">"All my orders"</a></p>
         </section>
     }
