@@ -98,6 +98,7 @@ fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<T, Stri
 /// 401 `unauthenticated`; a malformed, unknown or expired token is 401 `invalid_token`.
 /// (An `Option<AuthUser>` would silently treat a bad token as "signed out", which
 /// hides expired sessions from API clients.)
+#[derive(Clone)]
 pub struct AuthUser {
     pub user: User,
     pub token: SessionToken,
@@ -107,6 +108,10 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        // A middleware earlier in the request (Idempotency-Key) may have found the caller already.
+        if let Some(found) = parts.extensions.get::<AuthUser>() {
+            return Ok(found.clone());
+        }
         let invalid = || Problem::new(StatusCode::UNAUTHORIZED, "invalid_token", "the session token is invalid or has expired; sign in again");
         match presented_session(parts) {
             Presented::Nothing => Err(Problem::unauthenticated("sign in first: send Authorization: Bearer <token> from POST /api/v1/auth/login")),

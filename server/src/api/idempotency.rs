@@ -4,7 +4,7 @@
 //! still running is 409 `idempotency_key_in_use`. Keys are scoped to the caller.
 //! Responses of 5xx are not kept, so a retry after an outage runs again.
 
-use super::extract::presented_session;
+use super::extract::{AuthUser, presented_session};
 use super::problem::Problem;
 use crate::state::AppState;
 use app::session::Presented;
@@ -34,17 +34,17 @@ pub async fn idempotent_posts(State(state): State<AppState>, request: Request, n
         }
     };
     // Keys are the caller's: without a live session the handler answers 401 itself.
-    let (parts, body) = request.into_parts();
-    let caller = match presented_session(&parts) {
-        Presented::Token(token) => match state.shop.accounts.user_for_token(&token).await {
-            Ok(user) => user,
-            Err(error) => return Problem::from(error).into_response(),
-        },
-        _ => None,
-    };
-    let Some(caller) = caller else {
+    let (mut parts, body) = request.into_parts();
+    let Presented::Token(token) = presented_session(&parts) else {
         return next.run(Request::from_parts(parts, body)).await;
     };
+    let caller = match state.shop.accounts.user_for_token(&token).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return next.run(Request::from_parts(parts, body)).await,
+        Err(error) => return Problem::from(error).into_response(),
+    };
+    // The handler's `AuthUser` takes the caller from here instead of looking it up again.
+    parts.extensions.insert(AuthUser { user: caller.clone(), token });
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
         return Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the request body is too large").into_response();
     };

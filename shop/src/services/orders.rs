@@ -163,12 +163,11 @@ impl Orders {
         let hold_expires_at_ms = holds.then(|| now_ms() + self.hold_ttl_ms);
         self.take_stock(order_id, &products, &checkout_lines, hold_expires_at_ms, checkout_expires_at_ms).await?;
         match self.insert_order(buyer, order_id, &request.checkout_token, &products, &checkout_lines, &request.shipping_address, hold_expires_at_ms).await? {
-            true => {
-                let order = self.load(order_id).await?.ok_or_else(|| anyhow::anyhow!("order {order_id} vanished after insert"))?;
+            Some(order) => {
                 tracing::info!(order_id = %order_id, buyer_id = %buyer.id, total_cents = order.total_cents, "order placed");
                 Ok(Placed { order, replayed: false })
             }
-            false => {
+            None => {
                 let order = self.load(order_id).await?.ok_or(ShopError::InvalidCheckoutToken)?;
                 replay(order, buyer)
             }
@@ -250,7 +249,7 @@ impl Orders {
     }
 
     /// Step 2: consume the token and insert the order, in one shard transaction.
-    /// Returns false if another submit consumed the token first.
+    /// Returns the order as written, or `None` if another submit consumed the token first.
     #[allow(clippy::too_many_arguments)]
     async fn insert_order(
         &self,
@@ -261,7 +260,7 @@ impl Orders {
         lines: &[LineRequest],
         address: &ShippingAddress,
         hold_expires_at_ms: Option<i64>,
-    ) -> ShopResult<bool> {
+    ) -> ShopResult<Option<Order>> {
         let token = SessionToken::parse(raw_token).ok_or(ShopError::InvalidCheckoutToken)?;
         let now = now_ms();
         let shard = self.shard_of(order_id);
@@ -275,8 +274,28 @@ impl Orders {
         .execute(&mut *tx)
         .await?;
         if consumed.rows_affected() == 0 {
-            return Ok(false);
+            return Ok(None);
         }
+        let order = Order {
+            id: order_id,
+            buyer_id: buyer.id,
+            status: OrderStatus::PendingPayment,
+            lines: products
+                .iter()
+                .zip(lines)
+                .map(|(product, line)| OrderLine {
+                    product_id: product.id,
+                    seller_id: product.seller_id,
+                    quantity: line.quantity.get(),
+                    unit_price_cents: product.price.cents(),
+                    snapshot_digest: snapshot_job(product).digest,
+                })
+                .collect(),
+            total_cents: total_of(products, lines),
+            created_at: rfc3339(now),
+            hold_expires_at: hold_expires_at_ms.map(rfc3339),
+            shipping_address: address.clone(),
+        };
         sqlx::query(
             "INSERT INTO orders (id, buyer_id, seller_id, status, total_cents, shipping_address, hold_expires_at_ms, created_at_ms, updated_at_ms) \
              VALUES ($1, $2, $3, 'pending_payment', $4, $5, $6, $7, $7)",
@@ -284,29 +303,29 @@ impl Orders {
         .bind(order_id.get())
         .bind(buyer.id.get())
         .bind(products[0].seller_id.get())
-        .bind(total_of(products, lines))
+        .bind(order.total_cents)
         .bind(serde_json::to_string(address).map_err(anyhow::Error::from)?)
         .bind(hold_expires_at_ms)
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        for (line_no, (product, line)) in products.iter().zip(lines).enumerate() {
+        for (line_no, line) in order.lines.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO order_lines (order_id, line_no, product_id, seller_id, quantity, unit_price_cents, snapshot_digest) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(order_id.get())
             .bind(line_no as i64)
-            .bind(product.id.get())
-            .bind(product.seller_id.get())
-            .bind(line.quantity.get())
-            .bind(product.price.cents())
-            .bind(snapshot_job(product).digest)
+            .bind(line.product_id.get())
+            .bind(line.seller_id.get())
+            .bind(line.quantity)
+            .bind(line.unit_price_cents)
+            .bind(&line.snapshot_digest)
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(order))
     }
 
     /// The caller's order. Someone else's order is "not found": its existence is not revealed.
