@@ -76,7 +76,7 @@ async fn a_failing_snapshot_job_never_fails_an_order_and_is_retried(app: TestApp
     // Break the snapshot write for real: its table is gone.
     sqlx::query("ALTER TABLE snapshots RENAME TO snapshots_away").execute(main).await.unwrap();
 
-    let orders = order_many(&app, &[buyer.clone()], id, 5).await;
+    let orders = order_many(&app, std::slice::from_ref(&buyer), id, 5).await;
     assert_eq!(orders.len(), 5, "every order was placed while snapshots fail");
     let now = shop::clock::now_ms();
     let stats = run_jobs(&app, now).await;

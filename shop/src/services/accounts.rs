@@ -209,10 +209,10 @@ impl Accounts {
 
     /// The user a live session belongs to, or `None` for an unknown or expired token.
     pub async fn user_for_token(&self, token: &SessionToken) -> ShopResult<Option<User>> {
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(
             "SELECT u.id, u.email, u.name, u.role FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_sha256 = $1 AND s.expires_at_ms > $2"
-        ))
+             WHERE s.token_sha256 = $1 AND s.expires_at_ms > $2",
+        )
         .bind(token.sha256())
         .bind(now_ms())
         .fetch_optional(self.db.pool())

@@ -153,10 +153,10 @@ impl Orders {
             return replay(order, buyer);
         }
         let (checkout_lines, checkout_expires_at_ms) = self.valid_checkout(buyer, order_id, &request.checkout_token).await?;
-        if let Some(lines) = request.lines {
-            if normalised(lines)? != checkout_lines {
-                return Err(ShopError::InvalidCheckoutToken);
-            }
+        if let Some(lines) = request.lines
+            && normalised(lines)? != checkout_lines
+        {
+            return Err(ShopError::InvalidCheckoutToken);
         }
         let products = self.products_of(&checkout_lines).await?;
         let holds = products.iter().any(|p| p.inventory_mode == InventoryMode::Reserve);
