@@ -5,6 +5,7 @@
 //! databases, the services both doors (JSON API and pages) call, and the jobs.
 
 pub mod accounts;
+pub mod cart;
 pub mod catalog;
 pub mod domain;
 pub mod orders;
