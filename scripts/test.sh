@@ -6,6 +6,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$(repo_root)"
 started=$(date +%s)
+# A clean CI build gains nothing from incremental caches, and they cost disk.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 ensure_rust_tools
 ensure_debian_packages "chromium:chromium" "/usr/lib/postgresql/*/bin/initdb:postgresql" "python3:python3"
