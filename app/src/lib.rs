@@ -12,7 +12,7 @@ use leptos::prelude::*;
 use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, path};
-use pages::{CheckoutPage, HomePage, MyOrdersPage, NotFound, OrderPage, ProductPage, RegisterPage, SignInPage, auth::Header};
+use pages::{CartPage, CheckoutPage, HomePage, MyOrdersPage, NotFound, OrderPage, ProductPage, RegisterPage, SignInPage, auth::Header};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -39,6 +39,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     pages::auth::provide_auth();
+    pages::cart::provide_cart();
     // Effects run only in the browser, after hydration: a marker that the page is
     // interactive, which the browser tests wait for before they click.
     Effect::new(|_| {
@@ -51,11 +52,13 @@ pub fn App() -> impl IntoView {
         <Router>
             <Header/>
             <main class="page">
+                <pages::cart::CartNotices/>
                 // Async SSR: the whole page renders before the first byte is sent, so a
                 // page can still set its status (404) and cookies.
                 <Routes fallback=|| view! { <NotFound/> }>
                     <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
                     <Route path=path!("/products/:id") view=ProductPage ssr=SsrMode::Async/>
+                    <Route path=path!("/cart") view=CartPage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=SignInPage ssr=SsrMode::Async/>
                     <Route path=path!("/register") view=RegisterPage ssr=SsrMode::Async/>
                     <Route path=path!("/checkout/:order_id") view=CheckoutPage ssr=SsrMode::Async/>

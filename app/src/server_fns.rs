@@ -5,6 +5,8 @@ use leptos::prelude::*;
 use shop::accounts::User;
 use shop::catalog::{Page, Product};
 
+pub mod cart;
+
 #[cfg(feature = "ssr")]
 mod ssr {
     use crate::error::AppError;
@@ -49,6 +51,17 @@ mod ssr {
     pub fn safe_next(next: Option<String>) -> String {
         next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\')).unwrap_or_else(|| "/".to_owned())
     }
+
+    /// After sign-in: merges a server-side guest cart into the account and says
+    /// so on the page it lands on (`cart_merged`, `cart_capped` in the query).
+    pub async fn land_after_sign_in(user: &User, next: String) -> Result<String, AppError> {
+        let Some(notice) = super::cart::merge_guest_cookie_cart(user).await? else { return Ok(next) };
+        if notice.sentence().is_none() {
+            return Ok(next);
+        }
+        let separator = if next.contains('?') { '&' } else { '?' };
+        Ok(format!("{next}{separator}cart_merged={}&cart_capped={}", notice.added, notice.capped.len()))
+    }
 }
 
 #[server(prefix = "/fn", endpoint = "current_user")]
@@ -75,9 +88,9 @@ pub async fn sign_in(email: String, password: String, next: Option<String>) -> R
     use shop::domain::{Email, Password};
     let email = Email::parse("email", &email)?;
     let password = Password::parse_attempt("password", &password)?;
-    let (token, _user) = ssr::shop()?.accounts.sign_in(&email, password).await?;
+    let (token, user) = ssr::shop()?.accounts.sign_in(&email, password).await?;
     ssr::set_cookie(ssr::cookie_policy().issue(&token));
-    leptos_axum::redirect(&ssr::safe_next(next));
+    leptos_axum::redirect(&ssr::land_after_sign_in(&user, ssr::safe_next(next)).await?);
     Ok(())
 }
 
@@ -95,7 +108,7 @@ pub async fn register(email: String, password: String, name: String, role: Strin
     let user = shop.accounts.register(account.clone()).await?;
     let (token, _) = shop.accounts.sign_in(&user.email, account.password).await?;
     ssr::set_cookie(ssr::cookie_policy().issue(&token));
-    leptos_axum::redirect("/");
+    leptos_axum::redirect(&ssr::land_after_sign_in(&user, "/".to_owned()).await?);
     Ok(())
 }
 
@@ -216,7 +229,13 @@ pub async fn place_order(
         lines: None,
         shipping_address: ShippingAddress::parse(ShippingAddress { name, line1, line2: line2.unwrap_or_default(), city, postal_code, country })?,
     };
-    let placed = ssr::shop()?.orders.place(&buyer, request).await?;
+    let shop = ssr::shop()?;
+    let placed = shop.orders.place(&buyer, request).await?;
+    // Ordered lines leave the cart. The order stands whatever happens here.
+    let ordered: Vec<_> = placed.order.lines.iter().map(|l| l.product_id).collect();
+    if let Err(error) = shop.carts.remove_products(&shop::services::carts::CartOwner::User(buyer), &ordered).await {
+        tracing::warn!(%error, "ordered lines stayed in the cart");
+    }
     leptos_axum::redirect(&format!("/orders/{}?placed=1", placed.order.id));
     Ok(())
 }

@@ -6,6 +6,11 @@ use http::HeaderMap;
 use shop::services::accounts::SessionToken;
 
 pub const SESSION_COOKIE: &str = "nf_session";
+/// A guest's server-side cart (clients without script; API clients may use the
+/// `X-Cart-Token` header instead).
+pub const CART_COOKIE: &str = "nf_cart";
+/// Guest carts are kept 30 days unused; the cookie lives as long.
+const CART_COOKIE_MAX_AGE_SECS: i64 = 30 * 24 * 60 * 60;
 
 /// How session cookies are issued. `secure` should be on whenever the site is
 /// served over HTTPS (NINEFOLD_SECURE_COOKIES=1); it is off by default so the
@@ -31,8 +36,21 @@ impl CookiePolicy {
         self.build(String::new(), 0)
     }
 
+    /// The guest cart cookie: HttpOnly and SameSite=Lax like the session's.
+    pub fn issue_cart(&self, token: &SessionToken) -> String {
+        self.build_named(CART_COOKIE, token.expose().to_owned(), CART_COOKIE_MAX_AGE_SECS)
+    }
+
+    pub fn clear_cart(&self) -> String {
+        self.build_named(CART_COOKIE, String::new(), 0)
+    }
+
     fn build(&self, value: String, max_age_secs: i64) -> String {
-        Cookie::build((SESSION_COOKIE, value))
+        self.build_named(SESSION_COOKIE, value, max_age_secs)
+    }
+
+    fn build_named(&self, name: &'static str, value: String, max_age_secs: i64) -> String {
+        Cookie::build((name, value))
             .path("/")
             .http_only(true)
             .same_site(SameSite::Lax)
@@ -72,6 +90,19 @@ pub fn presented_cookie(headers: &HeaderMap) -> Presented {
         }
     }
     if saw_any { Presented::Garbage } else { Presented::Nothing }
+}
+
+/// Reads the guest cart cookie: `Ok(None)` when there is none, `Err(())` when it
+/// is not a token we could have issued.
+pub fn presented_cart_cookie(headers: &HeaderMap) -> Result<Option<SessionToken>, ()> {
+    for header in headers.get_all(http::header::COOKIE) {
+        for cookie in Cookie::split_parse(header.to_str().unwrap_or_default()).flatten() {
+            if cookie.name() == CART_COOKIE && !cookie.value().is_empty() {
+                return SessionToken::parse(cookie.value()).map(Some).ok_or(());
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Reads `Authorization: Bearer <token>`.

@@ -72,10 +72,10 @@ pub async fn serve_cached(State(cache): State<PageCache>, request: Request, next
 
 fn is_anonymous_page_view(request: &Request) -> bool {
     let headers = request.headers();
-    let has_session_cookie = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .any(|value| value.to_str().map_or(true, |text| text.contains(app::session::SESSION_COOKIE)));
+    // A guest's server-side cart shows in the header: a page with one is theirs alone.
+    let has_session_cookie = headers.get_all(header::COOKIE).iter().any(|value| {
+        value.to_str().map_or(true, |text| text.contains(app::session::SESSION_COOKIE) || text.contains(app::session::CART_COOKIE))
+    });
     request.method() == Method::GET
         && !headers.contains_key(header::AUTHORIZATION)
         && !has_session_cookie
@@ -105,6 +105,7 @@ mod tests {
         assert!(is_anonymous_page_view(&request("/products/3", &[("cookie", "theme=dark")])));
         assert!(is_anonymous_page_view(&request("/?cursor=p1a", &[])));
         assert!(!is_anonymous_page_view(&request("/products/3", &[("cookie", "nf_session=abc")])));
+        assert!(!is_anonymous_page_view(&request("/products/3", &[("cookie", "nf_cart=abc")])));
         assert!(!is_anonymous_page_view(&request("/products/3", &[("authorization", "Bearer x")])));
         assert!(!is_anonymous_page_view(&request("/login", &[])));
         assert!(!is_anonymous_page_view(&request("/products/3/edit", &[])));

@@ -38,8 +38,11 @@ fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static +
 /// Leptos answers every failed server-function call with 500; ours carry their
 /// real status (422, 401, 409, 400, ...) in the encoded [`AppError`], which is
 /// applied here, once for all functions: bad input is never a 5xx.
+///
+/// A plain form post (no script) that failed is answered with a redirect back to
+/// the form, the error encoded in its URL; that stays a redirect.
 async fn server_function_status(response: Response) -> Response {
-    if !response.headers().contains_key(SERVER_FN_ERROR_HEADER) {
+    if !response.headers().contains_key(SERVER_FN_ERROR_HEADER) || response.headers().contains_key(axum::http::header::LOCATION) {
         return response;
     }
     let (mut parts, body) = response.into_parts();

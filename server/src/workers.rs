@@ -44,8 +44,9 @@ pub fn spawn_all(shop: &Shop, schedules: &Schedules, shutdown: &CancellationToke
             async move {
                 let sessions = shop.accounts.delete_expired_sessions().await?;
                 let keys = shop.idempotency.delete_expired(shop::clock::now_ms()).await?;
-                if sessions + keys > 0 {
-                    tracing::info!(sessions, idempotency_keys = keys, "expired sessions and idempotency keys removed");
+                let carts = shop.carts.delete_expired_guest_carts(shop::clock::now_ms()).await?;
+                if sessions + keys + carts > 0 {
+                    tracing::info!(sessions, idempotency_keys = keys, guest_carts = carts, "expired sessions, idempotency keys and guest carts removed");
                 }
                 Ok(())
             }

@@ -22,6 +22,16 @@ pub struct CartLine {
     pub quantity: i64,
     /// Milliseconds since the Unix epoch.
     pub added_at_ms: i64,
+    /// The unit price the shopper saw when the line was added or last changed, so
+    /// the cart page can say when it has changed since. Unknown for old lines.
+    #[serde(default)]
+    pub price_seen_cents: Option<i64>,
+}
+
+impl CartLine {
+    pub fn new(product_id: ProductId, quantity: i64, added_at_ms: i64) -> Self {
+        Self { product_id, quantity, added_at_ms, price_seen_cents: None }
+    }
 }
 
 /// A line quantity as a shopper sets it: 0 (remove) ..= 99.
@@ -97,7 +107,10 @@ impl Cart {
                 .entry(line.product_id)
                 .and_modify(|l| {
                     l.quantity = l.quantity.saturating_add(line.quantity);
-                    l.added_at_ms = l.added_at_ms.min(line.added_at_ms);
+                    if line.added_at_ms < l.added_at_ms {
+                        l.added_at_ms = line.added_at_ms;
+                        l.price_seen_cents = line.price_seen_cents.or(l.price_seen_cents);
+                    }
                 })
                 .or_insert(*line);
         }
@@ -124,7 +137,9 @@ impl Cart {
                 report.lines_added += 1;
             }
             let added_at_ms = existing.map_or(guest.added_at_ms, |l| l.added_at_ms.min(guest.added_at_ms));
-            merged.lines.insert(product_id, CartLine { product_id, quantity: kept, added_at_ms });
+            // The account's line was there first: the price it saw is the one to compare with.
+            let price_seen_cents = existing.and_then(|l| l.price_seen_cents).or(guest.price_seen_cents);
+            merged.lines.insert(product_id, CartLine { product_id, quantity: kept, added_at_ms, price_seen_cents });
         }
         merged.applied_merges.push(merge_id.to_owned());
         (merged, report)
@@ -137,10 +152,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn line() -> impl Strategy<Value = CartLine> {
-        (1i64..12, 1i64..=MAX_LINE_QUANTITY, 0i64..1_000_000).prop_map(|(id, quantity, added_at_ms)| CartLine {
-            product_id: ProductId::parse("id", id).unwrap(),
-            quantity,
-            added_at_ms,
+        (1i64..12, 1i64..=MAX_LINE_QUANTITY, 0i64..1_000_000).prop_map(|(id, quantity, added_at_ms)| {
+            CartLine::new(ProductId::parse("id", id).unwrap(), quantity, added_at_ms)
         })
     }
 
@@ -199,16 +212,16 @@ mod tests {
     #[test]
     fn quantities_add_up_to_the_caps_and_the_earliest_time_wins() {
         let p = |id| ProductId::parse("id", id).unwrap();
-        let cart = Cart::from_lines([CartLine { product_id: p(1), quantity: 2, added_at_ms: 500 }]);
+        let cart = Cart::from_lines([CartLine::new(p(1), 2, 500)]);
         let guest = [
-            CartLine { product_id: p(1), quantity: 3, added_at_ms: 100 },
-            CartLine { product_id: p(2), quantity: 90, added_at_ms: 700 },
-            CartLine { product_id: p(2), quantity: 20, added_at_ms: 600 },
-            CartLine { product_id: p(3), quantity: 4, added_at_ms: 10 },
+            CartLine::new(p(1), 3, 100),
+            CartLine::new(p(2), 90, 700),
+            CartLine::new(p(2), 20, 600),
+            CartLine::new(p(3), 4, 10),
         ];
         let stock = |id: ProductId| Some(match id.get() { 1 => 100, 2 => 1000, _ => 0 });
         let (merged, report) = cart.merge("sign-in-1", &guest, stock);
-        assert_eq!(merged.lines[&p(1)], CartLine { product_id: p(1), quantity: 5, added_at_ms: 100 });
+        assert_eq!(merged.lines[&p(1)], CartLine::new(p(1), 5, 100));
         assert_eq!(merged.lines[&p(2)].quantity, MAX_LINE_QUANTITY);
         assert_eq!(merged.lines[&p(2)].added_at_ms, 600);
         assert_eq!(merged.lines[&p(3)].quantity, 1, "sold out: kept with one unit, for the cart page to flag");

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod domain;
 pub mod orders;
 pub mod snapshot;
+pub mod stored_cart;
 
 #[cfg(feature = "server")]
 pub mod clock;

@@ -37,6 +37,7 @@ pub fn Header() -> impl IntoView {
             <a class="brand" href="/">"Ninefold"</a>
             <nav>
                 <a href="/">"Shop"</a>
+                <crate::pages::cart::CartLink/>
                 <Transition fallback=|| ()>
                     {move || Suspend::new(async move {
                         match auth.user.await {

@@ -79,6 +79,7 @@ fn ProductDetail(product: Product) -> impl IntoView {
             <p class="price" data-testid="price">{format!("${}", product.price)}</p>
             <p data-testid="stock"><StockBadge stock=product.stock/></p>
             <p class="mode">{product.inventory_mode.label()}</p>
+            <crate::pages::cart::AddToCartForm product_id=product.id price=product.price available=product.stock.available/>
             <crate::pages::orders::BuyNow product_id=product.id available=product.stock.available/>
             <div class="description">{product.description.to_string()}</div>
             <p class="seller">"Sold by "{product.seller_name.clone()}</p>

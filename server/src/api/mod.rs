@@ -3,6 +3,7 @@
 //! the OpenAPI document served at `/api/v1/openapi.json`.
 
 mod accounts;
+mod cart;
 mod catalog;
 mod orders;
 pub mod extract;
@@ -37,7 +38,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// The operational routes and the `/api/v1` tree, with the OpenAPI document built from them.
 pub fn router() -> OpenApiRouter<AppState> {
-    let v1 = OpenApiRouter::new().merge(accounts::router()).merge(catalog::router()).merge(orders::router()).routes(routes!(openapi_document));
+    let v1 = OpenApiRouter::new().merge(accounts::router()).merge(catalog::router()).merge(orders::router()).merge(cart::router()).routes(routes!(openapi_document));
     OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(healthz)).nest("/api/v1", v1)
 }
 

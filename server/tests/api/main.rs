@@ -3,6 +3,7 @@
 mod helpers;
 
 mod accounts;
+mod cart;
 mod catalog;
 mod errors;
 mod idempotency;

@@ -32,6 +32,9 @@ async fn the_openapi_document_covers_every_route(app: TestApp) {
         ("/api/v1/orders/{id}", "get"),
         ("/api/v1/orders/{id}/cancel", "post"),
         ("/api/v1/snapshots/{digest}", "get"),
+        ("/api/v1/cart", "get"),
+        ("/api/v1/cart/lines/{product_id}", "put"),
+        ("/api/v1/cart/merge", "post"),
     ];
     for (path, method) in expected {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is missing from the OpenAPI document");

@@ -71,6 +71,21 @@ impl Catalog {
         product_from_row(&row)
     }
 
+    /// The products among `ids` that exist, in one query (a cart page's worth).
+    pub async fn get_many(&self, ids: &[ProductId]) -> ShopResult<Vec<Product>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let sql = format!("{PRODUCT_SELECT} WHERE p.id IN ({placeholders})");
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(id.get());
+        }
+        let rows = query.fetch_all(self.db.pool()).await?;
+        rows.iter().map(product_from_row).collect()
+    }
+
     pub async fn create(&self, seller: &User, product: NewProduct) -> ShopResult<Product> {
         require_seller(seller)?;
         let now = now_ms();

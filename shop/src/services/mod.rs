@@ -2,6 +2,7 @@
 //! functions hold no rules of their own, they parse input and call these.
 
 pub mod accounts;
+pub mod carts;
 pub mod catalog;
 pub mod idempotency;
 pub mod jobs;
@@ -22,6 +23,7 @@ pub struct Shop {
     pub orders: Orders,
     pub jobs: jobs::Jobs,
     pub idempotency: idempotency::Idempotency,
+    pub carts: carts::Carts,
 }
 
 /// Settings the services need beyond database URLs.
@@ -31,11 +33,17 @@ pub struct ShopSettings {
     pub hold_ttl_ms: i64,
     /// How many order ids one server reserves at a time.
     pub order_id_block: i64,
+    /// Server-side guest carts unused this long are deleted.
+    pub guest_cart_ttl_ms: i64,
 }
 
 impl Default for ShopSettings {
     fn default() -> Self {
-        Self { hold_ttl_ms: 30 * 60 * 1000, order_id_block: order_ids::OrderIdAllocator::DEFAULT_BLOCK_SIZE }
+        Self {
+            hold_ttl_ms: 30 * 60 * 1000,
+            order_id_block: order_ids::OrderIdAllocator::DEFAULT_BLOCK_SIZE,
+            guest_cart_ttl_ms: carts::Carts::DEFAULT_GUEST_TTL_MS,
+        }
     }
 }
 
@@ -51,6 +59,7 @@ impl Shop {
             catalog,
             jobs: jobs::Jobs::new(databases.main.clone()),
             idempotency: idempotency::Idempotency::new(databases.main.clone()),
+            carts: carts::Carts::new(databases.main.clone(), settings.guest_cart_ttl_ms),
             databases,
         })
     }

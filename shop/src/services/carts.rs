@@ -1,0 +1,266 @@
+//! Carts in the main database: the signed-in shopper's, and server-side guest
+//! carts under a random token. The merge rules themselves are in [`crate::cart`].
+
+use crate::accounts::User;
+use crate::cart::{Cart, CartLine, MAX_LINE_QUANTITY, MAX_LINES, MergeReport};
+use crate::clock::now_ms;
+use crate::db::Db;
+use crate::domain::{FieldError, ProductId};
+use crate::error::{ShopError, ShopResult};
+use crate::services::accounts::SessionToken;
+use sqlx::{Any, Row, Transaction};
+
+/// Whose cart a request is about.
+#[derive(Debug, Clone)]
+pub enum CartOwner {
+    User(User),
+    /// A guest with a server-side cart (its token, as issued).
+    Guest(SessionToken),
+}
+
+impl CartOwner {
+    fn key(&self) -> String {
+        match self {
+            CartOwner::User(user) => format!("user:{}", user.id),
+            CartOwner::Guest(token) => guest_key(token),
+        }
+    }
+}
+
+fn guest_key(token: &SessionToken) -> String {
+    format!("guest:{}", token.sha256())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineChange {
+    Set(i64),
+    Add(i64),
+}
+
+impl LineChange {
+    fn quantity(self) -> i64 {
+        match self {
+            LineChange::Set(q) | LineChange::Add(q) => q,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Carts {
+    db: Db,
+    /// Guest carts unused this long are deleted.
+    guest_ttl_ms: i64,
+}
+
+impl Carts {
+    pub const DEFAULT_GUEST_TTL_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+
+    pub fn new(db: Db, guest_ttl_ms: i64) -> Self {
+        Self { db, guest_ttl_ms }
+    }
+
+    /// A new, empty guest cart, and the token that names it.
+    pub async fn open_guest_cart(&self) -> ShopResult<SessionToken> {
+        let token = SessionToken::generate()?;
+        let now = now_ms();
+        sqlx::query("INSERT INTO guest_carts (token_sha256, created_at_ms, last_used_at_ms) VALUES ($1, $2, $2)")
+            .bind(token.sha256())
+            .bind(now)
+            .execute(self.db.pool())
+            .await?;
+        Ok(token)
+    }
+
+    /// Whether a guest cart exists (and is not expired), touching it if so.
+    pub async fn guest_cart_exists(&self, token: &SessionToken) -> ShopResult<bool> {
+        let now = now_ms();
+        let touched = sqlx::query("UPDATE guest_carts SET last_used_at_ms = $1 WHERE token_sha256 = $2 AND last_used_at_ms > $3")
+            .bind(now)
+            .bind(token.sha256())
+            .bind(now - self.guest_ttl_ms)
+            .execute(self.db.pool())
+            .await?;
+        Ok(touched.rows_affected() == 1)
+    }
+
+    pub async fn lines(&self, owner: &CartOwner) -> ShopResult<Vec<CartLine>> {
+        let rows = sqlx::query("SELECT product_id, quantity, added_at_ms, price_seen_cents FROM cart_lines WHERE owner = $1 ORDER BY added_at_ms, product_id")
+            .bind(owner.key())
+            .fetch_all(self.db.pool())
+            .await?;
+        rows.iter().map(line_from_row).collect()
+    }
+
+    /// Sets a line's quantity (0 removes it). The product must exist; a cart holds
+    /// at most [`MAX_LINES`] lines.
+    pub async fn set_line(&self, owner: &CartOwner, product_id: ProductId, quantity: i64) -> ShopResult<Vec<CartLine>> {
+        self.write_line(owner, product_id, LineChange::Set(quantity)).await?;
+        self.lines(owner).await
+    }
+
+    /// Adds `quantity` to a line (creating it), capped at [`MAX_LINE_QUANTITY`].
+    pub async fn add_line(&self, owner: &CartOwner, product_id: ProductId, quantity: i64) -> ShopResult<Vec<CartLine>> {
+        self.write_line(owner, product_id, LineChange::Add(quantity)).await?;
+        self.lines(owner).await
+    }
+
+    async fn write_line(&self, owner: &CartOwner, product_id: ProductId, change: LineChange) -> ShopResult<()> {
+        let key = owner.key();
+        let mut tx = self.db.begin_write().await?;
+        if change == LineChange::Set(0) {
+            sqlx::query("DELETE FROM cart_lines WHERE owner = $1 AND product_id = $2").bind(&key).bind(product_id.get()).execute(&mut *tx).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        let price: Option<i64> = sqlx::query_scalar("SELECT price_cents FROM products WHERE id = $1").bind(product_id.get()).fetch_optional(&mut *tx).await?;
+        let Some(price) = price else {
+            return Err(ShopError::NotFound("product"));
+        };
+        if update_line(&mut tx, &key, product_id, change, price).await? == 0 {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cart_lines WHERE owner = $1").bind(&key).fetch_one(&mut *tx).await?;
+            if count as usize >= MAX_LINES {
+                return Err(FieldError::new("product_id", format!("a cart holds at most {MAX_LINES} lines")).into());
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO cart_lines (owner, product_id, quantity, added_at_ms, price_seen_cents) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (owner, product_id) DO NOTHING",
+            )
+            .bind(&key)
+            .bind(product_id.get())
+            .bind(change.quantity().clamp(1, MAX_LINE_QUANTITY))
+            .bind(now_ms())
+            .bind(price)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                // A concurrent write created the line between our UPDATE and INSERT.
+                update_line(&mut tx, &key, product_id, change, price).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes the given products' lines: they were just ordered.
+    pub async fn remove_products(&self, owner: &CartOwner, products: &[ProductId]) -> ShopResult<()> {
+        let key = owner.key();
+        let mut tx = self.db.begin_write().await?;
+        for product in products {
+            sqlx::query("DELETE FROM cart_lines WHERE owner = $1 AND product_id = $2").bind(&key).bind(product.get()).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Merges a guest's lines (from the browser) and server-side guest cart into
+    /// the account's cart, once per `merge_id`. The merge-id row is inserted first,
+    /// in the same transaction as the cart's new lines: a concurrent merge with the
+    /// same id waits for it, then finds the id taken and changes nothing.
+    pub async fn merge(&self, user: &User, merge_id: &str, browser_lines: &[CartLine], guest: Option<&SessionToken>) -> ShopResult<(Vec<CartLine>, MergeReport)> {
+        let owner = CartOwner::User(user.clone());
+        let mut tx = self.db.begin_write().await?;
+        // One merge at a time per account, whatever their ids: a no-op UPDATE takes
+        // the user row's lock on PostgreSQL (SQLite already holds the write lock),
+        // so two different merges cannot both read the cart before either writes.
+        sqlx::query("UPDATE users SET id = id WHERE id = $1").bind(user.id.get()).execute(&mut *tx).await?;
+        let gate = sqlx::query("INSERT INTO cart_merges (user_id, merge_id, applied_at_ms) VALUES ($1, $2, $3) ON CONFLICT (user_id, merge_id) DO NOTHING")
+            .bind(user.id.get())
+            .bind(merge_id)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        if gate.rows_affected() == 0 {
+            drop(tx);
+            return Ok((self.lines(&owner).await?, MergeReport { already_applied: true, ..Default::default() }));
+        }
+        let mut incoming = browser_lines.to_vec();
+        if let Some(token) = guest {
+            incoming.extend(lines_in(&mut tx, &guest_key(token)).await?);
+        }
+        let current = Cart::from_lines(lines_in(&mut tx, &owner.key()).await?);
+        let mut stock = std::collections::HashMap::new();
+        for line in &incoming {
+            let available: Option<i64> = sqlx::query_scalar("SELECT available FROM stock WHERE product_id = $1")
+                .bind(line.product_id.get())
+                .fetch_optional(&mut *tx)
+                .await?;
+            stock.insert(line.product_id, available);
+        }
+        let (merged, report) = current.merge(merge_id, &incoming, |id| stock.get(&id).copied().flatten());
+        for line in merged.lines.values() {
+            if current.lines.get(&line.product_id) == Some(line) {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO cart_lines (owner, product_id, quantity, added_at_ms, price_seen_cents) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (owner, product_id) DO UPDATE SET quantity = excluded.quantity, added_at_ms = excluded.added_at_ms, \
+                 price_seen_cents = excluded.price_seen_cents",
+            )
+            .bind(owner.key())
+            .bind(line.product_id.get())
+            .bind(line.quantity)
+            .bind(line.added_at_ms)
+            .bind(line.price_seen_cents)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(token) = guest {
+            sqlx::query("DELETE FROM cart_lines WHERE owner = $1").bind(guest_key(token)).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM guest_carts WHERE token_sha256 = $1").bind(token.sha256()).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok((self.lines(&owner).await?, report))
+    }
+
+    /// Merges a server-side guest cart into the account that just signed in. The
+    /// merge id derives from the cart's token, so signing in twice with the same
+    /// cookie cannot apply it twice.
+    pub async fn merge_guest_cart(&self, user: &User, token: &SessionToken) -> ShopResult<(Vec<CartLine>, MergeReport)> {
+        let merge_id = format!("server-cart:{}", &token.sha256()[..32]);
+        self.merge(user, &merge_id, &[], Some(token)).await
+    }
+
+    /// Deletes guest carts unused for the TTL, with their lines; run by a worker.
+    pub async fn delete_expired_guest_carts(&self, now: i64) -> ShopResult<u64> {
+        let cutoff = now - self.guest_ttl_ms;
+        let mut tx = self.db.begin_write().await?;
+        sqlx::query(
+            "DELETE FROM cart_lines WHERE owner IN (SELECT 'guest:' || token_sha256 FROM guest_carts WHERE last_used_at_ms <= $1)",
+        )
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
+        let deleted = sqlx::query("DELETE FROM guest_carts WHERE last_used_at_ms <= $1").bind(cutoff).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected())
+    }
+}
+
+/// Applies a change to an existing line in one conditional statement (so two
+/// concurrent adds both count); the CASE caps the sum without a dialect-specific
+/// LEAST/MIN. Returns how many rows changed.
+async fn update_line(tx: &mut Transaction<'static, Any>, key: &str, product_id: ProductId, change: LineChange, price: i64) -> ShopResult<u64> {
+    let statement = match change {
+        LineChange::Set(_) => "UPDATE cart_lines SET quantity = $1, price_seen_cents = $2 WHERE owner = $3 AND product_id = $4",
+        LineChange::Add(_) => {
+            "UPDATE cart_lines SET quantity = CASE WHEN quantity + $1 > 99 THEN 99 ELSE quantity + $1 END, price_seen_cents = $2 \
+             WHERE owner = $3 AND product_id = $4"
+        }
+    };
+    let done = sqlx::query(statement).bind(change.quantity()).bind(price).bind(key).bind(product_id.get()).execute(&mut **tx).await?;
+    Ok(done.rows_affected())
+}
+
+async fn lines_in(tx: &mut Transaction<'static, Any>, owner: &str) -> ShopResult<Vec<CartLine>> {
+    let rows = sqlx::query("SELECT product_id, quantity, added_at_ms, price_seen_cents FROM cart_lines WHERE owner = $1").bind(owner).fetch_all(&mut **tx).await?;
+    rows.iter().map(line_from_row).collect()
+}
+
+fn line_from_row(row: &sqlx::any::AnyRow) -> ShopResult<CartLine> {
+    Ok(CartLine {
+        product_id: ProductId::from_stored(row.try_get("product_id")?),
+        quantity: row.try_get("quantity")?,
+        added_at_ms: row.try_get("added_at_ms")?,
+        price_seen_cents: row.try_get("price_seen_cents")?,
+    })
+}
