@@ -13,6 +13,26 @@ as_root() {
     echo "need root to run: $*" >&2; return 1; fi
 }
 
+free_kib() { df -Pk . | awk 'NR == 2 { print $4 }'; }
+
+# The linker writes test binaries of a few hundred MB each, and on a full disk it
+# dies with SIGBUS instead of a clear message (CI, 2026-11). Make room first: drop
+# incremental caches, then stale builds; warn if that is still not enough.
+ensure_disk_space() {
+  local need_kib=$((6 * 1024 * 1024))
+  if [ "$(free_kib)" -lt "$need_kib" ] && [ -d target ]; then
+    log "low on disk ($(( $(free_kib) / 1024 )) MiB free): removing incremental build caches"
+    rm -rf target/debug/incremental target/release/incremental target/wasm-release/incremental target/front/*/debug/incremental
+  fi
+  if [ "$(free_kib)" -lt "$need_kib" ] && [ -d target ]; then
+    log "still low on disk ($(( $(free_kib) / 1024 )) MiB free): cargo clean"
+    cargo clean
+  fi
+  if [ "$(free_kib)" -lt "$need_kib" ]; then
+    log "warning: only $(( $(free_kib) / 1024 )) MiB free; a full test build needs about 6 GiB"
+  fi
+}
+
 # The wasm-bindgen version cargo-leptos must match: the one Cargo.lock pins.
 wasm_bindgen_version() {
   awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$(repo_root)/Cargo.lock"

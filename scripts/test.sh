@@ -9,6 +9,7 @@ started=$(date +%s)
 # A clean CI build gains nothing from incremental caches, and they cost disk.
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
+ensure_disk_space
 ensure_rust_tools
 ensure_debian_packages "chromium:chromium" "/usr/lib/postgresql/*/bin/initdb:postgresql" "python3:python3"
 ensure_playwright

@@ -83,6 +83,11 @@ test('a guest cart survives a reload and is merged at sign-in, with a notice', a
   expect(await cartQuantities(page)).toEqual({ 'Merino Wool Socks': '2', 'Washi Tape Set': '1' });
   await expect(page.getByTestId('checkout-group')).toHaveCount(2);
   await snap(page, testInfo, 'account-cart');
+
+  // Each seller's group checks out on its own.
+  await page.getByTestId('checkout-group').filter({ hasText: 'Paper & Ink' }).click();
+  await expect(page).toHaveURL(/\/checkout\/\d{19}$/);
+  await expect(page.getByTestId('checkout-total')).toHaveText('$8.99');
   expect(errors).toEqual([]);
 });
 
@@ -121,7 +126,7 @@ test('without JavaScript, a form adds to a server-side guest cart that is merged
   await page.goto(await productPath(page, 'Insulated Bottle, 750 ml'));
   await page.getByTestId('add-quantity').fill('2');
   await page.getByTestId('add-to-cart').click();
-  await expect(page).toHaveURL(/\/products\/\d+$/);
+  await expect(page).toHaveURL(/\/products\/\d+\??$/);
   await expect(page.getByTestId('cart-count')).toHaveText('2');
 
   await page.goto('/cart');

@@ -1,0 +1,291 @@
+//! Money (DESIGN.md, failure mode 6): wallets, escrow and an append-only
+//! double-entry journal in the `main` database.
+//!
+//! Money moves only through [`transfer`]: one transfer row (whose id is its
+//! idempotency key), two entries that sum to zero, and the two balance changes they
+//! explain, all in the caller's transaction. A balance is only ever changed by a
+//! conditional `UPDATE … SET balance = balance ± n WHERE … AND balance >= n`.
+//!
+//! Isolation: READ COMMITTED on PostgreSQL (its default), and SQLite's
+//! `BEGIN IMMEDIATE` (one writer at a time: serializable). READ COMMITTED suffices
+//! because no balance is computed in the application: PostgreSQL re-evaluates an
+//! UPDATE's WHERE against the newest committed row after waiting for its lock, so
+//! two concurrent debits cannot both pass `balance >= n` on the same old value —
+//! the lost update a read-then-write would suffer (the test
+//! `read_then_write_loses_updates_that_conditional_updates_keep` shows both).
+//! SERIALIZABLE would only add retries on conflict for no extra safety here.
+//! Rows are locked in one global order — stock rows by product id, then accounts by
+//! id — so two transfers between the same accounts cannot deadlock.
+
+use crate::accounts::User;
+use crate::clock::{now_ms, rfc3339};
+use crate::db::Db;
+use crate::domain::{FieldError, Money, UserId};
+use crate::error::{ShopError, ShopResult};
+use serde::{Deserialize, Serialize};
+use sqlx::{Any, Row, Transaction};
+
+pub const ESCROW: &str = "escrow";
+/// Where top-ups come from: the stand-in for an external payment provider. The one
+/// account that may go below zero; it is minus everything ever deposited.
+pub const DEPOSITS: &str = "external:deposits";
+
+pub fn wallet_of(user: UserId) -> String {
+    format!("wallet:{user}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum TransferKind {
+    TopUp,
+    Payment,
+    Refund,
+    Release,
+}
+
+impl TransferKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferKind::TopUp => "top_up",
+            TransferKind::Payment => "payment",
+            TransferKind::Refund => "refund",
+            TransferKind::Release => "release",
+        }
+    }
+
+    fn parse(raw: &str) -> ShopResult<Self> {
+        Ok(match raw {
+            "top_up" => TransferKind::TopUp,
+            "payment" => TransferKind::Payment,
+            "refund" => TransferKind::Refund,
+            "release" => TransferKind::Release,
+            other => return Err(anyhow::anyhow!("stored transfer kind {other:?} is unknown").into()),
+        })
+    }
+}
+
+/// One movement of money between two accounts.
+#[derive(Debug, Clone)]
+pub struct Transfer<'a> {
+    /// The idempotency key: the same id twice moves money once.
+    pub id: String,
+    pub kind: TransferKind,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub amount: Money,
+    pub order_id: Option<i64>,
+}
+
+/// One line of a wallet's statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct JournalEntry {
+    pub transfer_id: String,
+    pub kind: TransferKind,
+    /// Positive: money in; negative: money out.
+    pub amount_cents: i64,
+    pub balance_after_cents: i64,
+    /// The order it concerns, as a 19-digit string.
+    pub order_id: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct Wallet {
+    pub balance_cents: i64,
+    /// Newest first.
+    pub entries: Vec<JournalEntry>,
+    pub next_cursor: Option<String>,
+}
+
+/// An account whose balance disagrees with the sum of its journal entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct Mismatch {
+    pub account_id: String,
+    pub balance_cents: i64,
+    pub journal_sum_cents: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct Reconciliation {
+    pub accounts_checked: i64,
+    pub mismatches: Vec<Mismatch>,
+    /// Transfers whose entries do not sum to zero (never expected: the journal is
+    /// written only by [`transfer`]).
+    pub unbalanced_transfers: Vec<String>,
+    /// RFC 3339.
+    pub checked_at: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    db: Db,
+}
+
+impl Ledger {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// Deposits `amount` into the user's wallet, once per `key` (an
+    /// `Idempotency-Key`, or the nonce of the page's form).
+    pub async fn top_up(&self, user: &User, amount: Money, key: &str) -> ShopResult<()> {
+        if key.is_empty() || key.len() > 200 {
+            return Err(FieldError::new("idempotency_key", "must be 1 to 200 characters").into());
+        }
+        let wallet = wallet_of(user.id);
+        let mut tx = self.db.begin_write().await?;
+        ensure_wallet(&mut tx, user.id).await?;
+        let transfer = Transfer { id: format!("topup:{}:{key}", user.id), kind: TransferKind::TopUp, from: DEPOSITS, to: &wallet, amount, order_id: None };
+        transfer_in(&mut tx, &transfer).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn balance(&self, user: UserId) -> ShopResult<i64> {
+        let balance: Option<i64> = sqlx::query_scalar("SELECT balance_cents FROM ledger_accounts WHERE id = $1").bind(wallet_of(user)).fetch_optional(self.db.pool()).await?;
+        Ok(balance.unwrap_or(0))
+    }
+
+    /// The wallet's balance and a page of its statement, newest first.
+    pub async fn wallet(&self, user: &User, cursor: Option<&str>, limit: i64) -> ShopResult<Wallet> {
+        let (before_ms, before_id) = match cursor {
+            Some(raw) => parse_cursor(raw)?,
+            None => (i64::MAX, String::new()),
+        };
+        let account = wallet_of(user.id);
+        let rows = sqlx::query(
+            "SELECT e.transfer_id, t.kind, e.amount_cents, e.balance_after_cents, t.order_id, e.created_at_ms \
+             FROM ledger_entries e JOIN ledger_transfers t ON t.id = e.transfer_id \
+             WHERE e.account_id = $1 AND (e.created_at_ms < $2 OR (e.created_at_ms = $2 AND e.transfer_id < $3)) \
+             ORDER BY e.created_at_ms DESC, e.transfer_id DESC LIMIT $4",
+        )
+        .bind(&account)
+        .bind(before_ms)
+        .bind(before_id)
+        .bind(limit + 1)
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut entries = Vec::with_capacity(rows.len());
+        let mut last_key = None;
+        for row in rows.iter().take(limit as usize) {
+            let created_at_ms: i64 = row.try_get("created_at_ms")?;
+            let transfer_id: String = row.try_get("transfer_id")?;
+            last_key = Some(format!("{created_at_ms}.{transfer_id}"));
+            entries.push(JournalEntry {
+                kind: TransferKind::parse(&row.try_get::<String, _>("kind")?)?,
+                amount_cents: row.try_get("amount_cents")?,
+                balance_after_cents: row.try_get("balance_after_cents")?,
+                order_id: row.try_get::<Option<i64>, _>("order_id")?.map(|id| format!("{id:019}")),
+                created_at: rfc3339(created_at_ms),
+                transfer_id,
+            });
+        }
+        let next_cursor = if rows.len() as i64 > limit { last_key } else { None };
+        Ok(Wallet { balance_cents: self.balance(user.id).await?, entries, next_cursor })
+    }
+
+    /// Sums the journal per account and compares each sum with the balance; checks
+    /// that every transfer sums to zero. Read-only.
+    pub async fn reconcile(&self) -> ShopResult<Reconciliation> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.balance_cents, COALESCE(SUM(e.amount_cents), 0) AS journal_sum \
+             FROM ledger_accounts a LEFT JOIN ledger_entries e ON e.account_id = a.id \
+             GROUP BY a.id, a.balance_cents ORDER BY a.id",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut mismatches = Vec::new();
+        for row in &rows {
+            let balance_cents: i64 = row.try_get("balance_cents")?;
+            let journal_sum_cents: i64 = row.try_get("journal_sum")?;
+            if balance_cents != journal_sum_cents {
+                mismatches.push(Mismatch { account_id: row.try_get("id")?, balance_cents, journal_sum_cents });
+            }
+        }
+        let unbalanced_transfers =
+            sqlx::query_scalar("SELECT transfer_id FROM ledger_entries GROUP BY transfer_id HAVING SUM(amount_cents) <> 0 ORDER BY transfer_id")
+                .fetch_all(self.db.pool())
+                .await?;
+        metrics::gauge!("ninefold_ledger_mismatches").set((mismatches.len() + unbalanced_transfers.len()) as f64);
+        if !mismatches.is_empty() {
+            metrics::counter!("ninefold_ledger_mismatches_found_total").increment(mismatches.len() as u64);
+            tracing::error!(mismatches = mismatches.len(), "reconciliation: balances disagree with the journal");
+        }
+        Ok(Reconciliation { accounts_checked: rows.len() as i64, mismatches, unbalanced_transfers, checked_at: rfc3339(now_ms()) })
+    }
+}
+
+fn parse_cursor(raw: &str) -> ShopResult<(i64, String)> {
+    let bad = || FieldError::new("cursor", "is not a cursor this API issued");
+    let (ms, id) = raw.split_once('.').ok_or_else(bad)?;
+    Ok((ms.parse().map_err(|_| bad())?, id.to_owned()))
+}
+
+/// Creates the user's wallet if it does not exist yet.
+pub(crate) async fn ensure_wallet(tx: &mut Transaction<'static, Any>, user: UserId) -> ShopResult<()> {
+    sqlx::query("INSERT INTO ledger_accounts (id, kind, user_id, balance_cents, created_at_ms) VALUES ($1, 'wallet', $2, 0, $3) ON CONFLICT (id) DO NOTHING")
+        .bind(wallet_of(user))
+        .bind(user.get())
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Moves money inside the caller's transaction. Returns `false`, moving nothing,
+/// when this transfer id was used before. A debit that would take a non-external
+/// account below zero fails with [`ShopError::InsufficientFunds`]; the caller's
+/// transaction must then be dropped (rolled back).
+pub(crate) async fn transfer_in(tx: &mut Transaction<'static, Any>, transfer: &Transfer<'_>) -> ShopResult<bool> {
+    let now = now_ms();
+    let amount = transfer.amount.cents();
+    if amount <= 0 || transfer.from == transfer.to {
+        return Err(anyhow::anyhow!("transfer {} is malformed", transfer.id).into());
+    }
+    let gate = sqlx::query("INSERT INTO ledger_transfers (id, kind, amount_cents, order_id, created_at_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING")
+        .bind(&transfer.id)
+        .bind(transfer.kind.as_str())
+        .bind(amount)
+        .bind(transfer.order_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    if gate.rows_affected() == 0 {
+        return Ok(false);
+    }
+    // Accounts are changed in id order, whichever way the money flows (no deadlock).
+    let mut legs = [(transfer.from, -amount), (transfer.to, amount)];
+    legs.sort_by_key(|(account, _)| *account);
+    for (account, delta) in legs {
+        let after: Option<i64> = sqlx::query_scalar(
+            "UPDATE ledger_accounts SET balance_cents = balance_cents + $1 \
+             WHERE id = $2 AND (balance_cents + $1 >= 0 OR kind = 'external') RETURNING balance_cents",
+        )
+        .bind(delta)
+        .bind(account)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(after) = after else {
+            let balance: Option<i64> = sqlx::query_scalar("SELECT balance_cents FROM ledger_accounts WHERE id = $1").bind(account).fetch_optional(&mut **tx).await?;
+            return Err(match balance {
+                Some(balance_cents) => ShopError::InsufficientFunds { balance_cents, needed_cents: amount },
+                None => anyhow::anyhow!("ledger account {account} does not exist").into(),
+            });
+        };
+        sqlx::query("INSERT INTO ledger_entries (transfer_id, account_id, amount_cents, balance_after_cents, created_at_ms) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&transfer.id)
+            .bind(account)
+            .bind(delta)
+            .bind(after)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(true)
+}
