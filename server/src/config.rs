@@ -38,11 +38,16 @@ pub struct Schedules {
     pub jobs_ms: u64,
     /// Deleting expired sessions and idempotency keys.
     pub cleanup_ms: u64,
+    /// Driving interrupted payments to an end; a payment is "interrupted" once it
+    /// has sat in an intermediate state for this long.
+    pub payments_ms: u64,
+    /// Reconciling every balance with the journal.
+    pub reconcile_ms: u64,
 }
 
 impl Default for Schedules {
     fn default() -> Self {
-        Self { recovery_ms: 5_000, jobs_ms: 1_000, cleanup_ms: 3_600_000 }
+        Self { recovery_ms: 5_000, jobs_ms: 1_000, cleanup_ms: 3_600_000, payments_ms: 10_000, reconcile_ms: 3_600_000 }
     }
 }
 

@@ -16,6 +16,9 @@ enum Command {
     Serve,
     /// Create and migrate every database, then exit.
     Migrate,
+    /// Sum the journal per account, compare with every balance, print the report
+    /// as JSON; exits 1 if anything disagrees.
+    Reconcile,
 }
 
 #[tokio::main]
@@ -29,6 +32,16 @@ async fn main() -> anyhow::Result<()> {
             let shop = shop::Shop::open(&settings.databases, &settings.shop_settings()).await?;
             shop.databases.close().await;
             tracing::info!("all databases migrated");
+            Ok(())
+        }
+        Command::Reconcile => {
+            let shop = shop::Shop::open(&settings.databases, &settings.shop_settings()).await?;
+            let report = shop.ledger.reconcile().await?;
+            shop.databases.close().await;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.mismatches.is_empty() || !report.unbalanced_transfers.is_empty() {
+                std::process::exit(1);
+            }
             Ok(())
         }
     }

@@ -35,8 +35,30 @@ fn request_span(request: &Request<Body>) -> Span {
     tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
 }
 
+/// The process-wide Prometheus recorder behind `GET /metrics`, installed on first
+/// use (tests start several servers in one process; the recorder is global).
+pub fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        if let Err(error) = metrics::set_global_recorder(recorder) {
+            tracing::warn!(%error, "a metrics recorder was already installed");
+        }
+        handle
+    })
+}
+
 fn log_response(response: &Response<Body>, latency: Duration, _span: &Span) {
     let status = response.status().as_u16();
+    let class = match status {
+        500.. => "5xx",
+        400..=499 => "4xx",
+        300..=399 => "3xx",
+        _ => "2xx",
+    };
+    metrics::counter!("ninefold_http_requests_total", "status" => class).increment(1);
+    metrics::histogram!("ninefold_http_request_seconds").record(latency.as_secs_f64());
     let latency_ms = (latency.as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
     if status >= 500 {
         tracing::error!(status, latency_ms, "served");

@@ -37,7 +37,32 @@ pub fn spawn_all(shop: &Shop, schedules: &Schedules, shutdown: &CancellationToke
             }
         }
     });
-    vec![recovery, jobs, spawn_periodic("expiry-cleanup", every(schedules.cleanup_ms), shutdown.clone(), {
+    let payments = spawn_periodic("payment-recovery", every(schedules.payments_ms), shutdown.clone(), {
+        let shop = shop.clone();
+        let grace_ms = schedules.payments_ms as i64;
+        move || {
+            let shop = shop.clone();
+            async move {
+                let handled = shop.payments.recover(shop::clock::now_ms() - grace_ms, RECOVERY_BATCH).await?;
+                if handled > 0 {
+                    tracing::info!(payments = handled, "interrupted payments driven to an end");
+                }
+                Ok(())
+            }
+        }
+    });
+    let reconcile = spawn_periodic("reconcile", every(schedules.reconcile_ms), shutdown.clone(), {
+        let shop = shop.clone();
+        move || {
+            let shop = shop.clone();
+            async move {
+                let report = shop.ledger.reconcile().await?;
+                tracing::info!(accounts = report.accounts_checked, mismatches = report.mismatches.len(), "ledger reconciled");
+                Ok(())
+            }
+        }
+    });
+    vec![recovery, jobs, payments, reconcile, spawn_periodic("expiry-cleanup", every(schedules.cleanup_ms), shutdown.clone(), {
         let shop = shop.clone();
         move || {
             let shop = shop.clone();

@@ -32,6 +32,9 @@ pub enum ShopError {
     /// The checkout token is unknown, expired, someone else's, or for another order.
     #[error("this checkout is no longer valid; open the checkout again")]
     InvalidCheckoutToken,
+    /// The wallet holds less than the payment; no money moved.
+    #[error("your wallet holds {balance_cents} cents, less than the {needed_cents} cents due; top it up and pay again")]
+    InsufficientFunds { balance_cents: i64, needed_cents: i64 },
     /// The order is not in a state that allows this.
     #[error("the order is {status}, so this cannot be done")]
     InvalidTransition { status: &'static str },
@@ -61,6 +64,7 @@ impl ShopError {
             ShopError::InsufficientStock { .. } => "insufficient_stock",
             ShopError::InvalidCheckoutToken => "invalid_checkout_token",
             ShopError::InvalidTransition { .. } => "invalid_transition",
+            ShopError::InsufficientFunds { .. } => "insufficient_funds",
             ShopError::Internal(_) => "internal",
         }
     }
@@ -81,6 +85,7 @@ impl ShopError {
             ShopError::InvalidCredentials | ShopError::Unauthenticated => 401,
             ShopError::Forbidden => 403,
             ShopError::TooManyAttempts { .. } => 429,
+            ShopError::InsufficientFunds { .. } => 402,
             ShopError::Internal(_) => 500,
         }
     }

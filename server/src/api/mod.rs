@@ -6,6 +6,7 @@ mod accounts;
 mod cart;
 mod catalog;
 mod orders;
+mod wallet;
 pub mod extract;
 pub mod idempotency;
 pub mod problem;
@@ -38,8 +39,8 @@ impl utoipa::Modify for BearerAuth {
 
 /// The operational routes and the `/api/v1` tree, with the OpenAPI document built from them.
 pub fn router() -> OpenApiRouter<AppState> {
-    let v1 = OpenApiRouter::new().merge(accounts::router()).merge(catalog::router()).merge(orders::router()).merge(cart::router()).routes(routes!(openapi_document));
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(healthz)).nest("/api/v1", v1)
+    let v1 = OpenApiRouter::new().merge(accounts::router()).merge(catalog::router()).merge(orders::router()).merge(cart::router()).merge(wallet::router()).routes(routes!(openapi_document));
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(healthz)).routes(routes!(metrics_text)).nest("/api/v1", v1)
 }
 
 /// 200 when every database answers, 503 naming the first that does not.
@@ -52,6 +53,13 @@ async fn healthz(State(state): State<AppState>) -> axum::response::Response {
             problem::Problem::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", which).into_response()
         }
     }
+}
+
+/// Prometheus text: requests, orders paid, oversell attempts refused, holds
+/// expired, ledger mismatches, jobs, ...
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+async fn metrics_text() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::metrics().render())
 }
 
 /// This document.

@@ -124,9 +124,10 @@ async fn get_order(State(state): State<AppState>, caller: AuthUser, Path(id): Pa
     Ok(Json(state.shop.orders.get(&caller.user, order_id(&id)?).await?))
 }
 
-/// Cancel an unpaid order; its stock is released at once.
+/// Cancel an order: an unpaid one releases its stock at once; a paid one that has
+/// not shipped is refunded to the wallet (escrow → buyer) and its stock comes back.
 #[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = Order), (status = 404, body = Problem), (status = 409, description = "invalid_transition", body = Problem)))]
 async fn cancel_order(State(state): State<AppState>, caller: AuthUser, Path(id): Path<String>) -> Result<Json<Order>, Problem> {
-    Ok(Json(state.shop.orders.cancel(&caller.user, order_id(&id)?).await?))
+    Ok(Json(state.shop.payments.cancel(&caller.user, order_id(&id)?).await?))
 }

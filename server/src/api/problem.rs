@@ -64,6 +64,9 @@ impl From<ShopError> for Problem {
             ShopError::EmailTaken => problem = problem.with_field("email"),
             ShopError::StaleVersion { current_version } => problem.current = Some(serde_json::json!({ "version": current_version })),
             ShopError::TooManyAttempts { retry_after_secs } => problem.retry_after_secs = Some(retry_after_secs),
+            ShopError::InsufficientFunds { balance_cents, needed_cents } => {
+                problem.current = Some(serde_json::json!({ "balance_cents": balance_cents, "needed_cents": needed_cents }))
+            }
             ShopError::Internal(inner) => {
                 tracing::error!(error = ?inner, "request failed");
                 problem.detail = "something went wrong on our side; it has been logged".to_owned();

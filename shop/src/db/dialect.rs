@@ -55,6 +55,49 @@ pub async fn prepare_connection(backend: Backend, conn: &mut AnyConnection) -> R
     Ok(())
 }
 
+/// Tables whose rows, once written, never change: the money journal.
+const APPEND_ONLY: [&str; 2] = ["ledger_transfers", "ledger_entries"];
+
+/// Makes the journal append-only in the database itself: triggers refuse every
+/// UPDATE and DELETE (and, on PostgreSQL, TRUNCATE), whoever connects. Idempotent;
+/// run after the main database's migrations, because the trigger syntax differs.
+pub async fn install_append_only_guards(backend: Backend, pool: &sqlx::AnyPool) -> Result<(), sqlx::Error> {
+    match backend {
+        Backend::Sqlite => {
+            for table in APPEND_ONLY {
+                for operation in ["UPDATE", "DELETE"] {
+                    let name = format!("{table}_no_{}", operation.to_lowercase());
+                    pool.execute(
+                        format!("CREATE TRIGGER IF NOT EXISTS {name} BEFORE {operation} ON {table} BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END")
+                            .as_str(),
+                    )
+                    .await?;
+                }
+            }
+        }
+        Backend::Postgres => {
+            pool.execute(
+                "CREATE OR REPLACE FUNCTION ninefold_refuse_change() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$",
+            )
+            .await?;
+            for table in APPEND_ONLY {
+                pool.execute(
+                    format!("CREATE OR REPLACE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} FOR EACH ROW EXECUTE FUNCTION ninefold_refuse_change()")
+                        .as_str(),
+                )
+                .await?;
+                pool.execute(
+                    format!("CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION ninefold_refuse_change()")
+                        .as_str(),
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// SQLite creates the file (`mode=rwc`) but not its folder.
 pub fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
     let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");

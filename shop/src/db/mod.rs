@@ -96,6 +96,7 @@ impl Databases {
         anyhow::ensure!(!config.shards.is_empty(), "at least one order shard must be configured");
         let main = Db::connect("main", &config.main).await?;
         main.migrate(Role::Main).await?;
+        dialect::install_append_only_guards(main.backend, &main.pool).await.map_err(|e| anyhow::anyhow!("guarding the journal: {e}"))?;
         let mut shards = Vec::with_capacity(config.shards.len());
         for (k, shard) in config.shards.iter().enumerate() {
             let db = Db::connect(&format!("shard_{k}"), shard).await?;

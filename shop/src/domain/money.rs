@@ -14,12 +14,23 @@ impl Money {
     /// when multiplied by the largest [`super::Quantity`].
     pub const MAX_CENTS: i64 = 1_000_000_000;
     pub const ZERO: Money = Money(0);
+    /// One top-up moves at most a hundred thousand in major units.
+    pub const MAX_TOP_UP_CENTS: i64 = 10_000_000;
 
     /// A price: at least one cent, at most the cap.
     pub fn parse_price(field: &str, cents: i64) -> Result<Self, FieldError> {
         match cents {
             c if c < 1 => Err(FieldError::new(field, "must be at least 1 cent")),
             c if c > Self::MAX_CENTS => Err(FieldError::new(field, format!("must be at most {} cents", Self::MAX_CENTS))),
+            c => Ok(Self(c)),
+        }
+    }
+
+    /// A wallet top-up: at least one cent, at most [`Money::MAX_TOP_UP_CENTS`].
+    pub fn parse_top_up(field: &str, cents: i64) -> Result<Self, FieldError> {
+        match cents {
+            c if c < 1 => Err(FieldError::new(field, "must be at least 1 cent")),
+            c if c > Self::MAX_TOP_UP_CENTS => Err(FieldError::new(field, format!("must be at most {} cents per top-up", Self::MAX_TOP_UP_CENTS))),
             c => Ok(Self(c)),
         }
     }

@@ -36,7 +36,7 @@ pub struct SessionToken(String);
 impl SessionToken {
     const BYTES: usize = 32;
 
-    pub(crate) fn generate() -> ShopResult<Self> {
+    pub fn generate() -> ShopResult<Self> {
         let mut bytes = [0u8; Self::BYTES];
         getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a session token: {e}"))?;
         Ok(Self(hex::encode(bytes)))

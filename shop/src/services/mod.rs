@@ -6,6 +6,8 @@ pub mod carts;
 pub mod catalog;
 pub mod idempotency;
 pub mod jobs;
+pub mod ledger;
+pub mod payments;
 pub mod order_ids;
 pub mod orders;
 
@@ -24,6 +26,8 @@ pub struct Shop {
     pub jobs: jobs::Jobs,
     pub idempotency: idempotency::Idempotency,
     pub carts: carts::Carts,
+    pub ledger: ledger::Ledger,
+    pub payments: payments::Payments,
 }
 
 /// Settings the services need beyond database URLs.
@@ -53,9 +57,12 @@ impl Shop {
         let databases = Databases::connect_and_migrate(config).await?;
         let catalog = Catalog::new(databases.main.clone());
         let ids = std::sync::Arc::new(order_ids::OrderIdAllocator::new(databases.main.clone(), settings.order_id_block));
+        let orders = Orders::new(databases.main.clone(), databases.shards.clone(), catalog.clone(), ids, settings.hold_ttl_ms);
         Ok(Self {
             accounts: Accounts::new(databases.main.clone()),
-            orders: Orders::new(databases.main.clone(), databases.shards.clone(), catalog.clone(), ids, settings.hold_ttl_ms),
+            ledger: ledger::Ledger::new(databases.main.clone()),
+            payments: payments::Payments::new(databases.main.clone(), orders.clone()),
+            orders,
             catalog,
             jobs: jobs::Jobs::new(databases.main.clone()),
             idempotency: idempotency::Idempotency::new(databases.main.clone()),

@@ -384,9 +384,16 @@ impl Orders {
     /// only a take that moved gives its units back.
     pub async fn release_stock(&self, id: OrderId) -> ShopResult<()> {
         let mut tx = self.main.begin_write().await?;
+        self.release_stock_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// As [`Orders::release_stock`], inside the caller's `main` transaction.
+    pub(crate) async fn release_stock_in(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: OrderId) -> ShopResult<()> {
         let takes = sqlx::query("SELECT product_id, quantity, state FROM stock_takes WHERE order_id = $1 AND state <> 'released' ORDER BY product_id")
             .bind(id.get())
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?;
         for take in &takes {
             let product_id: i64 = take.try_get("product_id")?;
@@ -396,7 +403,7 @@ impl Orders {
                 .bind(id.get())
                 .bind(product_id)
                 .bind(&state)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             if released.rows_affected() == 0 {
                 continue;
@@ -406,9 +413,8 @@ impl Orders {
             } else {
                 "UPDATE stock SET available = available + $1, sold = sold - $1 WHERE product_id = $2"
             };
-            sqlx::query(give_back).bind(quantity).bind(product_id).execute(&mut *tx).await?;
+            sqlx::query(give_back).bind(quantity).bind(product_id).execute(&mut **tx).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -449,6 +455,12 @@ impl Orders {
         let status: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1").bind(id.get()).fetch_optional(shard.pool()).await?;
         match status.as_deref() {
             Some("pending_payment") => {
+                // A payment under way (or interrupted) wins over the lapsed hold: the
+                // payment recovery worker finishes it.
+                let paying: Option<i64> = sqlx::query_scalar("SELECT 1 FROM payments WHERE order_id = $1").bind(id.get()).fetch_optional(self.main.pool()).await?;
+                if paying.is_some() {
+                    return Ok(false);
+                }
                 let cancelled = sqlx::query(
                     "UPDATE orders SET status = 'cancelled', hold_expires_at_ms = NULL, updated_at_ms = $1 \
                      WHERE id = $2 AND status = 'pending_payment' AND hold_expires_at_ms IS NOT NULL AND hold_expires_at_ms <= $1",
@@ -499,8 +511,28 @@ impl Orders {
         Ok(())
     }
 
+    /// Moves an order from `from` to `to` with one conditional UPDATE on its shard
+    /// (so two racing transitions cannot both win), and returns its status after:
+    /// `to` if this call or an earlier one moved it, else whatever it is now.
+    pub(crate) async fn transition(&self, id: OrderId, from: OrderStatus, to: OrderStatus) -> ShopResult<OrderStatus> {
+        let shard = self.shard_of(id);
+        let moved = sqlx::query("UPDATE orders SET status = $1, hold_expires_at_ms = NULL, updated_at_ms = $2 WHERE id = $3 AND status = $4")
+            .bind(to.as_str())
+            .bind(now_ms())
+            .bind(id.get())
+            .bind(from.as_str())
+            .execute(shard.pool())
+            .await?;
+        if moved.rows_affected() == 1 {
+            return Ok(to);
+        }
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1").bind(id.get()).fetch_optional(shard.pool()).await?;
+        let status = status.ok_or(ShopError::NotFound("order"))?;
+        OrderStatus::parse("status", &status).map_err(|e| anyhow::anyhow!("stored order is invalid: {e}").into())
+    }
+
     /// The order with this id, wherever its buyer's shard is; `None` if there is none.
-    async fn load(&self, id: OrderId) -> ShopResult<Option<Order>> {
+    pub(crate) async fn load(&self, id: OrderId) -> ShopResult<Option<Order>> {
         let shard = self.shard_of(id);
         let Some(row) = sqlx::query(
             "SELECT id, buyer_id, status, total_cents, shipping_address, hold_expires_at_ms, created_at_ms FROM orders WHERE id = $1",
