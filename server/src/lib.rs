@@ -38,6 +38,8 @@ impl Application {
     /// Opens and migrates the databases, seeds the demo catalog if asked and the
     /// database is empty, and builds the router.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        // Install the metrics recorder before anything records.
+        telemetry::metrics();
         let shop = Shop::open(&settings.databases, &settings.shop_settings()).await?;
         if settings.seed_demo && shop::seed::seed_demo_if_empty(&shop).await.context("seeding the demo catalog")? {
             tracing::info!("demo catalog seeded; see README.md for the demo accounts");

@@ -32,6 +32,9 @@ pub enum ShopError {
     /// The checkout token is unknown, expired, someone else's, or for another order.
     #[error("this checkout is no longer valid; open the checkout again")]
     InvalidCheckoutToken,
+    /// A waybill change named a version that is no longer current.
+    #[error("this waybill was changed since you read it (now version {})", current.version)]
+    StaleWaybill { current: crate::orders::Waybill },
     /// The wallet holds less than the payment; no money moved.
     #[error("your wallet holds {balance_cents} cents, less than the {needed_cents} cents due; top it up and pay again")]
     InsufficientFunds { balance_cents: i64, needed_cents: i64 },
@@ -56,7 +59,7 @@ impl ShopError {
             ShopError::Invalid(_) => "validation_failed",
             ShopError::NotFound(_) => "not_found",
             ShopError::EmailTaken => "email_taken",
-            ShopError::StaleVersion { .. } => "stale_version",
+            ShopError::StaleVersion { .. } | ShopError::StaleWaybill { .. } => "stale_version",
             ShopError::InvalidCredentials => "invalid_credentials",
             ShopError::Unauthenticated => "unauthenticated",
             ShopError::Forbidden => "forbidden",
@@ -79,6 +82,7 @@ impl ShopError {
             ShopError::NotFound(_) => 404,
             ShopError::EmailTaken
             | ShopError::StaleVersion { .. }
+            | ShopError::StaleWaybill { .. }
             | ShopError::InsufficientStock { .. }
             | ShopError::InvalidCheckoutToken
             | ShopError::InvalidTransition { .. } => 409,

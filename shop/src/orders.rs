@@ -315,6 +315,58 @@ pub struct Order {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hold_expires_at: Option<String>,
     pub shipping_address: ShippingAddress,
+    /// The waybill, once the seller has entered one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipping: Option<Waybill>,
+}
+
+/// An order's waybill. Every accepted change bumps `version`; a change must name
+/// the version it was made against (DESIGN.md, failure mode 5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct Waybill {
+    pub carrier: String,
+    pub tracking_number: String,
+    pub version: i64,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// A waybill as a seller enters it, parsed: both fields trimmed, 1 to 60
+/// characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaybillInput {
+    pub carrier: String,
+    pub tracking_number: String,
+}
+
+impl WaybillInput {
+    pub const MAX_CHARS: usize = 60;
+
+    pub fn parse(carrier: &str, tracking_number: &str) -> Result<Self, FieldError> {
+        let field = |name: &str, raw: &str| {
+            let value = raw.trim();
+            if value.is_empty() || value.chars().count() > Self::MAX_CHARS || value.chars().any(char::is_control) {
+                Err(FieldError::new(name, format!("must be 1 to {} characters", Self::MAX_CHARS)))
+            } else {
+                Ok(value.to_owned())
+            }
+        };
+        Ok(Self { carrier: field("carrier", carrier)?, tracking_number: field("tracking_number", tracking_number)? })
+    }
+}
+
+/// One accepted waybill change, as the history shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct WaybillChange {
+    pub version: i64,
+    pub carrier: String,
+    pub tracking_number: String,
+    /// RFC 3339.
+    pub changed_at: String,
+    #[cfg_attr(feature = "server", schema(value_type = i64))]
+    pub changed_by: UserId,
 }
 
 /// What the checkout page (or `POST /api/v1/checkout`) hands the buyer: the order's

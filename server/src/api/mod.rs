@@ -6,6 +6,7 @@ mod accounts;
 mod cart;
 mod catalog;
 mod orders;
+mod seller;
 mod wallet;
 pub mod extract;
 pub mod idempotency;
@@ -39,7 +40,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// The operational routes and the `/api/v1` tree, with the OpenAPI document built from them.
 pub fn router() -> OpenApiRouter<AppState> {
-    let v1 = OpenApiRouter::new().merge(accounts::router()).merge(catalog::router()).merge(orders::router()).merge(cart::router()).merge(wallet::router()).routes(routes!(openapi_document));
+    let v1 = OpenApiRouter::new().merge(accounts::router()).merge(catalog::router()).merge(orders::router()).merge(cart::router()).merge(wallet::router()).merge(seller::router()).routes(routes!(openapi_document));
     OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(healthz)).routes(routes!(metrics_text)).nest("/api/v1", v1)
 }
 

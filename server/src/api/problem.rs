@@ -64,6 +64,7 @@ impl From<ShopError> for Problem {
             ShopError::EmailTaken => problem = problem.with_field("email"),
             ShopError::StaleVersion { current_version } => problem.current = Some(serde_json::json!({ "version": current_version })),
             ShopError::TooManyAttempts { retry_after_secs } => problem.retry_after_secs = Some(retry_after_secs),
+            ShopError::StaleWaybill { current } => problem.current = serde_json::to_value(current).ok(),
             ShopError::InsufficientFunds { balance_cents, needed_cents } => {
                 problem.current = Some(serde_json::json!({ "balance_cents": balance_cents, "needed_cents": needed_cents }))
             }

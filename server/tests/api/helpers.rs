@@ -205,6 +205,14 @@ impl TestApp {
     }
 }
 
+/// An admin account, signed in. Registration only makes buyers and sellers; an
+/// operator promotes admins in the database, as this does.
+pub async fn make_admin(app: &TestApp, email: &str) -> String {
+    let user = app.register(email, "buyer").await;
+    sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1").bind(user["id"].as_i64().unwrap()).execute(app.shop.databases.main.pool()).await.unwrap();
+    app.login(email).await
+}
+
 /// Generates one test per backend for each listed `async fn(TestApp)`.
 #[macro_export]
 macro_rules! on_both_backends {

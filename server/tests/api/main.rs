@@ -7,6 +7,7 @@ mod cart;
 mod catalog;
 mod errors;
 mod idempotency;
+mod money;
 mod operations;
 mod orders;
 mod pages;

@@ -35,6 +35,14 @@ async fn the_openapi_document_covers_every_route(app: TestApp) {
         ("/api/v1/cart", "get"),
         ("/api/v1/cart/lines/{product_id}", "put"),
         ("/api/v1/cart/merge", "post"),
+        ("/api/v1/wallet", "get"),
+        ("/api/v1/wallet/top-up", "post"),
+        ("/api/v1/orders/{id}/pay", "post"),
+        ("/api/v1/orders/{id}/confirm-receipt", "post"),
+        ("/api/v1/admin/reconcile", "get"),
+        ("/api/v1/seller/orders/{id}/shipping", "put"),
+        ("/api/v1/seller/orders/{id}/shipping/history", "get"),
+        ("/metrics", "get"),
     ];
     for (path, method) in expected {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is missing from the OpenAPI document");

@@ -194,7 +194,7 @@ impl Ledger {
     /// that every transfer sums to zero. Read-only.
     pub async fn reconcile(&self) -> ShopResult<Reconciliation> {
         let rows = sqlx::query(
-            "SELECT a.id, a.balance_cents, COALESCE(SUM(e.amount_cents), 0) AS journal_sum \
+            "SELECT a.id, a.balance_cents, CAST(COALESCE(SUM(e.amount_cents), 0) AS BIGINT) AS journal_sum \
              FROM ledger_accounts a LEFT JOIN ledger_entries e ON e.account_id = a.id \
              GROUP BY a.id, a.balance_cents ORDER BY a.id",
         )

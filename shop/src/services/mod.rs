@@ -8,6 +8,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod ledger;
 pub mod payments;
+pub mod shipping;
 pub mod order_ids;
 pub mod orders;
 
@@ -28,6 +29,7 @@ pub struct Shop {
     pub carts: carts::Carts,
     pub ledger: ledger::Ledger,
     pub payments: payments::Payments,
+    pub shipping: shipping::Shipping,
 }
 
 /// Settings the services need beyond database URLs.
@@ -62,6 +64,7 @@ impl Shop {
             accounts: Accounts::new(databases.main.clone()),
             ledger: ledger::Ledger::new(databases.main.clone()),
             payments: payments::Payments::new(databases.main.clone(), orders.clone()),
+            shipping: shipping::Shipping::new(orders.clone()),
             orders,
             catalog,
             jobs: jobs::Jobs::new(databases.main.clone()),

@@ -20,7 +20,7 @@ use crate::clock::{now_ms, rfc3339};
 use crate::db::Db;
 use crate::domain::{FieldError, InventoryMode, ProductId, UserId};
 use crate::error::{ShopError, ShopResult};
-use crate::orders::{Checkout, LineRequest, Order, OrderId, OrderLine, OrderStatus, ShardMap, ShippingAddress};
+use crate::orders::{Checkout, LineRequest, Order, OrderId, OrderLine, OrderStatus, ShardMap, ShippingAddress, Waybill};
 use crate::services::Catalog;
 use crate::services::accounts::SessionToken;
 use crate::services::jobs::{Jobs, SnapshotJob};
@@ -80,7 +80,7 @@ impl Orders {
         Self { main, shards, map, catalog, ids, hold_ttl_ms, checkout_ttl_ms: Self::CHECKOUT_TTL_MS }
     }
 
-    fn shard_of(&self, order: OrderId) -> &Db {
+    pub(crate) fn shard_of(&self, order: OrderId) -> &Db {
         &self.shards[self.map.shard_for_order(order)]
     }
 
@@ -295,6 +295,7 @@ impl Orders {
             created_at: rfc3339(now),
             hold_expires_at: hold_expires_at_ms.map(rfc3339),
             shipping_address: address.clone(),
+            shipping: None,
         };
         sqlx::query(
             "INSERT INTO orders (id, buyer_id, seller_id, status, total_cents, shipping_address, hold_expires_at_ms, created_at_ms, updated_at_ms) \
@@ -535,7 +536,9 @@ impl Orders {
     pub(crate) async fn load(&self, id: OrderId) -> ShopResult<Option<Order>> {
         let shard = self.shard_of(id);
         let Some(row) = sqlx::query(
-            "SELECT id, buyer_id, status, total_cents, shipping_address, hold_expires_at_ms, created_at_ms FROM orders WHERE id = $1",
+            "SELECT o.id, o.buyer_id, o.status, o.total_cents, o.shipping_address, o.hold_expires_at_ms, o.created_at_ms, \
+             s.carrier, s.tracking_number, s.version AS shipping_version, s.updated_at_ms AS shipping_updated_at_ms \
+             FROM orders o LEFT JOIN shipping_records s ON s.order_id = o.id WHERE o.id = $1",
         )
         .bind(id.get())
         .fetch_optional(shard.pool())
@@ -628,5 +631,14 @@ fn order_from_rows(row: &AnyRow, lines: &[AnyRow]) -> ShopResult<Order> {
         created_at: rfc3339(row.try_get("created_at_ms")?),
         hold_expires_at: hold.filter(|_| status == OrderStatus::PendingPayment).map(rfc3339),
         shipping_address: serde_json::from_str(&address).map_err(anyhow::Error::from)?,
+        shipping: match row.try_get::<Option<i64>, _>("shipping_version")? {
+            Some(version) => Some(Waybill {
+                carrier: row.try_get("carrier")?,
+                tracking_number: row.try_get("tracking_number")?,
+                version,
+                updated_at: rfc3339(row.try_get("shipping_updated_at_ms")?),
+            }),
+            None => None,
+        },
     })
 }
