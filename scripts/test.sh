@@ -25,8 +25,8 @@ log "shop: unit and property tests (plain types, as compiled for the browser)"
 cargo test -p shop
 log "shop: storage and services"
 cargo test -p shop --features server
-log "server: configuration, and the API on SQLite and on PostgreSQL"
-cargo test -p server
+log "server: configuration, the API, and the crash tests (SIGKILL at every step of paying) on SQLite and on PostgreSQL"
+cargo test -p server --features fault-injection
 
 log "building the site for the browser tests"
 cargo leptos build

@@ -75,7 +75,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
     Some(TestApp { base, client, shop, shutdown, _data_dir: data_dir })
 }
 
-async fn postgres_databases() -> Option<DatabaseConfig> {
+pub async fn postgres_databases() -> Option<DatabaseConfig> {
     let Ok(admin_url) = std::env::var("NINEFOLD_TEST_PG_URL") else {
         let required = std::env::var_os("CI").is_some() || std::env::var_os("NINEFOLD_TEST_REQUIRE_PG").is_some();
         assert!(!required, "NINEFOLD_TEST_PG_URL is not set, and PostgreSQL tests are required here");

@@ -89,6 +89,7 @@ impl Payments {
             order_id: Some(order.id.get()),
         };
         transfer_in(&mut tx, &transfer).await?;
+        crash_point("pay:charging"); // inside the transaction: nothing of it may survive
         tx.commit().await?;
         Ok(())
     }

@@ -1,0 +1,259 @@
+//! Kills the real server process with SIGKILL at every step boundary of paying,
+//! refunding and releasing money (the crash points of `shop::faults`, compiled in
+//! only with the `fault-injection` feature), restarts it, and checks that the
+//! recovery worker drives each interrupted flow to an end with every amount moved
+//! exactly once — or, for a crash inside the paying transaction, not at all.
+
+#[allow(dead_code)]
+#[path = "api/helpers.rs"]
+mod helpers;
+
+use reqwest::Client;
+use shop::db::DatabaseConfig;
+use serde_json::{Value, json};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PRICE: i64 = 1250;
+const TOP_UP: i64 = 10_000;
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+/// The server's configuration file: the payment recovery worker looks every
+/// 200 ms at payments stuck that long; PostgreSQL databases when given.
+fn write_config(data_dir: &Path, databases: Option<&DatabaseConfig>) {
+    let mut text = String::from("[schedules]\npayments_ms = 200\n");
+    if let Some(databases) = databases {
+        let url = |u: &shop::db::DatabaseUrl| format!("{{ url = {:?} }}", u.url);
+        text.push_str(&format!(
+            "[databases]\nmain = {}\nshards = [{}]\narchive = {}\n",
+            url(&databases.main),
+            databases.shards.iter().map(url).collect::<Vec<_>>().join(", "),
+            url(&databases.archive)
+        ));
+    }
+    std::fs::write(data_dir.join("ninefold.toml"), text).unwrap();
+}
+
+fn start(data_dir: &Path, crash_at: Option<&str>) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = data_dir.join("ninefold.toml");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+    command
+        .env("NINEFOLD_ADDR", format!("127.0.0.1:{port}"))
+        .env("NINEFOLD_DATA_DIR", data_dir)
+        .env("NINEFOLD_CONFIG", &config)
+        .env("NINEFOLD_NO_DEMO", "1")
+        .env("RUST_LOG", "warn")
+        .env_remove("NINEFOLD_CRASH_AT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if let Some(point) = crash_at {
+        command.env("NINEFOLD_CRASH_AT", point);
+    }
+    let child = command.spawn().unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the server never started listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server { child, base: format!("http://127.0.0.1:{port}") }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Api<'a> {
+    client: &'a Client,
+    base: &'a str,
+}
+
+impl Api<'_> {
+    async fn send(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Value) -> Result<(u16, Value), reqwest::Error> {
+        let mut request = self.client.request(method, format!("{}{path}", self.base)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    async fn ok(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Value) -> Value {
+        let (status, body) = self.send(method, path, token, body).await.unwrap();
+        assert!((200..300).contains(&status), "{path} → {status} {body}");
+        body
+    }
+
+    async fn account(&self, email: &str, role: &str) -> String {
+        let credentials = json!({"email": email, "password": "correct horse"});
+        self.ok(reqwest::Method::POST, "/api/v1/auth/register", None, json!({"email": email, "password": "correct horse", "name": "Crash Test", "role": role})).await;
+        self.ok(reqwest::Method::POST, "/api/v1/auth/login", None, credentials).await["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn balance(&self, token: &str) -> i64 {
+        self.ok(reqwest::Method::GET, "/api/v1/wallet", Some(token), Value::Null).await["balance_cents"].as_i64().unwrap()
+    }
+}
+
+/// Where a flow is cut, and what it was doing.
+#[derive(Clone, Copy, PartialEq)]
+enum Flow {
+    Pay,
+    Refund,
+    Release,
+}
+
+async fn crash_and_recover(point: &str, flow: Flow, backend: helpers::Backend) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let databases = match backend {
+        helpers::Backend::Sqlite => None,
+        helpers::Backend::Postgres => match helpers::postgres_databases().await {
+            Some(databases) => Some(databases),
+            None => return,
+        },
+    };
+    write_config(data_dir.path(), databases.as_ref());
+    let client = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let server = start(data_dir.path(), Some(point));
+    let api = Api { client: &client, base: &server.base };
+    let seller = api.account("seller@example.com", "seller").await;
+    let buyer = api.account("buyer@example.com", "buyer").await;
+    let product = api.ok(reqwest::Method::POST, "/api/v1/seller/products", Some(&seller), json!({"title": "Kettle", "price_cents": PRICE, "stock": 5})).await["id"].clone();
+    let request = reqwest::Client::new()
+        .post(format!("{}/api/v1/wallet/top-up", server.base))
+        .bearer_auth(&buyer)
+        .header("idempotency-key", "first")
+        .json(&json!({"amount_cents": TOP_UP}));
+    assert!(request.send().await.unwrap().status().is_success());
+    let checkout = api.ok(reqwest::Method::POST, "/api/v1/checkout", Some(&buyer), json!({"lines": [{"product_id": product, "quantity": 2}]})).await;
+    let address = json!({"name": "Bea", "line1": "1 Tea St", "city": "Leafton", "postal_code": "1234", "country": "NL"});
+    let placed = api
+        .ok(reqwest::Method::POST, "/api/v1/orders", Some(&buyer), json!({"order_id": checkout["order_id"], "checkout_token": checkout["checkout_token"], "lines": checkout["lines"], "shipping_address": address}))
+        .await;
+    let id = placed["id"].as_str().unwrap().to_owned();
+    let total = 2 * PRICE;
+
+    let fatal = match flow {
+        Flow::Pay => format!("/api/v1/orders/{id}/pay"),
+        Flow::Refund => {
+            api.ok(reqwest::Method::POST, &format!("/api/v1/orders/{id}/pay"), Some(&buyer), Value::Null).await;
+            format!("/api/v1/orders/{id}/cancel")
+        }
+        Flow::Release => {
+            api.ok(reqwest::Method::POST, &format!("/api/v1/orders/{id}/pay"), Some(&buyer), Value::Null).await;
+            let waybill = json!({"carrier": "DHL", "tracking_number": "JD0001", "expected_version": 0});
+            api.ok(reqwest::Method::PUT, &format!("/api/v1/seller/orders/{id}/shipping"), Some(&seller), waybill).await;
+            format!("/api/v1/orders/{id}/confirm-receipt")
+        }
+    };
+    // The request dies with the process: no answer.
+    assert!(api.send(reqwest::Method::POST, &fatal, Some(&buyer), Value::Null).await.is_err(), "{point}: the server answered instead of dying");
+    let mut dead = server;
+    let status = dead.child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9), "{point}: the server was not killed by SIGKILL ({status})");
+    drop(dead);
+
+    let server = start(data_dir.path(), None);
+    let api = Api { client: &client, base: &server.base };
+    let expected = match (flow, point) {
+        (Flow::Pay, "pay:charging") => "pending_payment",
+        (Flow::Pay, _) => "paid",
+        (Flow::Refund, _) => "cancelled",
+        (Flow::Release, _) => "completed",
+    };
+    // Recovery runs in the background; wait for the order and its money to settle.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (order, buyer_balance, seller_balance) = loop {
+        let order = api.ok(reqwest::Method::GET, &format!("/api/v1/orders/{id}"), Some(&buyer), Value::Null).await;
+        let buyer_balance = api.balance(&buyer).await;
+        let seller_balance = api.balance(&seller).await;
+        let settled = match flow {
+            Flow::Pay => true,
+            Flow::Refund => buyer_balance == TOP_UP,
+            Flow::Release => seller_balance == total,
+        };
+        if order["status"] == expected && settled {
+            break (order, buyer_balance, seller_balance);
+        }
+        assert!(Instant::now() < deadline, "{point}: not recovered: order {order}, buyer {buyer_balance}, seller {seller_balance}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (want_buyer, want_seller) = match expected {
+        "pending_payment" | "cancelled" => (TOP_UP, 0),
+        "paid" => (TOP_UP - total, 0),
+        _ => (TOP_UP - total, total),
+    };
+    assert_eq!((buyer_balance, seller_balance), (want_buyer, want_seller), "{point}: {order}");
+    let stock = api.ok(reqwest::Method::GET, &format!("/api/v1/products/{product}"), None, Value::Null).await["stock"].clone();
+    let want_stock = match expected {
+        "cancelled" => json!({"available": 5, "reserved": 0, "sold": 0}),
+        "pending_payment" => json!({"available": 3, "reserved": 2, "sold": 0}),
+        _ => json!({"available": 3, "reserved": 0, "sold": 2}),
+    };
+    assert_eq!(stock, want_stock, "{point}");
+
+    // The admin command agrees: every balance equals the sum of its journal.
+    let report = Command::new(env!("CARGO_BIN_EXE_server"))
+        .arg("reconcile")
+        .env("NINEFOLD_DATA_DIR", data_dir.path())
+        .env("NINEFOLD_CONFIG", data_dir.path().join("ninefold.toml"))
+        .env("NINEFOLD_NO_DEMO", "1")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(report.status.success(), "{point}: reconcile failed: {text}");
+    let report: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["mismatches"], json!([]), "{point}");
+
+    // After an interrupted payment that moved nothing, paying again works, once.
+    if expected == "pending_payment" {
+        let paid = api.ok(reqwest::Method::POST, &format!("/api/v1/orders/{id}/pay"), Some(&buyer), Value::Null).await;
+        assert_eq!(paid["status"], "paid");
+        assert_eq!(api.balance(&buyer).await, TOP_UP - total);
+    }
+}
+
+/// One test per crash point and backend.
+macro_rules! crash_tests {
+    ($($name:ident: $point:literal, $flow:expr;)*) => {
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    crash_and_recover($point, $flow, helpers::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    crash_and_recover($point, $flow, helpers::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+crash_tests! {
+    a_crash_inside_the_paying_transaction_moves_nothing: "pay:charging", Flow::Pay;
+    a_crash_after_charging_completes_the_payment_once: "pay:charged", Flow::Pay;
+    a_crash_after_marking_paid_completes_the_payment_once: "pay:marked_paid", Flow::Pay;
+    a_crash_after_requesting_a_refund_refunds_once: "refund:requested", Flow::Refund;
+    a_crash_after_cancelling_a_paid_order_refunds_once: "refund:cancelled", Flow::Refund;
+    a_crash_after_requesting_a_release_pays_the_seller_once: "release:requested", Flow::Release;
+    a_crash_after_completing_an_order_pays_the_seller_once: "release:completed", Flow::Release;
+}
