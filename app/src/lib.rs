@@ -12,7 +12,7 @@ use leptos::prelude::*;
 use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, path};
-use pages::{CartPage, CheckoutPage, HomePage, MyOrdersPage, NotFound, OrderPage, ProductPage, RegisterPage, SignInPage, auth::Header};
+use pages::{CartPage, CheckoutPage, PaymentSuccessPage, ReconcilePage, WalletPage, HomePage, MyOrdersPage, NotFound, OrderPage, ProductPage, RegisterPage, SignInPage, auth::Header};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -64,6 +64,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/checkout/:order_id") view=CheckoutPage ssr=SsrMode::Async/>
                     <Route path=path!("/orders") view=MyOrdersPage ssr=SsrMode::Async/>
                     <Route path=path!("/orders/:id") view=OrderPage ssr=SsrMode::Async/>
+                    <Route path=path!("/orders/:id/paid") view=PaymentSuccessPage ssr=SsrMode::Async/>
+                    <Route path=path!("/wallet") view=WalletPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/reconcile") view=ReconcilePage ssr=SsrMode::Async/>
                 </Routes>
             </main>
             <footer class="site-footer">"Ninefold — an open-source storefront"</footer>

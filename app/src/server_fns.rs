@@ -6,6 +6,7 @@ use shop::accounts::User;
 use shop::catalog::{Page, Product};
 
 pub mod cart;
+pub mod money;
 
 #[cfg(feature = "ssr")]
 mod ssr {
@@ -152,6 +153,8 @@ pub enum CheckoutPageData {
 pub struct OrderView {
     pub order: shop::orders::Order,
     pub titles: Vec<String>,
+    /// The buyer's wallet balance, for the "pay" button.
+    pub balance_cents: i64,
 }
 
 #[cfg(feature = "ssr")]
@@ -261,14 +264,15 @@ pub async fn get_order(order_id: String) -> Result<OrderView, AppError> {
         };
         titles.push(title);
     }
-    Ok(OrderView { order, titles })
+    let balance_cents = shop.ledger.balance(buyer.id).await?;
+    Ok(OrderView { order, titles, balance_cents })
 }
 
 #[server(prefix = "/fn", endpoint = "cancel_order")]
 pub async fn cancel_order(order_id: String) -> Result<(), AppError> {
     let buyer = signed_in_buyer().await?;
     let id = order_id_or_not_found(&order_id, "order")?;
-    ssr::shop()?.orders.cancel(&buyer, id).await?;
+    ssr::shop()?.payments.cancel(&buyer, id).await?;
     leptos_axum::redirect(&format!("/orders/{id}"));
     Ok(())
 }

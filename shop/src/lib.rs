@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod cart;
 pub mod catalog;
 pub mod domain;
+pub mod ledger;
 pub mod orders;
 pub mod snapshot;
 pub mod stored_cart;

@@ -43,6 +43,8 @@ pub fn Header() -> impl IntoView {
                         match auth.user.await {
                             Ok(Some(user)) => view! {
                                 <a href="/orders" data-testid="my-orders-link">"My orders"</a>
+                                <a href="/wallet" data-testid="wallet-link">"Wallet"</a>
+                                {(user.role == shop::domain::Role::Admin).then(|| view! { <a href="/admin/reconcile">"Reconcile"</a> })}
                                 <span class="who" data-testid="signed-in-as">{user.name.to_string()}</span>
                                 <ActionForm action=auth.sign_out attr:class="inline">
                                     <button type="submit" class="link" data-testid="sign-out">"Sign out"</button>

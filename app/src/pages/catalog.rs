@@ -31,7 +31,7 @@ pub fn HomePage() -> impl IntoView {
 }
 
 #[component]
-fn ProductCard(product: Product) -> impl IntoView {
+pub(crate) fn ProductCard(product: Product) -> impl IntoView {
     let href = format!("/products/{}", product.id);
     view! {
         <a class="product-card" href=href data-testid="product-card">

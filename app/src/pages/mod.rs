@@ -2,12 +2,14 @@
 
 pub mod auth;
 pub mod cart;
-mod catalog;
+pub(crate) mod catalog;
 pub mod errors;
+pub mod money;
 pub mod orders;
 
 pub use auth::{RegisterPage, SignInPage};
 pub use cart::CartPage;
 pub use catalog::{HomePage, ProductPage};
 pub use errors::{ErrorBox, NotFound};
+pub use money::{PaymentSuccessPage, ReconcilePage, WalletPage};
 pub use orders::{CheckoutPage, MyOrdersPage, OrderPage};

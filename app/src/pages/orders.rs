@@ -4,6 +4,7 @@
 use crate::pages::errors::form_failure;
 use crate::pages::auth::Auth;
 use crate::pages::{ErrorBox, NotFound};
+use crate::server_fns::money::{ConfirmReceipt as ConfirmReceiptFn, PayOrder};
 use crate::server_fns::{CancelOrder, CheckoutLineView, CheckoutPageData, OrderView, PlaceOrder, StartCheckout, get_checkout, get_order, my_orders};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -165,10 +166,12 @@ pub fn OrderPage() -> impl IntoView {
 
 #[component]
 fn OrderDetail(view: OrderView, just_placed: bool, cancel: ServerAction<CancelOrder>) -> impl IntoView {
-    let OrderView { order, titles } = view;
+    let OrderView { order, titles, balance_cents } = view;
     let pending = cancel.pending();
-    let cancellable = order.status == OrderStatus::PendingPayment;
+    let cancellable = matches!(order.status, OrderStatus::PendingPayment | OrderStatus::Paid);
+    let cancel_label = if order.status == OrderStatus::Paid { "Cancel and refund to my wallet" } else { "Cancel order" };
     let address = order.shipping_address.clone();
+    let waybill = order.shipping.clone();
     view! {
         <section class="order" data-testid="order">
             {just_placed.then(|| view! {
@@ -195,16 +198,60 @@ fn OrderDetail(view: OrderView, just_placed: bool, cancel: ServerAction<CancelOr
                 </tbody>
                 <tfoot><tr><th colspan="3">"Total"</th><th>{format!("${}", Money::from_stored(order.total_cents))}</th></tr></tfoot>
             </table>
+            {(order.status == OrderStatus::PendingPayment).then(|| view! { <PayBox order_id=order.id.to_string() total=order.total_cents balance=balance_cents/> })}
+            {waybill.map(|w| view! {
+                <p class="waybill" data-testid="waybill">"Shipped with " <strong data-testid="carrier">{w.carrier}</strong> " · tracking number " <strong data-testid="tracking-number">{w.tracking_number}</strong></p>
+            })}
+            {(order.status == OrderStatus::Shipped).then(|| view! { <ConfirmReceipt order_id=order.id.to_string()/> })}
             <p class="muted">"Ship to: " {format!("{}, {}{}, {} {}, {}", address.name, address.line1, if address.line2.is_empty() { String::new() } else { format!(", {}", address.line2) }, address.postal_code, address.city, address.country)}</p>
             {cancellable.then(|| view! {
                 <ActionForm action=cancel attr:class="inline">
                     <input type="hidden" name="order_id" value=order.id.to_string()/>
-                    <button type="submit" class="secondary" disabled=move || pending.get() data-testid="cancel-order">"Cancel order"</button>
+                    <button type="submit" class="secondary" disabled=move || pending.get() data-testid="cancel-order">{cancel_label}</button>
                 </ActionForm>
             })}
             {form_failure(move || cancel.value().get())}
             <p><a href="/orders">"All my orders"</a></p>
         </section>
+    }
+}
+
+/// "Pay now" on an unpaid order: from the wallet, or a way to top it up first.
+#[component]
+fn PayBox(order_id: String, total: i64, balance: i64) -> impl IntoView {
+    let pay = ServerAction::<PayOrder>::new();
+    let pending = pay.pending();
+    let enough = balance >= total;
+    view! {
+        <div class="pay-box" data-testid="pay-box">
+            <p>"Your wallet holds " <strong data-testid="order-wallet-balance">{format!("${}", Money::from_stored(balance))}</strong> "."</p>
+            {if enough {
+                view! {
+                    <ActionForm action=pay attr:class="inline">
+                        <input type="hidden" name="order_id" value=order_id.clone()/>
+                        <button type="submit" disabled=move || pending.get() data-testid="pay-order">
+                            {move || if pending.get() { "Paying…".to_owned() } else { format!("Pay ${} from my wallet", Money::from_stored(total)) }}
+                        </button>
+                    </ActionForm>
+                }.into_any()
+            } else {
+                view! { <p>"That is not enough for this order. " <a class="button" href="/wallet" data-testid="top-up-link">"Top up your wallet"</a></p> }.into_any()
+            }}
+            {form_failure(move || pay.value().get())}
+        </div>
+    }
+}
+
+#[component]
+fn ConfirmReceipt(order_id: String) -> impl IntoView {
+    let confirm = ServerAction::<ConfirmReceiptFn>::new();
+    let pending = confirm.pending();
+    view! {
+        <ActionForm action=confirm attr:class="inline">
+            <input type="hidden" name="order_id" value=order_id/>
+            <button type="submit" disabled=move || pending.get() data-testid="confirm-receipt">"I received it: release the payment to the seller"</button>
+        </ActionForm>
+        {form_failure(move || confirm.value().get())}
     }
 }
 

@@ -35,6 +35,20 @@ impl Money {
         }
     }
 
+    /// An amount as a person types it in major units ("12", "12.5", "12.50",
+    /// "$1,200.00"): at most two decimals, never negative, never a float.
+    pub fn parse_major(field: &str, text: &str) -> Result<i64, FieldError> {
+        let bad = || FieldError::new(field, "must be an amount like 12.50");
+        let cleaned: String = text.trim().trim_start_matches('$').chars().filter(|c| *c != ',' && *c != ' ').collect();
+        let (whole, fraction) = cleaned.split_once('.').unwrap_or((&cleaned, ""));
+        if whole.is_empty() && fraction.is_empty() || fraction.len() > 2 || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+        let fraction: i64 = format!("{fraction:0<2}").parse().map_err(|_| bad())?;
+        whole.checked_mul(100).and_then(|c| c.checked_add(fraction)).ok_or_else(bad)
+    }
+
     pub fn from_stored(cents: i64) -> Self {
         debug_assert!(cents >= 0, "stored amount {cents} is negative");
         Self(cents)
@@ -55,6 +69,17 @@ impl fmt::Display for Money {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_in_major_units_parse_exactly() {
+        assert_eq!(Money::parse_major("a", "12").unwrap(), 1200);
+        assert_eq!(Money::parse_major("a", " 12.5 ").unwrap(), 1250);
+        assert_eq!(Money::parse_major("a", "$1,200.07").unwrap(), 120_007);
+        assert_eq!(Money::parse_major("a", ".99").unwrap(), 99);
+        for bad in ["", ".", "-5", "1.234", "1e3", "abc", "12.5.1", "99999999999999999999"] {
+            assert!(Money::parse_major("a", bad).is_err(), "{bad}");
+        }
+    }
     use proptest::prelude::*;
 
     proptest! {

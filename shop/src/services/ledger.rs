@@ -22,7 +22,7 @@ use crate::clock::{now_ms, rfc3339};
 use crate::db::Db;
 use crate::domain::{FieldError, Money, UserId};
 use crate::error::{ShopError, ShopResult};
-use serde::{Deserialize, Serialize};
+pub use crate::ledger::{JournalEntry, Mismatch, Reconciliation, TransferKind, Wallet};
 use sqlx::{Any, Row, Transaction};
 
 pub const ESCROW: &str = "escrow";
@@ -32,37 +32,6 @@ pub const DEPOSITS: &str = "external:deposits";
 
 pub fn wallet_of(user: UserId) -> String {
     format!("wallet:{user}")
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum TransferKind {
-    TopUp,
-    Payment,
-    Refund,
-    Release,
-}
-
-impl TransferKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TransferKind::TopUp => "top_up",
-            TransferKind::Payment => "payment",
-            TransferKind::Refund => "refund",
-            TransferKind::Release => "release",
-        }
-    }
-
-    fn parse(raw: &str) -> ShopResult<Self> {
-        Ok(match raw {
-            "top_up" => TransferKind::TopUp,
-            "payment" => TransferKind::Payment,
-            "refund" => TransferKind::Refund,
-            "release" => TransferKind::Release,
-            other => return Err(anyhow::anyhow!("stored transfer kind {other:?} is unknown").into()),
-        })
-    }
 }
 
 /// One movement of money between two accounts.
@@ -75,51 +44,6 @@ pub struct Transfer<'a> {
     pub to: &'a str,
     pub amount: Money,
     pub order_id: Option<i64>,
-}
-
-/// One line of a wallet's statement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-pub struct JournalEntry {
-    pub transfer_id: String,
-    pub kind: TransferKind,
-    /// Positive: money in; negative: money out.
-    pub amount_cents: i64,
-    pub balance_after_cents: i64,
-    /// The order it concerns, as a 19-digit string.
-    pub order_id: Option<String>,
-    /// RFC 3339.
-    pub created_at: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-pub struct Wallet {
-    pub balance_cents: i64,
-    /// Newest first.
-    pub entries: Vec<JournalEntry>,
-    pub next_cursor: Option<String>,
-}
-
-/// An account whose balance disagrees with the sum of its journal entries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-pub struct Mismatch {
-    pub account_id: String,
-    pub balance_cents: i64,
-    pub journal_sum_cents: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-pub struct Reconciliation {
-    pub accounts_checked: i64,
-    pub mismatches: Vec<Mismatch>,
-    /// Transfers whose entries do not sum to zero (never expected: the journal is
-    /// written only by [`transfer`]).
-    pub unbalanced_transfers: Vec<String>,
-    /// RFC 3339.
-    pub checked_at: String,
 }
 
 #[derive(Clone, Debug)]
@@ -178,7 +102,7 @@ impl Ledger {
             let transfer_id: String = row.try_get("transfer_id")?;
             last_key = Some(format!("{created_at_ms}.{transfer_id}"));
             entries.push(JournalEntry {
-                kind: TransferKind::parse(&row.try_get::<String, _>("kind")?)?,
+                kind: TransferKind::parse(&row.try_get::<String, _>("kind")?).ok_or_else(|| anyhow::anyhow!("stored transfer kind is unknown"))?,
                 amount_cents: row.try_get("amount_cents")?,
                 balance_after_cents: row.try_get("balance_after_cents")?,
                 order_id: row.try_get::<Option<i64>, _>("order_id")?.map(|id| format!("{id:019}")),

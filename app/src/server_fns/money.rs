@@ -1,0 +1,112 @@
+//! Wallet, paying, receipts and reconciliation: the pages' door into the
+//! `ledger` and `payments` services.
+
+use crate::error::AppError;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use shop::catalog::Product;
+use shop::ledger::{Reconciliation, Wallet};
+
+/// The wallet page: the wallet, and a fresh one-time nonce for the top-up form,
+/// so submitting the same form twice deposits once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletPageData {
+    pub wallet: Wallet,
+    pub top_up_nonce: String,
+}
+
+/// What the payment-success page shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentSuccessData {
+    pub order_id: String,
+    pub amount: shop::domain::Money,
+    pub paid: bool,
+    /// A few other products, to carry on shopping.
+    pub suggestions: Vec<Product>,
+}
+
+#[cfg(feature = "ssr")]
+async fn signed_in() -> Result<shop::accounts::User, AppError> {
+    super::ssr::caller().await?.ok_or_else(|| AppError::new(401, "unauthenticated", "Sign in to see your wallet."))
+}
+
+#[cfg(feature = "ssr")]
+fn order_id(raw: &str) -> Result<shop::orders::OrderId, AppError> {
+    shop::orders::OrderId::parse("order_id", raw).map_err(|_| AppError::from(shop::ShopError::NotFound("order")))
+}
+
+#[server(prefix = "/fn", endpoint = "wallet_page")]
+pub async fn wallet_page(cursor: Option<String>) -> Result<WalletPageData, AppError> {
+    let user = signed_in().await?;
+    let shop = super::ssr::shop()?;
+    let wallet = shop.ledger.wallet(&user, cursor.as_deref().filter(|c| !c.is_empty()), 20).await?;
+    let top_up_nonce = shop::services::accounts::SessionToken::generate()?.expose().to_owned();
+    Ok(WalletPageData { wallet, top_up_nonce })
+}
+
+/// The top-up form. `amount` is in major units ("25.00"); `nonce` comes from the
+/// page and names the deposit, so a double submit deposits once.
+#[server(prefix = "/fn", endpoint = "top_up")]
+pub async fn top_up(amount: String, nonce: String) -> Result<(), AppError> {
+    use shop::domain::Money;
+    let user = signed_in().await?;
+    let cents = Money::parse_major("amount", &amount)?;
+    let amount = Money::parse_top_up("amount", cents)?;
+    if nonce.is_empty() || nonce.len() > 100 || !nonce.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(AppError::new(400, "bad_request", "The form was incomplete. Please reload the page and try again."));
+    }
+    super::ssr::shop()?.ledger.top_up(&user, amount, &format!("form:{nonce}")).await?;
+    Ok(())
+}
+
+/// Pays an order from the wallet, then shows the payment-success page.
+#[server(prefix = "/fn", endpoint = "pay_order")]
+pub async fn pay_order(order_id: String) -> Result<(), AppError> {
+    let user = signed_in().await?;
+    let id = self::order_id(&order_id)?;
+    super::ssr::shop()?.payments.pay(&user, id).await?;
+    leptos_axum::redirect(&format!("/orders/{id}/paid"));
+    Ok(())
+}
+
+#[server(prefix = "/fn", endpoint = "confirm_receipt")]
+pub async fn confirm_receipt(order_id: String) -> Result<(), AppError> {
+    let user = signed_in().await?;
+    let id = self::order_id(&order_id)?;
+    super::ssr::shop()?.payments.confirm_receipt(&user, id).await?;
+    leptos_axum::redirect(&format!("/orders/{id}"));
+    Ok(())
+}
+
+#[server(prefix = "/fn", endpoint = "payment_success")]
+pub async fn payment_success(order_id: String) -> Result<PaymentSuccessData, AppError> {
+    use shop::orders::OrderStatus;
+    let user = signed_in().await?;
+    let shop = super::ssr::shop()?;
+    let order = shop.orders.get(&user, self::order_id(&order_id)?).await?;
+    let bought: Vec<_> = order.lines.iter().map(|l| l.product_id).collect();
+    let suggestions = shop
+        .catalog
+        .list(None, shop::catalog::PageLimit::DEFAULT)
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| !bought.contains(&p.id) && p.stock.in_stock())
+        .take(4)
+        .collect();
+    Ok(PaymentSuccessData {
+        order_id: order.id.to_string(),
+        amount: shop::domain::Money::from_stored(order.total_cents),
+        paid: matches!(order.status, OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed),
+        suggestions,
+    })
+}
+
+#[server(prefix = "/fn", endpoint = "reconcile_report")]
+pub async fn reconcile_report() -> Result<Reconciliation, AppError> {
+    let user = signed_in().await?;
+    if user.role != shop::domain::Role::Admin {
+        return Err(AppError::from(shop::ShopError::Forbidden));
+    }
+    Ok(super::ssr::shop()?.ledger.reconcile().await?)
+}
