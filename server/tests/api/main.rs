@@ -8,6 +8,7 @@ mod catalog;
 mod errors;
 mod idempotency;
 mod money;
+mod waybills;
 mod operations;
 mod orders;
 mod pages;
