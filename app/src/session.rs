@@ -92,13 +92,16 @@ pub fn presented_cookie(headers: &HeaderMap) -> Presented {
     if saw_any { Presented::Garbage } else { Presented::Nothing }
 }
 
-/// Reads the guest cart cookie: `Ok(None)` when there is none, `Err(())` when it
-/// is not a token we could have issued.
-pub fn presented_cart_cookie(headers: &HeaderMap) -> Result<Option<SessionToken>, ()> {
+/// A cart cookie that is not a token we could have issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GarbageCartCookie;
+
+/// Reads the guest cart cookie: `Ok(None)` when there is none.
+pub fn presented_cart_cookie(headers: &HeaderMap) -> Result<Option<SessionToken>, GarbageCartCookie> {
     for header in headers.get_all(http::header::COOKIE) {
         for cookie in Cookie::split_parse(header.to_str().unwrap_or_default()).flatten() {
             if cookie.name() == CART_COOKIE && !cookie.value().is_empty() {
-                return SessionToken::parse(cookie.value()).map(Some).ok_or(());
+                return SessionToken::parse(cookie.value()).map(Some).ok_or(GarbageCartCookie);
             }
         }
     }

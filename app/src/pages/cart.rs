@@ -279,12 +279,12 @@ pub fn CartPage() -> impl IntoView {
     let data = Resource::new(move || (state.local_json(), state.server_version.get()), |(browser_cart, _)| cart_page(browser_cart));
     // Products deleted since they were put in this browser's cart: drop them, and say so.
     Effect::new(move |_| {
-        if let Some(Ok(page)) = data.get() {
-            if !page.vanished.is_empty() {
-                state.update_local(|cart| page.vanished.iter().for_each(|id| cart.set(*id, 0)));
-                let n = page.vanished.len();
-                state.tell(format!("{n} saved {} no longer sold and {} removed from your cart.", if n == 1 { "item is" } else { "items are" }, if n == 1 { "was" } else { "were" }));
-            }
+        if let Some(Ok(page)) = data.get()
+            && !page.vanished.is_empty()
+        {
+            state.update_local(|cart| page.vanished.iter().for_each(|id| cart.set(*id, 0)));
+            let n = page.vanished.len();
+            state.tell(format!("{n} saved {} no longer sold and {} removed from your cart.", if n == 1 { "item is" } else { "items are" }, if n == 1 { "was" } else { "were" }));
         }
     });
     view! {

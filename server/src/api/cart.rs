@@ -56,7 +56,7 @@ fn presented_cart_token(headers: &HeaderMap) -> Result<Option<SessionToken>, Pro
     if let Some(value) = headers.get(CART_TOKEN_HEADER) {
         return value.to_str().ok().and_then(|v| SessionToken::parse(v.trim())).map(Some).ok_or_else(garbage);
     }
-    app::session::presented_cart_cookie(headers).map_err(|()| garbage())
+    app::session::presented_cart_cookie(headers).map_err(|_| garbage())
 }
 
 /// Who the cart belongs to: the signed-in caller, or the guest cart presented.

@@ -322,8 +322,8 @@ async fn read_then_write_loses_updates_that_conditional_updates_keep(app: TestAp
     let (app, buyer) = (&app, &buyer);
     let replies = join_all((0..WRITERS).map(|i| async move { top_up(app, buyer, 1, &format!("inc-{i}")).await })).await;
     assert!(replies.iter().all(|r| r.status == 200));
-    assert_eq!(balance(&app, &buyer).await, WRITERS, "every concurrent deposit counted");
-    assert_reconciled(&app).await;
+    assert_eq!(balance(app, buyer).await, WRITERS, "every concurrent deposit counted");
+    assert_reconciled(app).await;
 }
 
 async fn payment_after_stock_is_gone_is_refused_and_moves_nothing(app: TestApp) {
