@@ -1,5 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
-import { open, snap, demoBuyer } from './helpers';
+import { open, snap, demoBuyer, openCheckout, fillAddress } from './helpers';
 
 async function signIn(page: Page) {
   await open(page, '/login');
@@ -7,27 +7,6 @@ async function signIn(page: Page) {
   await page.getByLabel('Password').fill(demoBuyer.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await expect(page.getByTestId('signed-in-as')).toHaveText(demoBuyer.name);
-}
-
-async function openCheckout(page: Page, productTitle: string) {
-  await open(page, '/');
-  await page.getByTestId('product-card').filter({ hasText: productTitle }).click();
-  await expect(page.getByRole('heading', { level: 1 })).toHaveText(productTitle);
-  await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
-  await page.getByTestId('buy-now').click();
-  await expect(page).toHaveURL(/\/checkout\/\d{19}$/);
-  await expect(page.getByTestId('checkout-form')).toBeVisible();
-  const orderId = (await page.getByTestId('checkout-order-id').textContent())!.trim();
-  const token = await page.locator('input[name="checkout_token"]').inputValue();
-  return { orderId, token };
-}
-
-async function fillAddress(page: Page) {
-  await page.getByLabel('Full name').fill('Bea Buyer');
-  await page.getByLabel('Address', { exact: true }).fill('1 Tea Street');
-  await page.getByLabel('City').fill('Leafton');
-  await page.getByLabel('Postal code').fill('12345');
-  await page.getByLabel('Country').fill('Netherlands');
 }
 
 async function myOrderRows(page: Page, orderId?: string) {

@@ -104,13 +104,15 @@ test('signing in from two tabs at once doubles no quantity', async ({ browser, r
     await tab.getByLabel('Email').fill(account.email);
     await tab.getByLabel('Password').fill(account.password);
   }
+  // Each tab sends its merge once signed in: wait for both answers, so the check
+  // below sees what both merges did.
+  const merged = [a, b].map((tab) => tab.waitForResponse((r) => r.url().includes('/fn/merge_browser_cart') && r.ok()));
   await Promise.all([a, b].map((tab) => tab.getByRole('button', { name: 'Sign in' }).click()));
   for (const tab of [a, b]) {
     await expect(tab.getByTestId('signed-in-as')).toHaveText(account.name);
   }
+  await Promise.all(merged);
   await expect.poll(() => a.evaluate((key) => localStorage.getItem(key), STORAGE_KEY)).toBeNull();
-  // Give the slower tab's merge time to land too, then check nothing doubled.
-  await a.waitForTimeout(1500);
   const quantities = [...(await apiCart(request, account)).values()].sort();
   expect(quantities).toEqual([2, 3]);
   await open(b, '/cart');

@@ -16,3 +16,26 @@ export const demoBuyer = { email: 'buyer@ninefold.test', password: 'buyer-demo-p
 export function uniqueEmail(prefix: string) {
   return `${prefix}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
 }
+
+/** Opens a product from the front page and presses "Buy now": the checkout page's order id and token. */
+export async function openCheckout(page: Page, productTitle: string) {
+  await open(page, '/');
+  await page.getByTestId('product-card').filter({ hasText: productTitle }).click();
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText(productTitle);
+  await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
+  await page.getByTestId('buy-now').click();
+  await expect(page).toHaveURL(/\/checkout\/\d{19}$/);
+  await expect(page.getByTestId('checkout-form')).toBeVisible();
+  const orderId = (await page.getByTestId('checkout-order-id').textContent())!.trim();
+  const token = await page.locator('input[name="checkout_token"]').inputValue();
+  return { orderId, token };
+}
+
+/** Fills the checkout's shipping address. */
+export async function fillAddress(page: Page) {
+  await page.getByLabel('Full name').fill('Bea Buyer');
+  await page.getByLabel('Address', { exact: true }).fill('1 Tea Street');
+  await page.getByLabel('City').fill('Leafton');
+  await page.getByLabel('Postal code').fill('12345');
+  await page.getByLabel('Country').fill('Netherlands');
+}

@@ -1,5 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
-import { open, snap, uniqueEmail } from './helpers';
+import { open, snap, uniqueEmail, openCheckout, fillAddress } from './helpers';
 
 async function registerInBrowser(page: Page, prefix: string) {
   const name = `Payer ${prefix}`;
@@ -12,17 +12,8 @@ async function registerInBrowser(page: Page, prefix: string) {
 }
 
 async function placeOrder(page: Page, title: string) {
-  await open(page, '/');
-  await page.getByTestId('product-card').filter({ hasText: title }).click();
-  await expect(page.getByRole('heading', { level: 1 })).toHaveText(title);
-  await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
-  await page.getByTestId('buy-now').click();
-  await expect(page.getByTestId('checkout-form')).toBeVisible();
-  await page.getByLabel('Full name').fill('Pat Payer');
-  await page.getByLabel('Address', { exact: true }).fill('2 Coin Lane');
-  await page.getByLabel('City').fill('Mintown');
-  await page.getByLabel('Postal code').fill('54321');
-  await page.getByLabel('Country').fill('Netherlands');
+  await openCheckout(page, title);
+  await fillAddress(page);
   await page.getByTestId('place-order').click();
   await expect(page.getByTestId('order-status')).toHaveText('Awaiting payment');
   return (await page.getByTestId('order-id').textContent())!.trim();

@@ -1,6 +1,7 @@
 //! The wallet, the payment-success page and the admin's reconciliation page.
 
 use crate::pages::errors::form_failure;
+use crate::pages::orders::sign_in_prompt;
 use crate::pages::{ErrorBox, NotFound};
 use crate::server_fns::money::{PaymentSuccessData, TopUp, payment_success, reconcile_report, wallet_page};
 use leptos::prelude::*;
@@ -8,16 +9,6 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use shop::domain::Money;
 use shop::ledger::{JournalEntry, TransferKind};
-
-fn sign_in_prompt(next: &str) -> AnyView {
-    view! {
-        <section class="notice">
-            <h1>"Sign in to continue"</h1>
-            <p><a class="button" href=format!("/login?next={next}")>"Sign in"</a></p>
-        </section>
-    }
-    .into_any()
-}
 
 /// "+$12.50" / "−$7.00".
 fn signed_amount(cents: i64) -> String {
@@ -45,7 +36,7 @@ pub fn PaymentSuccessPage() -> impl IntoView {
                             <p><a class="button" href=format!("/orders/{}", success.order_id)>"Go to the order"</a></p>
                         </section>
                     }.into_any(),
-                    Err(error) if error.status == 401 => sign_in_prompt(&format!("/orders/{}/paid", order_id())),
+                    Err(error) if error.status == 401 => sign_in_prompt(format!("/orders/{}/paid", order_id())).into_any(),
                     Err(error) if error.is_not_found() => view! { <NotFound/> }.into_any(),
                     Err(error) => view! { <ErrorBox error/> }.into_any(),
                 }
@@ -116,7 +107,7 @@ pub fn WalletPage() -> impl IntoView {
                             {page.wallet.next_cursor.map(|cursor| view! { <p class="pager"><a class="button" href=format!("/wallet?cursor={cursor}")>"Older entries"</a></p> })}
                         </section>
                     }.into_any(),
-                    Err(error) if error.status == 401 => sign_in_prompt("/wallet"),
+                    Err(error) if error.status == 401 => sign_in_prompt("/wallet".to_owned()).into_any(),
                     Err(error) => view! { <ErrorBox error/> }.into_any(),
                 }
             })}
@@ -171,7 +162,7 @@ pub fn ReconcilePage() -> impl IntoView {
                             <p><a href="/admin/reconcile" rel="external">"Run again"</a></p>
                         </section>
                     }.into_any(),
-                    Err(error) if error.status == 401 => sign_in_prompt("/admin/reconcile"),
+                    Err(error) if error.status == 401 => sign_in_prompt("/admin/reconcile".to_owned()).into_any(),
                     Err(error) if error.status == 403 => view! { <NotFound/> }.into_any(),
                     Err(error) => view! { <ErrorBox error/> }.into_any(),
                 }

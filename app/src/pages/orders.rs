@@ -31,7 +31,7 @@ fn status_label(status: OrderStatus) -> &'static str {
     }
 }
 
-fn sign_in_prompt(next: String) -> impl IntoView {
+pub(crate) fn sign_in_prompt(next: String) -> impl IntoView {
     view! {
         <section class="notice">
             <h1>"Sign in to continue"</h1>

@@ -30,11 +30,6 @@ async fn signed_in() -> Result<shop::accounts::User, AppError> {
     super::ssr::caller().await?.ok_or_else(|| AppError::new(401, "unauthenticated", "Sign in to see your wallet."))
 }
 
-#[cfg(feature = "ssr")]
-fn order_id(raw: &str) -> Result<shop::orders::OrderId, AppError> {
-    shop::orders::OrderId::parse("order_id", raw).map_err(|_| AppError::from(shop::ShopError::NotFound("order")))
-}
-
 #[server(prefix = "/fn", endpoint = "wallet_page")]
 pub async fn wallet_page(cursor: Option<String>) -> Result<WalletPageData, AppError> {
     let user = signed_in().await?;
@@ -63,7 +58,7 @@ pub async fn top_up(amount: String, nonce: String) -> Result<(), AppError> {
 #[server(prefix = "/fn", endpoint = "pay_order")]
 pub async fn pay_order(order_id: String) -> Result<(), AppError> {
     let user = signed_in().await?;
-    let id = self::order_id(&order_id)?;
+    let id = super::order_id_or_not_found(&order_id, "order")?;
     super::ssr::shop()?.payments.pay(&user, id).await?;
     leptos_axum::redirect(&format!("/orders/{id}/paid"));
     Ok(())
@@ -72,7 +67,7 @@ pub async fn pay_order(order_id: String) -> Result<(), AppError> {
 #[server(prefix = "/fn", endpoint = "confirm_receipt")]
 pub async fn confirm_receipt(order_id: String) -> Result<(), AppError> {
     let user = signed_in().await?;
-    let id = self::order_id(&order_id)?;
+    let id = super::order_id_or_not_found(&order_id, "order")?;
     super::ssr::shop()?.payments.confirm_receipt(&user, id).await?;
     leptos_axum::redirect(&format!("/orders/{id}"));
     Ok(())
@@ -83,7 +78,7 @@ pub async fn payment_success(order_id: String) -> Result<PaymentSuccessData, App
     use shop::orders::OrderStatus;
     let user = signed_in().await?;
     let shop = super::ssr::shop()?;
-    let order = shop.orders.get(&user, self::order_id(&order_id)?).await?;
+    let order = shop.orders.get(&user, super::order_id_or_not_found(&order_id, "order")?).await?;
     let bought: Vec<_> = order.lines.iter().map(|l| l.product_id).collect();
     let suggestions = shop
         .catalog

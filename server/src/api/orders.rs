@@ -113,7 +113,7 @@ async fn list_orders(State(state): State<AppState>, caller: AuthUser, ApiQuery(q
 }
 
 /// An id in a path that cannot name an order names no order.
-fn order_id(raw: &str) -> Result<OrderId, Problem> {
+pub(super) fn order_id(raw: &str) -> Result<OrderId, Problem> {
     OrderId::parse("id", raw).map_err(|_| Problem::not_found("order"))
 }
 

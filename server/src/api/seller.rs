@@ -1,12 +1,13 @@
 //! `/api/v1/seller/orders`: a seller's orders and their waybills.
 
 use super::extract::{ApiJson, AuthUser};
+use super::orders::order_id;
 use super::problem::Problem;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
-use shop::orders::{OrderId, Waybill, WaybillChange, WaybillInput};
+use shop::orders::{Waybill, WaybillChange, WaybillInput};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,9 +16,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(set_shipping)).routes(routes!(shipping_history))
 }
 
-fn order_id(raw: &str) -> Result<OrderId, Problem> {
-    OrderId::parse("id", raw).map_err(|_| Problem::not_found("order"))
-}
 
 #[derive(Deserialize, ToSchema)]
 pub struct ShippingRequest {

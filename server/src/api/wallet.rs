@@ -1,6 +1,7 @@
 //! `/api/v1/wallet`, paying for orders, receipts, and `/api/v1/admin/reconcile`.
 
 use super::extract::{ApiJson, ApiQuery, AuthUser};
+use super::orders::order_id;
 use super::problem::Problem;
 use crate::state::AppState;
 use axum::Json;
@@ -8,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde::Deserialize;
 use shop::domain::{Money, Role};
-use shop::orders::{Order, OrderId};
+use shop::orders::Order;
 use shop::services::accounts::SessionToken;
 use shop::services::ledger::{Reconciliation, Wallet};
 use utoipa::{IntoParams, ToSchema};
@@ -62,9 +63,6 @@ async fn top_up(State(state): State<AppState>, caller: AuthUser, headers: Header
     Ok(Json(state.shop.ledger.wallet(&caller.user, None, ENTRIES_PER_PAGE).await?))
 }
 
-fn order_id(raw: &str) -> Result<OrderId, Problem> {
-    OrderId::parse("id", raw).map_err(|_| Problem::not_found("order"))
-}
 
 /// Pay an order from the wallet: buyer → escrow, stock settled. Paying again
 /// returns the paid order and moves nothing.

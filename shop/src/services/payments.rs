@@ -133,15 +133,8 @@ impl Payments {
         if order.status != OrderStatus::Paid {
             return Err(ShopError::InvalidTransition { status: order.status.as_str() });
         }
-        // The shard says paid: a payment record still `charged` (its request still
-        // finishing, or interrupted) is closed first.
-        self.advance(id, "charged", "paid").await?;
-        if !self.advance(id, "paid", "refund_requested").await? {
-            match self.state_of(id).await?.as_deref() {
-                Some("refund_requested") => {} // another request is on it: help it finish
-                Some("refunded") => return self.orders.get(buyer, id).await,
-                _ => return Err(ShopError::InvalidTransition { status: "not refundable" }),
-            }
+        if !self.request(id, "refund_requested", "refunded", "not refundable").await? {
+            return self.orders.get(buyer, id).await;
         }
         crash_point("refund:requested");
         self.drive_refund(&order).await?;
@@ -177,13 +170,8 @@ impl Payments {
             OrderStatus::Shipped => {}
             other => return Err(ShopError::InvalidTransition { status: other.as_str() }),
         }
-        self.advance(id, "charged", "paid").await?;
-        if !self.advance(id, "paid", "release_requested").await? {
-            match self.state_of(id).await?.as_deref() {
-                Some("release_requested") => {}
-                Some("released") => return self.orders.get(buyer, id).await,
-                _ => return Err(ShopError::InvalidTransition { status: "not releasable" }),
-            }
+        if !self.request(id, "release_requested", "released", "not releasable").await? {
+            return self.orders.get(buyer, id).await;
         }
         crash_point("release:requested");
         self.drive_release(&order).await?;
@@ -248,6 +236,23 @@ impl Payments {
         transfer_in(&mut tx, &transfer).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Step 1 of a refund or a release: moves a paid payment to `requested`.
+    /// `Ok(true)`: go on (this call moved it, or another request is driving it and
+    /// this one helps); `Ok(false)`: it already reached `done`.
+    async fn request(&self, id: OrderId, requested: &str, done: &str, refusal: &'static str) -> ShopResult<bool> {
+        // The shard says paid or shipped: a payment record still `charged` (its
+        // request still finishing, or interrupted) is closed first.
+        self.advance(id, "charged", "paid").await?;
+        if self.advance(id, "paid", requested).await? {
+            return Ok(true);
+        }
+        match self.state_of(id).await? {
+            Some(state) if state == requested => Ok(true),
+            Some(state) if state == done => Ok(false),
+            _ => Err(ShopError::InvalidTransition { status: refusal }),
+        }
     }
 
     async fn advance(&self, id: OrderId, from: &str, to: &str) -> ShopResult<bool> {
