@@ -43,11 +43,14 @@ pub struct Schedules {
     pub payments_ms: u64,
     /// Reconciling every balance with the journal.
     pub reconcile_ms: u64,
+    /// Relaying order changes from the shards' outboxes into the job queue
+    /// (the seller index's delivery path).
+    pub seller_index_ms: u64,
 }
 
 impl Default for Schedules {
     fn default() -> Self {
-        Self { recovery_ms: 5_000, jobs_ms: 1_000, cleanup_ms: 3_600_000, payments_ms: 10_000, reconcile_ms: 3_600_000 }
+        Self { recovery_ms: 5_000, jobs_ms: 1_000, cleanup_ms: 3_600_000, payments_ms: 10_000, reconcile_ms: 3_600_000, seller_index_ms: 250 }
     }
 }
 

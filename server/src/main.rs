@@ -19,6 +19,12 @@ enum Command {
     /// Sum the journal per account, compare with every balance, print the report
     /// as JSON; exits 1 if anything disagrees.
     Reconcile,
+    /// Compare the seller index with the order shards, print every difference as
+    /// JSON, and repair them; with --dry-run only report, exiting 1 if any was found.
+    RebuildSellerIndex {
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[tokio::main]
@@ -40,6 +46,16 @@ async fn main() -> anyhow::Result<()> {
             shop.databases.close().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if !report.mismatches.is_empty() || !report.unbalanced_transfers.is_empty() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::RebuildSellerIndex { dry_run } => {
+            let shop = shop::Shop::open(&settings.databases, &settings.shop_settings()).await?;
+            let report = shop.seller_index.rebuild(!dry_run).await?;
+            shop.databases.close().await;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if dry_run && !report.differences.is_empty() {
                 std::process::exit(1);
             }
             Ok(())

@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 /// tick takes the rest.
 const JOBS_BATCH: i64 = 200;
 const RECOVERY_BATCH: i64 = 500;
+/// Outbox rows one relay pass takes from each shard.
+const RELAY_BATCH: i64 = 500;
 
 pub fn spawn_all(shop: &Shop, schedules: &Schedules, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
     let every = |ms: u64| Duration::from_millis(ms.max(10));
@@ -32,8 +34,13 @@ pub fn spawn_all(shop: &Shop, schedules: &Schedules, shutdown: &CancellationToke
         move || {
             let shop = shop.clone();
             async move {
-                shop.jobs.run_due(shop::clock::now_ms(), JOBS_BATCH).await?;
-                Ok(())
+                // Drain what is due: a burst of orders should not wait a tick per batch.
+                loop {
+                    let stats = shop.jobs.run_due(shop::clock::now_ms(), JOBS_BATCH).await?;
+                    if stats.done + stats.retried + stats.failed < JOBS_BATCH as u64 {
+                        return Ok(());
+                    }
+                }
             }
         }
     });
@@ -62,7 +69,21 @@ pub fn spawn_all(shop: &Shop, schedules: &Schedules, shutdown: &CancellationToke
             }
         }
     });
-    vec![recovery, jobs, payments, reconcile, spawn_periodic("expiry-cleanup", every(schedules.cleanup_ms), shutdown.clone(), {
+    let seller_index = spawn_periodic("seller-index-relay", every(schedules.seller_index_ms), shutdown.clone(), {
+        let shop = shop.clone();
+        move || {
+            let shop = shop.clone();
+            async move {
+                while shop.seller_index.relay(RELAY_BATCH).await? >= RELAY_BATCH as u64 {}
+                let lag = shop.seller_index.lag(shop::clock::now_ms()).await?;
+                metrics::gauge!("ninefold_seller_index_pending_events").set(lag.pending_events as f64);
+                metrics::gauge!("ninefold_seller_index_lag_seconds").set(lag.oldest_pending_ms as f64 / 1000.0);
+                metrics::gauge!("ninefold_seller_index_failed_events").set(lag.failed_events as f64);
+                Ok(())
+            }
+        }
+    });
+    vec![recovery, jobs, payments, reconcile, seller_index, spawn_periodic("expiry-cleanup", every(schedules.cleanup_ms), shutdown.clone(), {
         let shop = shop.clone();
         move || {
             let shop = shop.clone();

@@ -320,6 +320,21 @@ pub struct Order {
     pub shipping: Option<Waybill>,
 }
 
+/// An order as its seller sees it: the copy the seller index holds, built on the
+/// order's shard in the same transaction as each write. `version` grows with every
+/// write to the order, so the newer of two copies is the one with the higher version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct SellerOrder {
+    #[serde(flatten)]
+    pub order: Order,
+    #[cfg_attr(feature = "server", schema(value_type = i64))]
+    pub seller_id: UserId,
+    pub version: i64,
+    /// RFC 3339: when the order last changed.
+    pub updated_at: String,
+}
+
 /// An order's waybill. Every accepted change bumps `version`; a change must name
 /// the version it was made against (DESIGN.md, failure mode 5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

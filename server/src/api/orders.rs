@@ -95,6 +95,15 @@ pub struct OrdersQuery {
     limit: Option<i64>,
 }
 
+impl OrdersQuery {
+    /// The status filter, the cursor and the page size, or 422 naming the bad one.
+    pub(super) fn parse(&self) -> Result<(Option<OrderStatus>, Option<OrderId>, PageLimit), Problem> {
+        let status = self.status.as_deref().filter(|s| !s.is_empty()).map(|s| OrderStatus::parse("status", s)).transpose()?;
+        let after = self.cursor.as_deref().filter(|c| !c.is_empty()).map(|c| OrderId::parse("cursor", c)).transpose()?;
+        Ok((status, after, PageLimit::parse("limit", self.limit)?))
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct OrderList {
     items: Vec<Order>,
@@ -105,9 +114,7 @@ pub struct OrderList {
 #[utoipa::path(get, path = "/orders", tag = "orders", security(("bearer" = [])), params(OrdersQuery),
     responses((status = 200, body = OrderList), (status = 401, body = Problem), (status = 422, body = Problem)))]
 async fn list_orders(State(state): State<AppState>, caller: AuthUser, ApiQuery(query): ApiQuery<OrdersQuery>) -> Result<Json<OrderList>, Problem> {
-    let status = query.status.as_deref().filter(|s| !s.is_empty()).map(|s| OrderStatus::parse("status", s)).transpose()?;
-    let after = query.cursor.as_deref().filter(|c| !c.is_empty()).map(|c| OrderId::parse("cursor", c)).transpose()?;
-    let limit = PageLimit::parse("limit", query.limit)?;
+    let (status, after, limit) = query.parse()?;
     let page = state.shop.orders.list_mine(&caller.user, status, after, limit).await?;
     Ok(Json(OrderList { items: page.items, next_cursor: page.next_cursor }))
 }

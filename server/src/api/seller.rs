@@ -1,21 +1,43 @@
 //! `/api/v1/seller/orders`: a seller's orders and their waybills.
 
-use super::extract::{ApiJson, AuthUser};
-use super::orders::order_id;
+use super::extract::{ApiJson, ApiQuery, AuthUser};
+use super::orders::{OrdersQuery, order_id};
 use super::problem::Problem;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
-use shop::orders::{Waybill, WaybillChange, WaybillInput};
+use shop::orders::{SellerOrder, Waybill, WaybillChange, WaybillInput};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(set_shipping)).routes(routes!(shipping_history))
+    OpenApiRouter::new().routes(routes!(seller_orders)).routes(routes!(seller_order)).routes(routes!(set_shipping)).routes(routes!(shipping_history))
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct SellerOrderList {
+    items: Vec<SellerOrder>,
+    next_cursor: Option<String>,
+}
+
+/// The seller's orders, newest first, from the seller index (which trails the
+/// order shards by the relay's delay; `version` tells which copy is newer).
+#[utoipa::path(get, path = "/seller/orders", tag = "seller", security(("bearer" = [])), params(OrdersQuery),
+    responses((status = 200, body = SellerOrderList), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn seller_orders(State(state): State<AppState>, caller: AuthUser, ApiQuery(query): ApiQuery<OrdersQuery>) -> Result<Json<SellerOrderList>, Problem> {
+    let (status, after, limit) = query.parse()?;
+    let page = state.shop.seller_index.list(&caller.user, status, after, limit).await?;
+    Ok(Json(SellerOrderList { items: page.items, next_cursor: page.next_cursor }))
+}
+
+/// One of the seller's orders, read from its shard (current, not the index's copy).
+#[utoipa::path(get, path = "/seller/orders/{id}", tag = "seller", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = SellerOrder), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn seller_order(State(state): State<AppState>, caller: AuthUser, Path(id): Path<String>) -> Result<Json<SellerOrder>, Problem> {
+    Ok(Json(state.shop.shipping.seller_order(&caller.user, order_id(&id)?).await?))
+}
 
 #[derive(Deserialize, ToSchema)]
 pub struct ShippingRequest {

@@ -12,4 +12,5 @@ mod waybills;
 mod operations;
 mod orders;
 mod pages;
+mod seller_index;
 mod snapshots;

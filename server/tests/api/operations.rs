@@ -40,6 +40,8 @@ async fn the_openapi_document_covers_every_route(app: TestApp) {
         ("/api/v1/orders/{id}/pay", "post"),
         ("/api/v1/orders/{id}/confirm-receipt", "post"),
         ("/api/v1/admin/reconcile", "get"),
+        ("/api/v1/seller/orders", "get"),
+        ("/api/v1/seller/orders/{id}", "get"),
         ("/api/v1/seller/orders/{id}/shipping", "put"),
         ("/api/v1/seller/orders/{id}/shipping/history", "get"),
         ("/metrics", "get"),

@@ -208,7 +208,8 @@ impl Catalog {
     }
 }
 
-fn require_seller(user: &User) -> ShopResult<()> {
+/// Seller-only operations refuse buyers and admins outright (403).
+pub(crate) fn require_seller(user: &User) -> ShopResult<()> {
     match user.role {
         Role::Seller => Ok(()),
         Role::Buyer | Role::Admin => Err(ShopError::Forbidden),

@@ -127,6 +127,10 @@ impl Jobs {
                 let job: SnapshotJob = serde_json::from_str(payload).map_err(anyhow::Error::from)?;
                 write_snapshot(&self.db, &job).await
             }
+            crate::services::seller_index::JOB_KIND => {
+                let summary: crate::orders::SellerOrder = serde_json::from_str(payload).map_err(anyhow::Error::from)?;
+                crate::services::seller_index::apply_summary(&self.db, &summary).await.map(drop)
+            }
             other => Err(anyhow::anyhow!("no handler for jobs of kind {other}").into()),
         }
     }

@@ -8,6 +8,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod ledger;
 pub mod payments;
+pub mod seller_index;
 pub mod shipping;
 pub mod order_ids;
 pub mod orders;
@@ -30,6 +31,7 @@ pub struct Shop {
     pub ledger: ledger::Ledger,
     pub payments: payments::Payments,
     pub shipping: shipping::Shipping,
+    pub seller_index: seller_index::SellerIndex,
 }
 
 /// Settings the services need beyond database URLs.
@@ -65,6 +67,7 @@ impl Shop {
             ledger: ledger::Ledger::new(databases.main.clone()),
             payments: payments::Payments::new(databases.main.clone(), orders.clone()),
             shipping: shipping::Shipping::new(orders.clone()),
+            seller_index: seller_index::SellerIndex::new(databases.main.clone(), orders.clone()),
             orders,
             catalog,
             jobs: jobs::Jobs::new(databases.main.clone()),

@@ -20,12 +20,14 @@ use crate::clock::{now_ms, rfc3339};
 use crate::db::Db;
 use crate::domain::{FieldError, InventoryMode, ProductId, UserId};
 use crate::error::{ShopError, ShopResult};
-use crate::orders::{Checkout, LineRequest, Order, OrderId, OrderLine, OrderStatus, ShardMap, ShippingAddress, Waybill};
+use crate::orders::{Checkout, LineRequest, Order, OrderId, OrderLine, OrderStatus, SellerOrder, ShardMap, ShippingAddress, Waybill};
 use crate::services::Catalog;
 use crate::services::accounts::SessionToken;
 use crate::services::jobs::{Jobs, SnapshotJob};
 use crate::services::order_ids::OrderIdAllocator;
+use crate::services::seller_index::record_change;
 use sqlx::Row;
+use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 use std::sync::Arc;
 
@@ -78,6 +80,11 @@ impl Orders {
     pub fn new(main: Db, shards: Vec<Db>, catalog: Catalog, ids: Arc<OrderIdAllocator>, hold_ttl_ms: i64) -> Self {
         let map = ShardMap::even(shards.len());
         Self { main, shards, map, catalog, ids, hold_ttl_ms, checkout_ttl_ms: Self::CHECKOUT_TTL_MS }
+    }
+
+    /// Which shard holds `buyer`'s orders.
+    pub fn shard_for_buyer(&self, buyer: UserId) -> usize {
+        self.map.shard_for_buyer(buyer)
     }
 
     pub(crate) fn shard_of(&self, order: OrderId) -> &Db {
@@ -325,6 +332,7 @@ impl Orders {
             .execute(&mut *tx)
             .await?;
         }
+        record_change(&mut tx, order_id).await?;
         tx.commit().await?;
         Ok(Some(order))
     }
@@ -361,15 +369,20 @@ impl Orders {
     /// Cancels an unpaid order and gives its stock back at once.
     pub async fn cancel(&self, buyer: &User, id: OrderId) -> ShopResult<Order> {
         let current = self.get(buyer, id).await?;
+        let mut tx = self.shard_of(id).begin_write().await?;
         let cancelled = sqlx::query(
-            "UPDATE orders SET status = 'cancelled', hold_expires_at_ms = NULL, updated_at_ms = $1 \
+            "UPDATE orders SET status = 'cancelled', hold_expires_at_ms = NULL, updated_at_ms = $1, version = version + 1 \
              WHERE id = $2 AND buyer_id = $3 AND status = 'pending_payment'",
         )
         .bind(now_ms())
         .bind(id.get())
         .bind(buyer.id.get())
-        .execute(self.shard_of(id).pool())
+        .execute(&mut *tx)
         .await?;
+        if cancelled.rows_affected() == 1 {
+            record_change(&mut tx, id).await?;
+        }
+        tx.commit().await?;
         if cancelled.rows_affected() == 0 && current.status != OrderStatus::Cancelled {
             let now = self.get(buyer, id).await?;
             if now.status != OrderStatus::Cancelled {
@@ -462,14 +475,19 @@ impl Orders {
                 if paying.is_some() {
                     return Ok(false);
                 }
+                let mut tx = shard.begin_write().await?;
                 let cancelled = sqlx::query(
-                    "UPDATE orders SET status = 'cancelled', hold_expires_at_ms = NULL, updated_at_ms = $1 \
+                    "UPDATE orders SET status = 'cancelled', hold_expires_at_ms = NULL, updated_at_ms = $1, version = version + 1 \
                      WHERE id = $2 AND status = 'pending_payment' AND hold_expires_at_ms IS NOT NULL AND hold_expires_at_ms <= $1",
                 )
                 .bind(now_ms)
                 .bind(id.get())
-                .execute(shard.pool())
+                .execute(&mut *tx)
                 .await?;
+                if cancelled.rows_affected() == 1 {
+                    record_change(&mut tx, id).await?;
+                }
+                tx.commit().await?;
                 if cancelled.rows_affected() == 1 {
                     tracing::info!(order_id = %id, "hold expired: unpaid order cancelled");
                     self.release_stock(id).await?;
@@ -517,16 +535,22 @@ impl Orders {
     /// `to` if this call or an earlier one moved it, else whatever it is now.
     pub(crate) async fn transition(&self, id: OrderId, from: OrderStatus, to: OrderStatus) -> ShopResult<OrderStatus> {
         let shard = self.shard_of(id);
-        let moved = sqlx::query("UPDATE orders SET status = $1, hold_expires_at_ms = NULL, updated_at_ms = $2 WHERE id = $3 AND status = $4")
-            .bind(to.as_str())
-            .bind(now_ms())
-            .bind(id.get())
-            .bind(from.as_str())
-            .execute(shard.pool())
-            .await?;
+        let mut tx = shard.begin_write().await?;
+        let moved = sqlx::query(
+            "UPDATE orders SET status = $1, hold_expires_at_ms = NULL, updated_at_ms = $2, version = version + 1 WHERE id = $3 AND status = $4",
+        )
+        .bind(to.as_str())
+        .bind(now_ms())
+        .bind(id.get())
+        .bind(from.as_str())
+        .execute(&mut *tx)
+        .await?;
         if moved.rows_affected() == 1 {
+            record_change(&mut tx, id).await?;
+            tx.commit().await?;
             return Ok(to);
         }
+        drop(tx);
         let status: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1").bind(id.get()).fetch_optional(shard.pool()).await?;
         let status = status.ok_or(ShopError::NotFound("order"))?;
         OrderStatus::parse("status", &status).map_err(|e| anyhow::anyhow!("stored order is invalid: {e}").into())
@@ -534,25 +558,18 @@ impl Orders {
 
     /// The order with this id, wherever its buyer's shard is; `None` if there is none.
     pub(crate) async fn load(&self, id: OrderId) -> ShopResult<Option<Order>> {
-        let shard = self.shard_of(id);
-        let Some(row) = sqlx::query(
-            "SELECT o.id, o.buyer_id, o.status, o.total_cents, o.shipping_address, o.hold_expires_at_ms, o.created_at_ms, \
-             s.carrier, s.tracking_number, s.version AS shipping_version, s.updated_at_ms AS shipping_updated_at_ms \
-             FROM orders o LEFT JOIN shipping_records s ON s.order_id = o.id WHERE o.id = $1",
-        )
-        .bind(id.get())
-        .fetch_optional(shard.pool())
-        .await?
-        else {
-            return Ok(None);
-        };
-        let lines = sqlx::query(
-            "SELECT product_id, seller_id, quantity, unit_price_cents, snapshot_digest FROM order_lines WHERE order_id = $1 ORDER BY line_no",
-        )
-        .bind(id.get())
-        .fetch_all(shard.pool())
-        .await?;
-        Ok(Some(order_from_rows(&row, &lines)?))
+        Ok(self.load_versioned(id).await?.map(|versioned| versioned.order))
+    }
+
+    /// As [`Orders::load`], with the seller, version and time of the last change.
+    pub(crate) async fn load_versioned(&self, id: OrderId) -> ShopResult<Option<SellerOrder>> {
+        let mut conn = self.shard_of(id).pool().acquire().await?;
+        read_seller_order(&mut conn, id).await
+    }
+
+    /// The order shards, in shard order.
+    pub(crate) fn shards(&self) -> &[Db] {
+        &self.shards
     }
 
     async fn products_of(&self, lines: &[LineRequest]) -> ShopResult<Vec<Product>> {
@@ -603,6 +620,35 @@ fn normalised(mut lines: Vec<LineRequest>) -> ShopResult<Vec<LineRequest>> {
 fn total_of(products: &[Product], lines: &[LineRequest]) -> i64 {
     // Bounded: price <= 1e9 cents, quantity <= 1e6, lines <= 50, so no overflow.
     products.iter().zip(lines).map(|(p, l)| p.price.cents() * l.quantity.get()).sum()
+}
+
+/// The order and its seller-facing summary, read on `conn`: a pool connection, or
+/// the shard transaction that has just written the order (so the outbox gets
+/// exactly what that transaction commits).
+pub(crate) async fn read_seller_order(conn: &mut AnyConnection, id: OrderId) -> ShopResult<Option<SellerOrder>> {
+    let Some(row) = sqlx::query(
+        "SELECT o.id, o.buyer_id, o.seller_id, o.status, o.total_cents, o.shipping_address, o.hold_expires_at_ms, o.created_at_ms, \
+         o.updated_at_ms, o.version, s.carrier, s.tracking_number, s.version AS shipping_version, s.updated_at_ms AS shipping_updated_at_ms \
+         FROM orders o LEFT JOIN shipping_records s ON s.order_id = o.id WHERE o.id = $1",
+    )
+    .bind(id.get())
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let lines = sqlx::query(
+        "SELECT product_id, seller_id, quantity, unit_price_cents, snapshot_digest FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+    )
+    .bind(id.get())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Some(SellerOrder {
+        order: order_from_rows(&row, &lines)?,
+        seller_id: UserId::from_stored(row.try_get("seller_id")?),
+        version: row.try_get("version")?,
+        updated_at: rfc3339(row.try_get("updated_at_ms")?),
+    }))
 }
 
 fn order_from_rows(row: &AnyRow, lines: &[AnyRow]) -> ShopResult<Order> {

@@ -11,10 +11,12 @@
 
 use crate::accounts::User;
 use crate::clock::{now_ms, rfc3339};
-use crate::domain::{Role, UserId};
+use crate::domain::UserId;
 use crate::error::{ShopError, ShopResult};
-use crate::orders::{Order, OrderId, OrderStatus, Waybill, WaybillChange, WaybillInput};
+use crate::orders::{OrderId, OrderStatus, SellerOrder, Waybill, WaybillChange, WaybillInput};
 use crate::services::Orders;
+use crate::services::catalog::require_seller;
+use crate::services::seller_index::record_change;
 use sqlx::Row;
 
 #[derive(Clone, Debug)]
@@ -27,20 +29,19 @@ impl Shipping {
         Self { orders }
     }
 
-    /// The seller's order. Another seller's order is "not found"; a non-seller is refused.
-    pub async fn order_for_seller(&self, seller: &User, id: OrderId) -> ShopResult<Order> {
-        if seller.role != Role::Seller {
-            return Err(ShopError::Forbidden);
-        }
-        match self.orders.load(id).await? {
-            Some(order) if seller_of(&order) == Some(seller.id) => Ok(order),
+    /// The seller's order, with its version and last change, read from its shard.
+    /// Another seller's order is "not found"; a non-seller is refused.
+    pub async fn seller_order(&self, seller: &User, id: OrderId) -> ShopResult<SellerOrder> {
+        require_seller(seller)?;
+        match self.orders.load_versioned(id).await? {
+            Some(order) if order.seller_id == seller.id => Ok(order),
             _ => Err(ShopError::NotFound("order")),
         }
     }
 
     /// Enters (`expected_version` 0) or corrects the waybill.
     pub async fn set_waybill(&self, seller: &User, id: OrderId, expected_version: i64, input: WaybillInput) -> ShopResult<Waybill> {
-        let order = self.order_for_seller(seller, id).await?;
+        let order = self.seller_order(seller, id).await?.order;
         if expected_version < 0 {
             return Err(crate::domain::FieldError::new("expected_version", "must be 0 (first waybill) or the version you read").into());
         }
@@ -63,7 +64,7 @@ impl Shipping {
             .execute(&mut *tx)
             .await?;
             if inserted.rows_affected() == 1 {
-                let shipped = sqlx::query("UPDATE orders SET status = 'shipped', updated_at_ms = $1 WHERE id = $2 AND status = 'paid'")
+                let shipped = sqlx::query("UPDATE orders SET status = 'shipped', updated_at_ms = $1, version = version + 1 WHERE id = $2 AND status = 'paid'")
                     .bind(now)
                     .bind(id.get())
                     .execute(&mut *tx)
@@ -87,6 +88,14 @@ impl Shipping {
             .bind(expected_version)
             .execute(&mut *tx)
             .await?;
+            if updated.rows_affected() == 1 {
+                // The seller index shows the waybill: the order's summary changed too.
+                sqlx::query("UPDATE orders SET updated_at_ms = $1, version = version + 1 WHERE id = $2")
+                    .bind(now)
+                    .bind(id.get())
+                    .execute(&mut *tx)
+                    .await?;
+            }
             updated.rows_affected() == 1
         };
         if !accepted {
@@ -107,6 +116,7 @@ impl Shipping {
         .bind(seller.id.get())
         .execute(&mut *tx)
         .await?;
+        record_change(&mut tx, id).await?;
         tx.commit().await?;
         tracing::info!(order_id = %id, version, "waybill set");
         Ok(Waybill { carrier: input.carrier, tracking_number: input.tracking_number, version, updated_at: rfc3339(now) })
@@ -114,7 +124,7 @@ impl Shipping {
 
     /// Every accepted change, oldest first.
     pub async fn history(&self, seller: &User, id: OrderId) -> ShopResult<Vec<WaybillChange>> {
-        self.order_for_seller(seller, id).await?;
+        self.seller_order(seller, id).await?;
         let rows = sqlx::query(
             "SELECT version, carrier, tracking_number, changed_at_ms, changed_by FROM shipping_history WHERE order_id = $1 ORDER BY version",
         )
@@ -137,8 +147,4 @@ impl Shipping {
     async fn current(&self, id: OrderId) -> ShopResult<Option<Waybill>> {
         Ok(self.orders.load(id).await?.and_then(|order| order.shipping))
     }
-}
-
-fn seller_of(order: &Order) -> Option<UserId> {
-    order.lines.first().map(|line| line.seller_id)
 }

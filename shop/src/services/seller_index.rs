@@ -1,0 +1,375 @@
+//! The seller index (DESIGN.md, failure mode 9): a seller-keyed copy of every
+//! order's summary in `main`, so a seller's order list is one indexed read
+//! instead of a scan of every shard.
+//!
+//! The path from a shard to the index:
+//! 1. Every write to an order bumps `orders.version` and, in the same shard
+//!    transaction, appends the order's summary at that version to `order_outbox`
+//!    ([`record_change`]). An order write cannot commit without its event.
+//! 2. The relay ([`SellerIndex::relay`]) copies outbox rows into main's job queue
+//!    under the key `seller_index:<order>:<version>` (a second copy is a no-op),
+//!    and only then deletes them from the shard. A crash between the two sends
+//!    them again: delivery is at least once.
+//! 3. The job handler ([`apply_summary`]) upserts the summary only if its version
+//!    is newer than the one held, so a duplicate or a late, older event changes
+//!    nothing.
+//!
+//! [`SellerIndex::rebuild`] compares the index with the shards, order by order,
+//! reports every difference and repairs it.
+
+use crate::accounts::User;
+use crate::catalog::{Page, PageLimit};
+use crate::clock::now_ms;
+use crate::db::Db;
+use crate::error::{ShopError, ShopResult};
+use crate::faults::crash_point;
+use crate::orders::{OrderId, OrderStatus, SellerOrder};
+use crate::services::Orders;
+use crate::services::catalog::require_seller;
+use crate::services::orders::read_seller_order;
+use serde::Serialize;
+use sqlx::{Any, Row, Transaction};
+use std::collections::BTreeMap;
+
+/// The job kind the relay enqueues.
+pub const JOB_KIND: &str = "seller_index";
+
+/// Appends the order's summary, as this transaction leaves it, to the shard's
+/// outbox. Call it in every transaction that writes an order, after the write
+/// (which must have bumped `orders.version`).
+pub(crate) async fn record_change(tx: &mut Transaction<'static, Any>, id: OrderId) -> ShopResult<()> {
+    let summary = read_seller_order(&mut **tx, id).await?.ok_or(ShopError::NotFound("order"))?;
+    sqlx::query("INSERT INTO order_outbox (order_id, version, payload, created_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (order_id, version) DO NOTHING")
+        .bind(id.get())
+        .bind(summary.version)
+        .bind(serde_json::to_string(&summary).map_err(anyhow::Error::from)?)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The job handler: keeps `summary` if it is newer than the copy held. Returns
+/// whether it changed the index.
+pub(crate) async fn apply_summary(main: &Db, summary: &SellerOrder) -> ShopResult<bool> {
+    let applied = upsert(main, summary, Overwrite::OnlyNewer).await?;
+    crash_point("seller_index.after_apply");
+    Ok(applied)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Overwrite {
+    /// Events: an equal version is a duplicate delivery.
+    OnlyNewer,
+    /// Rebuild: an equal version with different content is a damaged copy.
+    NewerOrEqual,
+}
+
+async fn upsert(main: &Db, summary: &SellerOrder, overwrite: Overwrite) -> ShopResult<bool> {
+    let guard = match overwrite {
+        Overwrite::OnlyNewer => "seller_orders.version < excluded.version",
+        Overwrite::NewerOrEqual => "seller_orders.version <= excluded.version",
+    };
+    let written = sqlx::query(&format!(
+        "INSERT INTO seller_orders (order_id, seller_id, status, version, summary, indexed_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (order_id) DO UPDATE SET seller_id = excluded.seller_id, status = excluded.status, version = excluded.version, \
+         summary = excluded.summary, indexed_at_ms = excluded.indexed_at_ms WHERE {guard}"
+    ))
+    .bind(summary.order.id.get())
+    .bind(summary.seller_id.get())
+    .bind(summary.order.status.as_str())
+    .bind(summary.version)
+    .bind(serde_json::to_string(summary).map_err(anyhow::Error::from)?)
+    .bind(now_ms())
+    .execute(main.pool())
+    .await?;
+    Ok(written.rows_affected() == 1)
+}
+
+/// How far the index is behind the shards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Lag {
+    /// Order changes not yet in the index: in a shard's outbox or queued as a job.
+    pub pending_events: i64,
+    /// The age of the oldest of them; 0 when none is pending.
+    pub oldest_pending_ms: i64,
+    /// Events whose job gave up (a person must look): they never reach the index.
+    pub failed_events: i64,
+}
+
+/// What a rebuild found: one entry per order whose copy disagreed with its shard.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RebuildReport {
+    pub orders_checked: u64,
+    pub index_rows_checked: u64,
+    pub differences: Vec<Difference>,
+    /// How many differences were repaired (0 for a dry run).
+    pub repaired: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Difference {
+    pub order_id: OrderId,
+    pub kind: DifferenceKind,
+    pub shard_version: Option<i64>,
+    pub index_version: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DifferenceKind {
+    /// On a shard, not in the index.
+    Missing,
+    /// The index holds an older version.
+    Stale,
+    /// The index holds a newer version than the shard (should never happen; not repaired).
+    Ahead,
+    /// Same version, different content: a damaged copy.
+    Different,
+    /// In the index, on no shard.
+    Extra,
+}
+
+#[derive(Clone, Debug)]
+pub struct SellerIndex {
+    main: Db,
+    orders: Orders,
+}
+
+impl SellerIndex {
+    const REBUILD_PAGE: i64 = 500;
+
+    pub fn new(main: Db, orders: Orders) -> Self {
+        Self { main, orders }
+    }
+
+    /// Moves up to `batch` outbox rows per shard into the job queue. Only each
+    /// order's newest event in the batch is enqueued: the handler would ignore the
+    /// older ones anyway. Returns how many outbox rows it consumed.
+    pub async fn relay(&self, batch: i64) -> ShopResult<u64> {
+        let mut consumed = 0;
+        for shard in self.orders.shards() {
+            let rows = sqlx::query("SELECT order_id, version, payload, created_at_ms FROM order_outbox ORDER BY created_at_ms LIMIT $1")
+                .bind(batch)
+                .fetch_all(shard.pool())
+                .await?;
+            if rows.is_empty() {
+                continue;
+            }
+            // order id → (newest version, its payload, oldest event time)
+            let mut newest: BTreeMap<i64, (i64, String, i64)> = BTreeMap::new();
+            for row in &rows {
+                let (order_id, version, created): (i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(3)?);
+                let entry = newest.entry(order_id).or_insert_with(|| (version, String::new(), created));
+                if version >= entry.0 {
+                    entry.0 = version;
+                    entry.1 = row.try_get(2)?;
+                }
+                entry.2 = entry.2.min(created);
+            }
+            self.enqueue(&newest).await?;
+            crash_point("seller_index.after_enqueue");
+            // Deleting up to each order's newest version also drops events that
+            // arrived after the read but are older: they were superseded.
+            for chunk in newest.iter().collect::<Vec<_>>().chunks(100) {
+                let condition = (0..chunk.len()).map(|i| format!("(order_id = ${} AND version <= ${})", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(" OR ");
+                let sql = format!("DELETE FROM order_outbox WHERE {condition}");
+                let mut query = sqlx::query(&sql);
+                for (order_id, (version, _, _)) in chunk {
+                    query = query.bind(**order_id).bind(*version);
+                }
+                query.execute(shard.pool()).await?;
+            }
+            consumed += rows.len() as u64;
+        }
+        Ok(consumed)
+    }
+
+    async fn enqueue(&self, newest: &BTreeMap<i64, (i64, String, i64)>) -> ShopResult<()> {
+        let now = now_ms();
+        let mut tx = self.main.begin_write().await?;
+        for chunk in newest.iter().collect::<Vec<_>>().chunks(100) {
+            let values = (0..chunk.len())
+                .map(|i| format!("(${}, '{JOB_KIND}', ${}, 'queued', ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("INSERT INTO jobs (key, kind, payload, state, run_at_ms, created_at_ms) VALUES {values} ON CONFLICT (key) DO NOTHING");
+            let mut query = sqlx::query(&sql);
+            for (order_id, (version, payload, created)) in chunk {
+                query = query.bind(format!("{JOB_KIND}:{order_id}:{version}")).bind(payload.as_str()).bind(now).bind(*created);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The seller's orders, newest first, from the index alone.
+    pub async fn list(&self, seller: &User, status: Option<OrderStatus>, after: Option<OrderId>, limit: PageLimit) -> ShopResult<Page<SellerOrder>> {
+        require_seller(seller)?;
+        let by_status = if status.is_some() { "AND status = $4" } else { "" };
+        let sql = format!("SELECT summary FROM seller_orders WHERE seller_id = $1 AND order_id < $2 {by_status} ORDER BY order_id DESC LIMIT $3");
+        let mut query = sqlx::query_scalar::<_, String>(&sql).bind(seller.id.get()).bind(after.map_or(i64::MAX, OrderId::get)).bind(i64::from(limit.get()) + 1);
+        if let Some(status) = status {
+            query = query.bind(status.as_str());
+        }
+        let rows = query.fetch_all(self.main.pool()).await?;
+        let mut items = rows.iter().map(|json| parse_summary(json)).collect::<ShopResult<Vec<_>>>()?;
+        let next_cursor = if items.len() > limit.get() as usize {
+            items.truncate(limit.get() as usize);
+            items.last().map(|o| o.order.id.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// How many of the seller's orders are in each status (the dashboard's filter tabs).
+    pub async fn counts(&self, seller: &User) -> ShopResult<Vec<(OrderStatus, i64)>> {
+        require_seller(seller)?;
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM seller_orders WHERE seller_id = $1 GROUP BY status")
+            .bind(seller.id.get())
+            .fetch_all(self.main.pool())
+            .await?;
+        let mut counts = rows
+            .iter()
+            .map(|row| {
+                let status: String = row.try_get("status")?;
+                let status = OrderStatus::parse("status", &status).map_err(|e| anyhow::anyhow!("indexed order is invalid: {e}"))?;
+                Ok((status, row.try_get::<i64, _>("n")?))
+            })
+            .collect::<ShopResult<Vec<_>>>()?;
+        counts.sort_by_key(|(status, _)| OrderStatus::ALL.iter().position(|s| s == status));
+        Ok(counts)
+    }
+
+    /// The index's copy of one order, if it holds one.
+    pub async fn indexed(&self, id: OrderId) -> ShopResult<Option<SellerOrder>> {
+        let json: Option<String> =
+            sqlx::query_scalar("SELECT summary FROM seller_orders WHERE order_id = $1").bind(id.get()).fetch_optional(self.main.pool()).await?;
+        json.as_deref().map(parse_summary).transpose()
+    }
+
+    /// The index row as stored, its summary `None` if it does not even parse.
+    async fn stored_copy(&self, id: OrderId) -> ShopResult<Option<StoredCopy>> {
+        let row = sqlx::query("SELECT version, summary FROM seller_orders WHERE order_id = $1").bind(id.get()).fetch_optional(self.main.pool()).await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(StoredCopy { version: row.try_get(0)?, summary: serde_json::from_str(&row.try_get::<String, _>(1)?).ok() }))
+    }
+
+    /// How far the index is behind: events in the shards' outboxes and in the queue.
+    pub async fn lag(&self, now: i64) -> ShopResult<Lag> {
+        let mut lag = Lag::default();
+        let mut oldest = i64::MAX;
+        let mut add = |row: &sqlx::any::AnyRow| -> ShopResult<()> {
+            lag.pending_events += row.try_get::<i64, _>(0)?;
+            if let Some(at) = row.try_get::<Option<i64>, _>(1)? {
+                oldest = oldest.min(at);
+            }
+            Ok(())
+        };
+        for shard in self.orders.shards() {
+            add(&sqlx::query("SELECT COUNT(*), MIN(created_at_ms) FROM order_outbox").fetch_one(shard.pool()).await?)?;
+        }
+        add(&sqlx::query("SELECT COUNT(*), MIN(created_at_ms) FROM jobs WHERE state = 'queued' AND kind = $1").bind(JOB_KIND).fetch_one(self.main.pool()).await?)?;
+        lag.failed_events =
+            sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'failed' AND kind = $1").bind(JOB_KIND).fetch_one(self.main.pool()).await?;
+        lag.oldest_pending_ms = if oldest == i64::MAX { 0 } else { (now - oldest).max(0) };
+        Ok(lag)
+    }
+
+    /// Compares every order on every shard with its copy in the index, and every
+    /// index row with the shards. With `repair`, makes the index match (except
+    /// an index copy that is *ahead* of its shard, which is only reported).
+    /// Safe beside live traffic: a difference is re-read before it is reported,
+    /// and a repair never replaces a newer copy.
+    pub async fn rebuild(&self, repair: bool) -> ShopResult<RebuildReport> {
+        let mut report = RebuildReport::default();
+        for shard in self.orders.shards() {
+            let mut after = 0i64;
+            loop {
+                let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM orders WHERE id > $1 ORDER BY id LIMIT $2")
+                    .bind(after)
+                    .bind(Self::REBUILD_PAGE)
+                    .fetch_all(shard.pool())
+                    .await?;
+                let Some(&last) = ids.last() else { break };
+                for id in ids {
+                    report.orders_checked += 1;
+                    self.check_order(OrderId::from_stored(id), repair, &mut report).await?;
+                }
+                after = last;
+            }
+        }
+        let mut after = 0i64;
+        loop {
+            let ids: Vec<i64> = sqlx::query_scalar("SELECT order_id FROM seller_orders WHERE order_id > $1 ORDER BY order_id LIMIT $2")
+                .bind(after)
+                .bind(Self::REBUILD_PAGE)
+                .fetch_all(self.main.pool())
+                .await?;
+            let Some(&last) = ids.last() else { break };
+            for id in ids {
+                report.index_rows_checked += 1;
+                self.check_index_row(OrderId::from_stored(id), repair, &mut report).await?;
+            }
+            after = last;
+        }
+        Ok(report)
+    }
+
+    async fn check_order(&self, id: OrderId, repair: bool, report: &mut RebuildReport) -> ShopResult<()> {
+        let mut found = None;
+        // A change may land between reading the shard and reading the index: a
+        // difference counts only if it is still there when both are read again.
+        for _ in 0..2 {
+            let Some(shard_copy) = self.orders.load_versioned(id).await? else { return Ok(()) };
+            let index_copy = self.stored_copy(id).await?;
+            match compare(&shard_copy, index_copy.as_ref()) {
+                None => return Ok(()),
+                Some(kind) => found = Some((kind, shard_copy, index_copy.map(|c| c.version))),
+            }
+        }
+        let Some((kind, shard_copy, index_version)) = found else { return Ok(()) };
+        report.differences.push(Difference { order_id: id, kind, shard_version: Some(shard_copy.version), index_version });
+        if repair && kind != DifferenceKind::Ahead && upsert(&self.main, &shard_copy, Overwrite::NewerOrEqual).await? {
+            report.repaired += 1;
+        }
+        Ok(())
+    }
+
+    async fn check_index_row(&self, id: OrderId, repair: bool, report: &mut RebuildReport) -> ShopResult<()> {
+        if self.orders.load_versioned(id).await?.is_some() {
+            return Ok(()); // compared in the shard pass
+        }
+        let Some(index_copy) = self.stored_copy(id).await? else { return Ok(()) };
+        report.differences.push(Difference { order_id: id, kind: DifferenceKind::Extra, shard_version: None, index_version: Some(index_copy.version) });
+        if repair {
+            sqlx::query("DELETE FROM seller_orders WHERE order_id = $1").bind(id.get()).execute(self.main.pool()).await?;
+            report.repaired += 1;
+        }
+        Ok(())
+    }
+}
+
+struct StoredCopy {
+    version: i64,
+    summary: Option<SellerOrder>,
+}
+
+fn compare(shard_copy: &SellerOrder, index_copy: Option<&StoredCopy>) -> Option<DifferenceKind> {
+    let index_copy = match index_copy {
+        None => return Some(DifferenceKind::Missing),
+        Some(copy) => copy,
+    };
+    match index_copy.version.cmp(&shard_copy.version) {
+        std::cmp::Ordering::Less => Some(DifferenceKind::Stale),
+        std::cmp::Ordering::Greater => Some(DifferenceKind::Ahead),
+        std::cmp::Ordering::Equal if index_copy.summary.as_ref() != Some(shard_copy) => Some(DifferenceKind::Different),
+        std::cmp::Ordering::Equal => None,
+    }
+}
+
+fn parse_summary(json: &str) -> ShopResult<SellerOrder> {
+    Ok(serde_json::from_str(json).map_err(|e| anyhow::anyhow!("indexed order summary is invalid: {e}"))?)
+}
