@@ -25,9 +25,10 @@ struct Server {
 }
 
 /// The server's configuration file: the payment recovery worker looks every
-/// 200 ms at payments stuck that long; PostgreSQL databases when given.
+/// 200 ms at payments stuck that long, the seller index is relayed and the job
+/// queue polled every 50 ms; PostgreSQL databases when given.
 fn write_config(data_dir: &Path, databases: Option<&DatabaseConfig>) {
-    let mut text = String::from("[schedules]\npayments_ms = 200\n");
+    let mut text = String::from("[schedules]\npayments_ms = 200\nseller_index_ms = 50\njobs_ms = 50\n");
     if let Some(databases) = databases {
         let url = |u: &shop::db::DatabaseUrl| format!("{{ url = {:?} }}", u.url);
         text.push_str(&format!(
@@ -103,6 +104,20 @@ impl Api<'_> {
     async fn balance(&self, token: &str) -> i64 {
         self.ok(reqwest::Method::GET, "/api/v1/wallet", Some(token), Value::Null).await["balance_cents"].as_i64().unwrap()
     }
+}
+
+/// Runs a `server` subcommand against the same databases; (exit 0?, its JSON output).
+fn run_subcommand(data_dir: &Path, args: &[&str]) -> (bool, Value) {
+    let output = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(args)
+        .env("NINEFOLD_DATA_DIR", data_dir)
+        .env("NINEFOLD_CONFIG", data_dir.join("ninefold.toml"))
+        .env("NINEFOLD_NO_DEMO", "1")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    (output.status.success(), serde_json::from_str(&text).unwrap_or_else(|_| panic!("{args:?} printed no JSON: {text}")))
 }
 
 /// Where a flow is cut, and what it was doing.
@@ -203,17 +218,8 @@ async fn crash_and_recover(point: &str, flow: Flow, backend: helpers::Backend) {
     assert_eq!(stock, want_stock, "{point}");
 
     // The admin command agrees: every balance equals the sum of its journal.
-    let report = Command::new(env!("CARGO_BIN_EXE_server"))
-        .arg("reconcile")
-        .env("NINEFOLD_DATA_DIR", data_dir.path())
-        .env("NINEFOLD_CONFIG", data_dir.path().join("ninefold.toml"))
-        .env("NINEFOLD_NO_DEMO", "1")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&report.stdout);
-    assert!(report.status.success(), "{point}: reconcile failed: {text}");
-    let report: Value = serde_json::from_str(&text).unwrap();
+    let (succeeded, report) = run_subcommand(data_dir.path(), &["reconcile"]);
+    assert!(succeeded, "{point}: reconcile failed: {report}");
     assert_eq!(report["mismatches"], json!([]), "{point}");
 
     // After an interrupted payment that moved nothing, paying again works, once.
@@ -256,4 +262,115 @@ crash_tests! {
     a_crash_after_cancelling_a_paid_order_refunds_once: "refund:cancelled", Flow::Refund;
     a_crash_after_requesting_a_release_pays_the_seller_once: "release:requested", Flow::Release;
     a_crash_after_completing_an_order_pays_the_seller_once: "release:completed", Flow::Release;
+}
+
+/// The seller index's delivery is killed mid-way (SIGKILL after the `n`-th pass
+/// through `point`) while orders keep arriving; after a restart the index holds
+/// exactly the shards' state, and the rebuild command finds no difference.
+async fn kill_the_seller_index_delivery(point: &str, backend: helpers::Backend) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let databases = match backend {
+        helpers::Backend::Sqlite => None,
+        helpers::Backend::Postgres => match helpers::postgres_databases().await {
+            Some(databases) => Some(databases),
+            None => return,
+        },
+    };
+    write_config(data_dir.path(), databases.as_ref());
+    let client = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let server = start(data_dir.path(), Some(point));
+    let api = Api { client: &client, base: &server.base };
+    let seller = api.account("seller@example.com", "seller").await;
+    let buyer = api.account("buyer@example.com", "buyer").await;
+    let product = api.ok(reqwest::Method::POST, "/api/v1/seller/products", Some(&seller), json!({"title": "Kettle", "price_cents": PRICE, "stock": 1000})).await["id"].clone();
+    let top_up = client.post(format!("{}/api/v1/wallet/top-up", server.base)).bearer_auth(&buyer).header("idempotency-key", "k").json(&json!({"amount_cents": 1_000_000}));
+    assert!(top_up.send().await.unwrap().status().is_success());
+    // Orders (every other one paid) until the delivery kills the process.
+    let mut died = false;
+    for i in 0..400 {
+        if place_and_maybe_pay(&api, &buyer, &product, i % 2 == 0).await.is_err() {
+            died = true;
+            break;
+        }
+    }
+    assert!(died, "{point}: the server never reached its crash point");
+    let mut dead = server;
+    let status = dead.child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9), "{point}: the server was not killed by SIGKILL ({status})");
+    drop(dead);
+
+    let server = start(data_dir.path(), None);
+    let api = Api { client: &client, base: &server.base };
+    for i in 0..10 {
+        place_and_maybe_pay(&api, &buyer, &product, i % 2 == 0).await.unwrap();
+    }
+    // The buyer's view (from the shard) and the seller's (from the index) agree once delivered.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mine = all_orders(&api, "/api/v1/orders", &buyer).await;
+        let sellers = all_orders(&api, "/api/v1/seller/orders", &seller).await;
+        if mine == sellers {
+            assert!(mine.len() > 10, "{point}: only {} orders", mine.len());
+            break;
+        }
+        assert!(Instant::now() < deadline, "{point}: the index never caught up: shards {} orders, index {}", mine.len(), sellers.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (clean, report) = run_subcommand(data_dir.path(), &["rebuild-seller-index", "--dry-run"]);
+    assert!(clean, "{point}: the rebuild found differences: {report}");
+    assert_eq!(report["differences"], json!([]));
+    assert_eq!(report["orders_checked"], report["index_rows_checked"]);
+}
+
+async fn place_and_maybe_pay(api: &Api<'_>, buyer: &str, product: &Value, pay: bool) -> Result<(), reqwest::Error> {
+    let (_, checkout) = api.send(reqwest::Method::POST, "/api/v1/checkout", Some(buyer), json!({"lines": [{"product_id": product, "quantity": 1}]})).await?;
+    let address = json!({"name": "Bea", "line1": "1 Tea St", "city": "Leafton", "postal_code": "1234", "country": "NL"});
+    let body = json!({"order_id": checkout["order_id"], "checkout_token": checkout["checkout_token"], "lines": checkout["lines"], "shipping_address": address});
+    let (status, placed) = api.send(reqwest::Method::POST, "/api/v1/orders", Some(buyer), body).await?;
+    assert_eq!(status, 201, "{placed}");
+    if pay {
+        let id = placed["id"].as_str().unwrap();
+        api.send(reqwest::Method::POST, &format!("/api/v1/orders/{id}/pay"), Some(buyer), Value::Null).await?;
+    }
+    Ok(())
+}
+
+/// Every order in a paginated list, as (id, status), sorted by id.
+async fn all_orders(api: &Api<'_>, path: &str, token: &str) -> Vec<(String, String)> {
+    let mut orders = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = api.ok(reqwest::Method::GET, &format!("{path}?limit=100&cursor={cursor}"), Some(token), Value::Null).await;
+        orders.extend(page["items"].as_array().unwrap().iter().map(|o| (o["id"].as_str().unwrap().to_owned(), o["status"].as_str().unwrap().to_owned())));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    orders.sort();
+    orders
+}
+
+mod seller_index {
+    use super::*;
+
+    #[tokio::test]
+    async fn killed_after_applying_an_event_before_acknowledging_it_on_sqlite() {
+        kill_the_seller_index_delivery("seller_index.after_apply#25", helpers::Backend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn killed_after_applying_an_event_before_acknowledging_it_on_postgres() {
+        kill_the_seller_index_delivery("seller_index.after_apply#25", helpers::Backend::Postgres).await;
+    }
+
+    #[tokio::test]
+    async fn killed_after_enqueuing_events_before_clearing_the_outbox_on_sqlite() {
+        kill_the_seller_index_delivery("seller_index.after_enqueue#10", helpers::Backend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn killed_after_enqueuing_events_before_clearing_the_outbox_on_postgres() {
+        kill_the_seller_index_delivery("seller_index.after_enqueue#10", helpers::Backend::Postgres).await;
+    }
 }

@@ -11,8 +11,15 @@ use crate::error::ShopResult;
 use serde::{Deserialize, Serialize};
 use sqlx::{Any, Row, Transaction};
 
-/// How long a claimed job is its worker's before another may retry it.
-const LEASE_MS: i64 = 60_000;
+/// How long a claimed job is its worker's before another may retry it: the
+/// longest a crashed worker delays the job. A seller-index event is one upsert,
+/// so it gets a short lease and the index does not trail by a minute after a crash.
+fn lease_ms(kind: &str) -> i64 {
+    match kind {
+        crate::services::seller_index::JOB_KIND => 5_000,
+        _ => 60_000,
+    }
+}
 /// After this many failed attempts a job is marked failed and left for a person.
 pub const MAX_ATTEMPTS: i64 = 12;
 const MAX_BACKOFF_MS: i64 = 10 * 60 * 1000;
@@ -79,11 +86,12 @@ impl Jobs {
         let mut stats = RunStats::default();
         for job in due {
             let key: String = job.try_get("key")?;
+            let kind: String = job.try_get("kind")?;
             let claimed = sqlx::query(
                 "UPDATE jobs SET locked_until_ms = $1, attempts = attempts + 1 WHERE key = $2 AND state = 'queued' \
                  AND (locked_until_ms IS NULL OR locked_until_ms <= $3)",
             )
-            .bind(now + LEASE_MS)
+            .bind(now + lease_ms(&kind))
             .bind(&key)
             .bind(now)
             .execute(self.db.pool())
@@ -92,7 +100,7 @@ impl Jobs {
                 continue; // another runner has it
             }
             let attempts: i64 = job.try_get::<i64, _>("attempts")? + 1;
-            let outcome = self.handle(&job.try_get::<String, _>("kind")?, &job.try_get::<String, _>("payload")?).await;
+            let outcome = self.handle(&kind, &job.try_get::<String, _>("payload")?).await;
             match outcome {
                 Ok(()) => {
                     sqlx::query("UPDATE jobs SET state = 'done', locked_until_ms = NULL, finished_at_ms = $1, last_error = NULL WHERE key = $2")
