@@ -12,7 +12,7 @@ use leptos::prelude::*;
 use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, path};
-use pages::{CartPage, CheckoutPage, PaymentSuccessPage, ReconcilePage, WalletPage, HomePage, MyOrdersPage, NotFound, OrderPage, ProductPage, RegisterPage, SignInPage, auth::Header};
+use pages::{EditProductPage, NewProductPage, SellerOrderPage, SellerOrdersPage, SellerProductsPage, CartPage, CheckoutPage, PaymentSuccessPage, ReconcilePage, WalletPage, HomePage, MyOrdersPage, NotFound, OrderPage, ProductPage, RegisterPage, SignInPage, auth::Header};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -67,6 +67,12 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/orders/:id/paid") view=PaymentSuccessPage ssr=SsrMode::Async/>
                     <Route path=path!("/wallet") view=WalletPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/reconcile") view=ReconcilePage ssr=SsrMode::Async/>
+                    <Route path=path!("/seller") view=|| view! { <leptos_router::components::Redirect path="/seller/orders"/> }/>
+                    <Route path=path!("/seller/orders") view=SellerOrdersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/seller/orders/:id") view=SellerOrderPage ssr=SsrMode::Async/>
+                    <Route path=path!("/seller/products") view=SellerProductsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/seller/products/new") view=NewProductPage ssr=SsrMode::Async/>
+                    <Route path=path!("/seller/products/:id") view=EditProductPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
             <footer class="site-footer">"Ninefold — an open-source storefront"</footer>

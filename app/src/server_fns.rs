@@ -7,6 +7,7 @@ use shop::catalog::{Page, Product};
 
 pub mod cart;
 pub mod money;
+pub mod seller;
 
 #[cfg(feature = "ssr")]
 mod ssr {
@@ -255,17 +256,24 @@ pub async fn get_order(order_id: String) -> Result<OrderView, AppError> {
     let buyer = signed_in_buyer().await?;
     let shop = ssr::shop()?;
     let order = shop.orders.get(&buyer, order_id_or_not_found(&order_id, "order")?).await?;
-    let mut titles = Vec::with_capacity(order.lines.len());
-    for line in &order.lines {
-        // As sold: the snapshot. Until its job has run, the product as it is now.
+    let titles = titles_as_sold(&shop, &order.lines).await;
+    let balance_cents = shop.ledger.balance(buyer.id).await?;
+    Ok(OrderView { order, titles, balance_cents })
+}
+
+/// Each line's title as it was sold: from its snapshot, or, until the snapshot
+/// job has run, from the product as it is now.
+#[cfg(feature = "ssr")]
+async fn titles_as_sold(shop: &shop::Shop, lines: &[shop::orders::OrderLine]) -> Vec<String> {
+    let mut titles = Vec::with_capacity(lines.len());
+    for line in lines {
         let title = match shop.catalog.snapshot(&line.snapshot_digest).await {
             Ok(snapshot) => snapshot.title,
             Err(_) => shop.catalog.get(line.product_id).await.map(|p| p.title.to_string()).unwrap_or_else(|_| format!("Product {}", line.product_id)),
         };
         titles.push(title);
     }
-    let balance_cents = shop.ledger.balance(buyer.id).await?;
-    Ok(OrderView { order, titles, balance_cents })
+    titles
 }
 
 #[server(prefix = "/fn", endpoint = "cancel_order")]

@@ -42,6 +42,7 @@ pub fn Header() -> impl IntoView {
                     {move || Suspend::new(async move {
                         match auth.user.await {
                             Ok(Some(user)) => view! {
+                                {(user.role == shop::domain::Role::Seller).then(|| view! { <a href="/seller/orders" data-testid="dashboard-link">"Dashboard"</a> })}
                                 <a href="/orders" data-testid="my-orders-link">"My orders"</a>
                                 <a href="/wallet" data-testid="wallet-link">"Wallet"</a>
                                 {(user.role == shop::domain::Role::Admin).then(|| view! { <a href="/admin/reconcile">"Reconcile"</a> })}

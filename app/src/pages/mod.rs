@@ -6,6 +6,7 @@ pub(crate) mod catalog;
 pub mod errors;
 pub mod money;
 pub mod orders;
+pub mod seller;
 
 pub use auth::{RegisterPage, SignInPage};
 pub use cart::CartPage;
@@ -13,3 +14,4 @@ pub use catalog::{HomePage, ProductPage};
 pub use errors::{ErrorBox, NotFound};
 pub use money::{PaymentSuccessPage, ReconcilePage, WalletPage};
 pub use orders::{CheckoutPage, MyOrdersPage, OrderPage};
+pub use seller::{EditProductPage, NewProductPage, SellerOrderPage, SellerOrdersPage, SellerProductsPage};

@@ -14,14 +14,14 @@ use shop::domain::{Money, ProductId};
 use shop::orders::{Order, OrderStatus};
 
 /// "2026-11-24T13:45:12.5Z" → "2026-11-24 13:45 UTC".
-fn when(rfc3339: &str) -> String {
+pub(crate) fn when(rfc3339: &str) -> String {
     match (rfc3339.get(0..10), rfc3339.get(11..16)) {
         (Some(date), Some(time)) => format!("{date} {time} UTC"),
         _ => rfc3339.to_owned(),
     }
 }
 
-fn status_label(status: OrderStatus) -> &'static str {
+pub(crate) fn status_label(status: OrderStatus) -> &'static str {
     match status {
         OrderStatus::PendingPayment => "Awaiting payment",
         OrderStatus::Paid => "Paid",

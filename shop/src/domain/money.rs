@@ -39,8 +39,16 @@ impl Money {
     /// "$1,200.00"): at most two decimals, never negative, never a float.
     pub fn parse_major(field: &str, text: &str) -> Result<i64, FieldError> {
         let bad = || FieldError::new(field, "must be an amount like 12.50");
-        let cleaned: String = text.trim().trim_start_matches('$').chars().filter(|c| *c != ',' && *c != ' ').collect();
-        let (whole, fraction) = cleaned.split_once('.').unwrap_or((&cleaned, ""));
+        let cleaned: String = text.trim().trim_start_matches('$').chars().filter(|c| *c != ' ').collect();
+        let (grouped, fraction) = cleaned.split_once('.').unwrap_or((&cleaned, ""));
+        // Commas only group thousands: "12,5" (a decimal comma) must not become 125.
+        let mut groups = grouped.split(',');
+        let first = groups.next().unwrap_or_default();
+        if grouped.contains(',') && (first.is_empty() || first.len() > 3 || !groups.all(|g| g.len() == 3)) {
+            return Err(bad());
+        }
+        let whole = grouped.replace(',', "");
+        let whole = whole.as_str();
         if whole.is_empty() && fraction.is_empty() || fraction.len() > 2 || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
@@ -76,6 +84,10 @@ mod tests {
         assert_eq!(Money::parse_major("a", " 12.5 ").unwrap(), 1250);
         assert_eq!(Money::parse_major("a", "$1,200.07").unwrap(), 120_007);
         assert_eq!(Money::parse_major("a", ".99").unwrap(), 99);
+        assert_eq!(Money::parse_major("a", "1,234,567").unwrap(), 123_456_700);
+        for decimal_comma in ["12,5", "12,50", "1,2345", ",500", "1234,567"] {
+            assert!(Money::parse_major("a", decimal_comma).is_err(), "{decimal_comma}");
+        }
         for bad in ["", ".", "-5", "1.234", "1e3", "abc", "12.5.1", "99999999999999999999"] {
             assert!(Money::parse_major("a", bad).is_err(), "{bad}");
         }

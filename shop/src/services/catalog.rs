@@ -46,12 +46,24 @@ impl Catalog {
 
     /// Newest first, keyset-paginated so a page costs the same however deep it is.
     pub async fn list(&self, after: Option<Cursor>, limit: PageLimit) -> ShopResult<Page<Product>> {
+        self.list_where(None, after, limit).await
+    }
+
+    /// The seller's own products, newest first (the dashboard's product list).
+    pub async fn list_for_seller(&self, seller: &User, after: Option<Cursor>, limit: PageLimit) -> ShopResult<Page<Product>> {
+        require_seller(seller)?;
+        self.list_where(Some(seller.id), after, limit).await
+    }
+
+    async fn list_where(&self, seller: Option<UserId>, after: Option<Cursor>, limit: PageLimit) -> ShopResult<Page<Product>> {
         let fetch = i64::from(limit.get()) + 1;
-        let rows = sqlx::query(&format!("{PRODUCT_SELECT} WHERE p.id < $1 ORDER BY p.id DESC LIMIT $2"))
-            .bind(after.map_or(i64::MAX, Cursor::last_id))
-            .bind(fetch)
-            .fetch_all(self.db.pool())
-            .await?;
+        let by_seller = if seller.is_some() { "AND p.seller_id = $3" } else { "" };
+        let sql = format!("{PRODUCT_SELECT} WHERE p.id < $1 {by_seller} ORDER BY p.id DESC LIMIT $2");
+        let mut query = sqlx::query(&sql).bind(after.map_or(i64::MAX, Cursor::last_id)).bind(fetch);
+        if let Some(seller) = seller {
+            query = query.bind(seller.get());
+        }
+        let rows = query.fetch_all(self.db.pool()).await?;
         let mut items = rows.iter().map(product_from_row).collect::<ShopResult<Vec<_>>>()?;
         let next_cursor = if items.len() > limit.get() as usize {
             items.truncate(limit.get() as usize);
@@ -163,6 +175,12 @@ impl Catalog {
         }
         self.owned_by(seller.id, id).await?;
         Err(FieldError::new("quantity", format!("would take stock past {} units", StockLevel::MAX)).into())
+    }
+
+    /// The seller's own product, for the dashboard's edit page.
+    pub async fn owned(&self, seller: &User, id: ProductId) -> ShopResult<Product> {
+        require_seller(seller)?;
+        self.owned_by(seller.id, id).await
     }
 
     /// The product, if it exists and belongs to this seller; otherwise not found

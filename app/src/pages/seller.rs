@@ -1,0 +1,408 @@
+//! The seller dashboard: orders (from the seller index), one order with its
+//! waybill form and history, and the seller's products (list, create, edit, restock).
+
+use crate::error::AppError;
+use crate::pages::errors::form_failure;
+use crate::pages::orders::{sign_in_prompt, status_label, when};
+use crate::pages::{ErrorBox, NotFound};
+use crate::server_fns::seller::{
+    ListNewProduct, ProductEditOutcome, Restock, SaveProduct, SaveWaybill, SellerOrderData, SellerOrdersData, WaybillOutcome, load_seller_order, seller_orders,
+    seller_product, seller_products,
+};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use shop::catalog::Product;
+use shop::domain::{InventoryMode, Money};
+use shop::orders::{OrderStatus, SellerOrder, Waybill};
+
+/// "2026-11-24T14:02:31Z" → "14:02" (UTC, as every time on the dashboard).
+fn clock_time(rfc3339: &str) -> String {
+    rfc3339.get(11..16).unwrap_or(rfc3339).to_owned()
+}
+
+/// What a failed dashboard load shows: sign in, not for you, not found, or the error.
+fn load_failure(error: AppError, here: String) -> AnyView {
+    match error.status {
+        401 => sign_in_prompt(here).into_any(),
+        403 => view! { <SellersOnly/> }.into_any(),
+        404 => view! { <NotFound/> }.into_any(),
+        _ => view! { <ErrorBox error/> }.into_any(),
+    }
+}
+
+/// A signed-in buyer (or admin) on a seller page: answered 403, with a way on.
+#[component]
+fn SellersOnly() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::FORBIDDEN);
+    }
+    view! {
+        <Title text="For sellers"/>
+        <section class="notice" data-testid="sellers-only">
+            <h1>"This page is for sellers"</h1>
+            <p>"You are signed in with a buyer account. Sellers run their orders and products here."</p>
+            <p><a class="button" href="/">"Back to the shop"</a></p>
+        </section>
+    }
+}
+
+#[component]
+fn DashboardNav(current: &'static str) -> impl IntoView {
+    let link = move |href: &'static str, label: &'static str| {
+        view! { <a href=href aria-current=(current == label).then_some("page")>{label}</a> }
+    };
+    view! { <nav class="dashboard-nav">{link("/seller/orders", "Orders")}{link("/seller/products", "Products")}</nav> }
+}
+
+#[component]
+pub fn SellerOrdersPage() -> impl IntoView {
+    let query = use_query_map();
+    let filter = move || query.read().get("status").filter(|s| !s.is_empty());
+    let data = Resource::new(move || (filter(), query.read().get("cursor")), |(status, cursor)| seller_orders(status, cursor));
+    view! {
+        <Title text="Orders · Dashboard"/>
+        <DashboardNav current="Orders"/>
+        <h1>"Orders"</h1>
+        <Suspense fallback=|| view! { <p class="loading">"Loading your orders…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(data) => view! { <OrdersList data filter=filter()/> }.into_any(),
+                    Err(error) => load_failure(error, "/seller/orders".to_owned()),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn OrdersList(data: SellerOrdersData, filter: Option<String>) -> impl IntoView {
+    let SellerOrdersData { orders, counts } = data;
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let count_of = move |status: OrderStatus| counts.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
+    let tab = |href: String, label: String, n: i64, active: bool| {
+        view! { <a href=href class="tab" aria-current=active.then_some("page")>{label} " " <span class="count">{n}</span></a> }
+    };
+    let tabs = std::iter::once(tab("/seller/orders".to_owned(), "All".to_owned(), total, filter.is_none()))
+        .chain(OrderStatus::ALL.into_iter().map(|s| {
+            tab(format!("/seller/orders?status={}", s.as_str()), status_label(s).to_owned(), count_of(s), filter.as_deref() == Some(s.as_str()))
+        }))
+        .collect_view();
+    let status_query = filter.as_ref().map(|s| format!("status={s}&")).unwrap_or_default();
+    let empty = orders.items.is_empty();
+    view! {
+        <nav class="tabs" data-testid="status-tabs">{tabs}</nav>
+        <p class="muted">"This list is the seller index: it follows each change within a second or so. An order's own page is always current."</p>
+        {if empty {
+            view! { <p class="notice" data-testid="no-orders">{if filter.is_some() { "No orders in this status." } else { "No orders yet. They appear here as buyers place them." }}</p> }.into_any()
+        } else {
+            view! {
+                <table class="lines dashboard" data-testid="seller-orders">
+                    <thead><tr><th>"Order"</th><th>"Placed"</th><th>"Ship to"</th><th>"Items"</th><th>"Total"</th><th>"Status"</th><th>"Waybill"</th></tr></thead>
+                    <tbody>{orders.items.into_iter().map(|order| view! { <OrderRow order/> }).collect_view()}</tbody>
+                </table>
+            }.into_any()
+        }}
+        {orders.next_cursor.map(|cursor| view! { <p class="pager"><a class="button" href=format!("/seller/orders?{status_query}cursor={cursor}") data-testid="older-orders">"Older orders"</a></p> })}
+    }
+}
+
+#[component]
+fn OrderRow(order: SellerOrder) -> impl IntoView {
+    let id = order.order.id.to_string();
+    let items: i64 = order.order.lines.iter().map(|l| l.quantity).sum();
+    view! {
+        <tr data-testid="seller-order" data-order-id=id.clone()>
+            <td><a href=format!("/seller/orders/{id}")>{id.clone()}</a></td>
+            <td>{when(&order.order.created_at)}</td>
+            <td>{order.order.shipping_address.name.clone()}</td>
+            <td>{items}</td>
+            <td>{format!("${}", Money::from_stored(order.order.total_cents))}</td>
+            <td data-testid="seller-order-status">{status_label(order.order.status)}</td>
+            <td>{order.order.shipping.map(|w| format!("{} {}", w.carrier, w.tracking_number)).unwrap_or_default()}</td>
+        </tr>
+    }
+}
+
+#[component]
+pub fn SellerOrderPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let save = ServerAction::<SaveWaybill>::new();
+    // Refetch after a saved waybill only: after a stale one the form, and the
+    // seller's input in it, must stay as it is.
+    let saved = RwSignal::new(0u32);
+    Effect::new(move |_| {
+        if let Some(Ok(WaybillOutcome::Saved(_))) = save.value().get() {
+            saved.update(|n| *n += 1);
+        }
+    });
+    let data = Resource::new(move || (id(), saved.get()), |(id, _)| load_seller_order(id));
+    view! {
+        <Title text="Order · Dashboard"/>
+        <DashboardNav current="Orders"/>
+        <Transition fallback=|| view! { <p class="loading">"Loading the order…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(data) => view! { <SellerOrderDetail data save/> }.into_any(),
+                    Err(error) => load_failure(error, format!("/seller/orders/{}", id())),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn SellerOrderDetail(data: SellerOrderData, save: ServerAction<SaveWaybill>) -> impl IntoView {
+    let SellerOrderData { order, titles, history } = data;
+    let SellerOrder { order, .. } = order;
+    let address = order.shipping_address.clone();
+    let shippable = matches!(order.status, OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed) && (order.status == OrderStatus::Paid || order.shipping.is_some());
+    view! {
+        <section class="order" data-testid="seller-order-detail">
+            <h1>"Order " <span data-testid="order-id">{order.id.to_string()}</span></h1>
+            <p>"Status: " <strong data-testid="order-status">{status_label(order.status)}</strong> " · placed " {when(&order.created_at)}</p>
+            <table class="lines">
+                <thead><tr><th>"Item (as sold)"</th><th>"Qty"</th><th>"Price"</th><th>"Total"</th></tr></thead>
+                <tbody>
+                    {order.lines.iter().zip(titles).map(|(line, title)| view! {
+                        <tr>
+                            <td data-testid="line-title">{title}</td>
+                            <td>{line.quantity}</td>
+                            <td>{format!("${}", Money::from_stored(line.unit_price_cents))}</td>
+                            <td>{format!("${}", Money::from_stored(line.unit_price_cents * line.quantity))}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+                <tfoot><tr><th colspan="3">"Total"</th><th>{format!("${}", Money::from_stored(order.total_cents))}</th></tr></tfoot>
+            </table>
+            <h2>"Ship to"</h2>
+            <address data-testid="ship-to">
+                {address.name}<br/>{address.line1}<br/>
+                {(!address.line2.is_empty()).then(|| view! { {address.line2.clone()}<br/> })}
+                {address.postal_code} " " {address.city}<br/>{address.country}
+            </address>
+            <h2>"Waybill"</h2>
+            {if shippable {
+                view! { <WaybillForm order_id=order.id.to_string() current=order.shipping.clone() save/> }.into_any()
+            } else {
+                view! { <p class="muted" data-testid="not-shippable">{match order.status {
+                    OrderStatus::PendingPayment => "The buyer has not paid yet. You can ship once the order is paid.",
+                    _ => "This order was cancelled: there is nothing to ship.",
+                }}</p> }.into_any()
+            }}
+            <WaybillHistory history/>
+            <p><a href="/seller/orders">"All orders"</a></p>
+        </section>
+    }
+}
+
+/// Carrier and tracking number. The hidden `expected_version` is the version
+/// this form shows; if someone saved a newer one meanwhile, the submit is refused
+/// and the form says what changed, keeping what the seller typed.
+#[component]
+fn WaybillForm(order_id: String, current: Option<Waybill>, save: ServerAction<SaveWaybill>) -> impl IntoView {
+    let first = current.is_none();
+    let expected = RwSignal::new(current.as_ref().map_or(0, |w| w.version));
+    Effect::new(move |_| {
+        if let Some(Ok(WaybillOutcome::Stale { current })) = save.value().get() {
+            expected.set(current.version);
+        }
+    });
+    let pending = save.pending();
+    let (carrier, tracking) = current.map(|w| (w.carrier, w.tracking_number)).unwrap_or_default();
+    view! {
+        <ActionForm action=save attr:class="form waybill-form" attr:data-testid="waybill-form">
+            <input type="hidden" name="order_id" value=order_id/>
+            <input type="hidden" name="expected_version" prop:value=move || expected.get().to_string()/>
+            <label>"Carrier" <input type="text" name="carrier" value=carrier required maxlength="60" data-testid="carrier-input"/></label>
+            <label>"Tracking number" <input type="text" name="tracking_number" value=tracking required maxlength="60" data-testid="tracking-input"/></label>
+            <button type="submit" disabled=move || pending.get() data-testid="save-waybill">
+                {if first { "Mark as shipped" } else { "Save correction" }}
+            </button>
+        </ActionForm>
+        {move || match save.value().get() {
+            Some(Ok(WaybillOutcome::Stale { current })) => view! {
+                <p class="form-error" role="alert" data-testid="waybill-conflict">
+                    "This waybill was changed to " {current.tracking_number.clone()} " at " <time datetime=current.updated_at.clone()>{clock_time(&current.updated_at)}</time>
+                    " — review and submit again"
+                </p>
+                <p class="muted">"Now on record: " {current.carrier} " " {current.tracking_number} ". Your entry is still in the form."</p>
+            }.into_any(),
+            Some(Ok(WaybillOutcome::Saved(saved))) => view! { <p class="form-ok" role="status" data-testid="waybill-saved">"Saved: " {saved.carrier} " " {saved.tracking_number} "."</p> }.into_any(),
+            Some(Err(error)) => view! { <p class="form-error" role="alert" data-testid="form-error">{error.message}</p> }.into_any(),
+            None => ().into_any(),
+        }}
+    }
+}
+
+#[component]
+fn WaybillHistory(history: Vec<shop::orders::WaybillChange>) -> impl IntoView {
+    (!history.is_empty()).then(|| {
+        view! {
+            <h3>"Changes"</h3>
+            <table class="lines history" data-testid="waybill-history">
+                <thead><tr><th>"Version"</th><th>"Carrier"</th><th>"Tracking number"</th><th>"When"</th></tr></thead>
+                <tbody>
+                    {history.into_iter().map(|change| view! {
+                        <tr data-testid="history-row">
+                            <td>{change.version}</td><td>{change.carrier}</td><td data-testid="history-tracking">{change.tracking_number}</td><td>{when(&change.changed_at)}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        }
+    })
+}
+
+fn mode_label(mode: InventoryMode) -> &'static str {
+    match mode {
+        InventoryMode::Reserve => "Reserve for 30 minutes at order, sell at payment",
+        InventoryMode::OnOrder => "Sell at order",
+        InventoryMode::OnPayment => "Sell at payment",
+    }
+}
+
+#[component]
+pub fn SellerProductsPage() -> impl IntoView {
+    let query = use_query_map();
+    let products = Resource::new(move || query.read().get("cursor"), seller_products);
+    view! {
+        <Title text="Products · Dashboard"/>
+        <DashboardNav current="Products"/>
+        <h1>"Products"</h1>
+        <p><a class="button" href="/seller/products/new" data-testid="new-product">"List a new product"</a></p>
+        <Suspense fallback=|| view! { <p class="loading">"Loading your products…"</p> }>
+            {move || Suspend::new(async move {
+                match products.await {
+                    Ok(page) if page.items.is_empty() => view! { <p class="notice">"You have not listed anything yet."</p> }.into_any(),
+                    Ok(page) => view! {
+                        <table class="lines dashboard" data-testid="seller-products">
+                            <thead><tr><th>"Product"</th><th>"Price"</th><th>"Available"</th><th>"Reserved"</th><th>"Sold"</th><th>"Version"</th></tr></thead>
+                            <tbody>
+                                {page.items.into_iter().map(|p| view! {
+                                    <tr data-testid="seller-product">
+                                        <td><a href=format!("/seller/products/{}", p.id)>{p.title.to_string()}</a></td>
+                                        <td>{format!("${}", p.price)}</td>
+                                        <td>{p.stock.available}</td><td>{p.stock.reserved}</td><td>{p.stock.sold}</td><td>{p.version}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                        {page.next_cursor.map(|cursor| view! { <p class="pager"><a class="button" href=format!("/seller/products?cursor={cursor}")>"More products"</a></p> })}
+                    }.into_any(),
+                    Err(error) => load_failure(error, "/seller/products".to_owned()),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+fn mode_options(selected: InventoryMode) -> impl IntoView {
+    [InventoryMode::Reserve, InventoryMode::OnOrder, InventoryMode::OnPayment]
+        .into_iter()
+        .map(|mode| view! { <option value=mode.as_str() selected=mode == selected>{mode_label(mode)}</option> })
+        .collect_view()
+}
+
+#[component]
+pub fn NewProductPage() -> impl IntoView {
+    let create = ServerAction::<ListNewProduct>::new();
+    let pending = create.pending();
+    view! {
+        <Title text="New product · Dashboard"/>
+        <DashboardNav current="Products"/>
+        <section class="form-page wide">
+            <h1>"List a new product"</h1>
+            <ActionForm action=create attr:class="form" attr:data-testid="new-product-form">
+                <label>"Title" <input type="text" name="title" required maxlength="200"/></label>
+                <label>"Description" <textarea name="description" rows="4" maxlength="5000"></textarea></label>
+                <label>"Price (USD)" <input type="text" name="price" required inputmode="decimal" placeholder="12.50"/></label>
+                <label>"Units in stock" <input type="number" name="stock" required min="0" value="0"/></label>
+                <label>"Stock is taken" <select name="inventory_mode">{mode_options(InventoryMode::default())}</select></label>
+                <button type="submit" disabled=move || pending.get() data-testid="create-product">"List it"</button>
+            </ActionForm>
+            {form_failure(move || create.value().get())}
+        </section>
+    }
+}
+
+#[component]
+pub fn EditProductPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let save = ServerAction::<SaveProduct>::new();
+    let restock = ServerAction::<Restock>::new();
+    let saved = RwSignal::new(0u32);
+    Effect::new(move |_| {
+        if let Some(Ok(ProductEditOutcome::Saved(_))) = save.value().get() {
+            saved.update(|n| *n += 1);
+        }
+    });
+    let product = Resource::new(move || (id(), saved.get(), restock.version().get()), |(id, _, _)| seller_product(id));
+    view! {
+        <Title text="Edit product · Dashboard"/>
+        <DashboardNav current="Products"/>
+        {move || query.read().get("created").map(|_| view! { <p class="banner ok" data-testid="product-created">"Listed. Buyers can order it now."</p> })}
+        <Transition fallback=|| view! { <p class="loading">"Loading the product…"</p> }>
+            {move || Suspend::new(async move {
+                match product.await {
+                    Ok(product) => view! { <ProductEditor product save restock/> }.into_any(),
+                    Err(error) => load_failure(error, format!("/seller/products/{}", id())),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn ProductEditor(product: Product, save: ServerAction<SaveProduct>, restock: ServerAction<Restock>) -> impl IntoView {
+    let expected = RwSignal::new(product.version);
+    Effect::new(move |_| {
+        if let Some(Ok(ProductEditOutcome::Stale { current })) = save.value().get() {
+            expected.set(current.version);
+        }
+    });
+    let (saving, restocking) = (save.pending(), restock.pending());
+    let (id, restock_id) = (product.id.to_string(), product.id.to_string());
+    let price = product.price.to_string();
+    view! {
+        <section class="form-page wide" data-testid="product-editor">
+            <h1>{product.title.to_string()}</h1>
+            <p class="muted">
+                "In stock " <strong data-testid="available">{product.stock.available}</strong>
+                " · reserved " {product.stock.reserved} " · sold " {product.stock.sold}
+                " · " <a href=format!("/products/{}", product.id)>"View in the shop"</a>
+            </p>
+            <ActionForm action=save attr:class="form" attr:data-testid="edit-product-form">
+                <input type="hidden" name="product_id" value=id/>
+                <input type="hidden" name="expected_version" prop:value=move || expected.get().to_string()/>
+                <label>"Title" <input type="text" name="title" value=product.title.to_string() required maxlength="200" data-testid="title-input"/></label>
+                <label>"Description" <textarea name="description" rows="4" maxlength="5000">{product.description.to_string()}</textarea></label>
+                <label>"Price (USD)" <input type="text" name="price" value=price required inputmode="decimal" data-testid="price-input"/></label>
+                <label>"Stock is taken" <select name="inventory_mode">{mode_options(product.inventory_mode)}</select></label>
+                <small>"Orders already placed keep the title, description and price they were sold with."</small>
+                <button type="submit" disabled=move || saving.get() data-testid="save-product">"Save changes"</button>
+            </ActionForm>
+            {move || match save.value().get() {
+                Some(Ok(ProductEditOutcome::Stale { current })) => view! {
+                    <p class="form-error" role="alert" data-testid="product-conflict">
+                        "This product was changed meanwhile (now “" {current.title.to_string()} "” at $" {current.price.to_string()} ") — review and save again"
+                    </p>
+                }.into_any(),
+                Some(Ok(ProductEditOutcome::Saved(_))) => view! { <p class="form-ok" role="status" data-testid="product-saved">"Saved."</p> }.into_any(),
+                Some(Err(error)) => view! { <p class="form-error" role="alert" data-testid="form-error">{error.message}</p> }.into_any(),
+                None => ().into_any(),
+            }}
+            <h2>"Restock"</h2>
+            <ActionForm action=restock attr:class="form inline-form" attr:data-testid="restock-form">
+                <input type="hidden" name="product_id" value=restock_id/>
+                <label>"Units received" <input type="number" name="quantity" required min="1" value="1" data-testid="restock-quantity"/></label>
+                <button type="submit" disabled=move || restocking.get() data-testid="restock">"Add to stock"</button>
+            </ActionForm>
+            {form_failure(move || restock.value().get().map(|r| r.map(drop)))}
+        </section>
+    }
+}
