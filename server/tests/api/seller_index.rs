@@ -146,6 +146,11 @@ async fn converges_after_2000_orders_with_concurrent_status_changes(app: TestApp
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM seller_orders WHERE status = 'cancelled'").await, (ORDERS / 5) as i64);
     let for_a = format!("SELECT COUNT(*) FROM seller_orders WHERE seller_id = {}", seller_a.id);
     assert_eq!(scalar(&app, &for_a).await, (ORDERS / 2) as i64);
+    // The relay worker publishes the lag.
+    let metrics = app.get("/metrics", None).await.text;
+    for gauge in ["ninefold_seller_index_lag_seconds", "ninefold_seller_index_pending_events", "ninefold_seller_index_failed_events"] {
+        assert!(metrics.contains(gauge), "{gauge} missing from /metrics");
+    }
     // The outboxes are empty: nothing was left behind on a shard.
     for shard in &app.shop.databases.shards {
         let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM order_outbox").fetch_one(shard.pool()).await.unwrap();

@@ -38,7 +38,7 @@ pub const JOB_KIND: &str = "seller_index";
 /// outbox. Call it in every transaction that writes an order, after the write
 /// (which must have bumped `orders.version`).
 pub(crate) async fn record_change(tx: &mut Transaction<'static, Any>, id: OrderId) -> ShopResult<()> {
-    let summary = read_seller_order(&mut **tx, id).await?.ok_or(ShopError::NotFound("order"))?;
+    let summary = read_seller_order(tx, id).await?.ok_or(ShopError::NotFound("order"))?;
     sqlx::query("INSERT INTO order_outbox (order_id, version, payload, created_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (order_id, version) DO NOTHING")
         .bind(id.get())
         .bind(summary.version)
