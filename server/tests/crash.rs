@@ -128,14 +128,23 @@ enum Flow {
     Release,
 }
 
-async fn crash_and_recover(point: &str, flow: Flow, backend: helpers::Backend) {
+/// A server started with a crash point armed, a seller with one product of
+/// `stock` units, and a buyer whose wallet holds `top_up`.
+struct Scene {
+    data_dir: tempfile::TempDir,
+    client: Client,
+    server: Server,
+    seller: String,
+    buyer: String,
+    product: Value,
+}
+
+/// `None` when PostgreSQL is wanted but not configured on a developer's machine.
+async fn scene(point: &str, backend: helpers::Backend, stock: i64, top_up: i64) -> Option<Scene> {
     let data_dir = tempfile::tempdir().unwrap();
     let databases = match backend {
         helpers::Backend::Sqlite => None,
-        helpers::Backend::Postgres => match helpers::postgres_databases().await {
-            Some(databases) => Some(databases),
-            None => return,
-        },
+        helpers::Backend::Postgres => Some(helpers::postgres_databases().await?),
     };
     write_config(data_dir.path(), databases.as_ref());
     let client = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
@@ -143,13 +152,15 @@ async fn crash_and_recover(point: &str, flow: Flow, backend: helpers::Backend) {
     let api = Api { client: &client, base: &server.base };
     let seller = api.account("seller@example.com", "seller").await;
     let buyer = api.account("buyer@example.com", "buyer").await;
-    let product = api.ok(reqwest::Method::POST, "/api/v1/seller/products", Some(&seller), json!({"title": "Kettle", "price_cents": PRICE, "stock": 5})).await["id"].clone();
-    let request = reqwest::Client::new()
-        .post(format!("{}/api/v1/wallet/top-up", server.base))
-        .bearer_auth(&buyer)
-        .header("idempotency-key", "first")
-        .json(&json!({"amount_cents": TOP_UP}));
+    let product = api.ok(reqwest::Method::POST, "/api/v1/seller/products", Some(&seller), json!({"title": "Kettle", "price_cents": PRICE, "stock": stock})).await["id"].clone();
+    let request = client.post(format!("{}/api/v1/wallet/top-up", server.base)).bearer_auth(&buyer).header("idempotency-key", "first").json(&json!({"amount_cents": top_up}));
     assert!(request.send().await.unwrap().status().is_success());
+    Some(Scene { data_dir, client, server, seller, buyer, product })
+}
+
+async fn crash_and_recover(point: &str, flow: Flow, backend: helpers::Backend) {
+    let Some(Scene { data_dir, client, server, seller, buyer, product }) = scene(point, backend, 5, TOP_UP).await else { return };
+    let api = Api { client: &client, base: &server.base };
     let checkout = api.ok(reqwest::Method::POST, "/api/v1/checkout", Some(&buyer), json!({"lines": [{"product_id": product, "quantity": 2}]})).await;
     let address = json!({"name": "Bea", "line1": "1 Tea St", "city": "Leafton", "postal_code": "1234", "country": "NL"});
     let placed = api
@@ -268,23 +279,8 @@ crash_tests! {
 /// through `point`) while orders keep arriving; after a restart the index holds
 /// exactly the shards' state, and the rebuild command finds no difference.
 async fn kill_the_seller_index_delivery(point: &str, backend: helpers::Backend) {
-    let data_dir = tempfile::tempdir().unwrap();
-    let databases = match backend {
-        helpers::Backend::Sqlite => None,
-        helpers::Backend::Postgres => match helpers::postgres_databases().await {
-            Some(databases) => Some(databases),
-            None => return,
-        },
-    };
-    write_config(data_dir.path(), databases.as_ref());
-    let client = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    let server = start(data_dir.path(), Some(point));
+    let Some(Scene { data_dir, client, server, seller, buyer, product }) = scene(point, backend, 1000, 1_000_000).await else { return };
     let api = Api { client: &client, base: &server.base };
-    let seller = api.account("seller@example.com", "seller").await;
-    let buyer = api.account("buyer@example.com", "buyer").await;
-    let product = api.ok(reqwest::Method::POST, "/api/v1/seller/products", Some(&seller), json!({"title": "Kettle", "price_cents": PRICE, "stock": 1000})).await["id"].clone();
-    let top_up = client.post(format!("{}/api/v1/wallet/top-up", server.base)).bearer_auth(&buyer).header("idempotency-key", "k").json(&json!({"amount_cents": 1_000_000}));
-    assert!(top_up.send().await.unwrap().status().is_success());
     // Orders (every other one paid) until the delivery kills the process.
     let mut died = false;
     for i in 0..400 {
