@@ -3,6 +3,8 @@
 //! only with the `fault-injection` feature), restarts it, and checks that the
 //! recovery worker drives each interrupted flow to an end with every amount moved
 //! exactly once — or, for a crash inside the paying transaction, not at all.
+//! It also kills the seller index's delivery mid-way and checks that the index
+//! still ends exactly equal to the shards.
 
 #[allow(dead_code)]
 #[path = "api/helpers.rs"]
@@ -241,15 +243,15 @@ async fn crash_and_recover(point: &str, flow: Flow, backend: helpers::Backend) {
     }
 }
 
-/// One test per crash point and backend.
+/// One test per crash point and backend: `name: runner(arguments before the backend);`.
 macro_rules! crash_tests {
-    ($($name:ident: $point:literal, $flow:expr;)*) => {
+    ($($name:ident: $run:ident($($arg:expr),*);)*) => {
         mod sqlite {
             use super::*;
             $(
                 #[tokio::test]
                 async fn $name() {
-                    crash_and_recover($point, $flow, helpers::Backend::Sqlite).await;
+                    $run($($arg,)* helpers::Backend::Sqlite).await;
                 }
             )*
         }
@@ -258,22 +260,13 @@ macro_rules! crash_tests {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    crash_and_recover($point, $flow, helpers::Backend::Postgres).await;
+                    $run($($arg,)* helpers::Backend::Postgres).await;
                 }
             )*
         }
     };
 }
 
-crash_tests! {
-    a_crash_inside_the_paying_transaction_moves_nothing: "pay:charging", Flow::Pay;
-    a_crash_after_charging_completes_the_payment_once: "pay:charged", Flow::Pay;
-    a_crash_after_marking_paid_completes_the_payment_once: "pay:marked_paid", Flow::Pay;
-    a_crash_after_requesting_a_refund_refunds_once: "refund:requested", Flow::Refund;
-    a_crash_after_cancelling_a_paid_order_refunds_once: "refund:cancelled", Flow::Refund;
-    a_crash_after_requesting_a_release_pays_the_seller_once: "release:requested", Flow::Release;
-    a_crash_after_completing_an_order_pays_the_seller_once: "release:completed", Flow::Release;
-}
 
 /// The seller index's delivery is killed mid-way (SIGKILL after the `n`-th pass
 /// through `point`) while orders keep arriving; after a restart the index holds
@@ -347,26 +340,14 @@ async fn all_orders(api: &Api<'_>, path: &str, token: &str) -> Vec<(String, Stri
     orders
 }
 
-mod seller_index {
-    use super::*;
-
-    #[tokio::test]
-    async fn killed_after_applying_an_event_before_acknowledging_it_on_sqlite() {
-        kill_the_seller_index_delivery("seller_index.after_apply#25", helpers::Backend::Sqlite).await;
-    }
-
-    #[tokio::test]
-    async fn killed_after_applying_an_event_before_acknowledging_it_on_postgres() {
-        kill_the_seller_index_delivery("seller_index.after_apply#25", helpers::Backend::Postgres).await;
-    }
-
-    #[tokio::test]
-    async fn killed_after_enqueuing_events_before_clearing_the_outbox_on_sqlite() {
-        kill_the_seller_index_delivery("seller_index.after_enqueue#10", helpers::Backend::Sqlite).await;
-    }
-
-    #[tokio::test]
-    async fn killed_after_enqueuing_events_before_clearing_the_outbox_on_postgres() {
-        kill_the_seller_index_delivery("seller_index.after_enqueue#10", helpers::Backend::Postgres).await;
-    }
+crash_tests! {
+    a_crash_inside_the_paying_transaction_moves_nothing: crash_and_recover("pay:charging", Flow::Pay);
+    a_crash_after_charging_completes_the_payment_once: crash_and_recover("pay:charged", Flow::Pay);
+    a_crash_after_marking_paid_completes_the_payment_once: crash_and_recover("pay:marked_paid", Flow::Pay);
+    a_crash_after_requesting_a_refund_refunds_once: crash_and_recover("refund:requested", Flow::Refund);
+    a_crash_after_cancelling_a_paid_order_refunds_once: crash_and_recover("refund:cancelled", Flow::Refund);
+    a_crash_after_requesting_a_release_pays_the_seller_once: crash_and_recover("release:requested", Flow::Release);
+    a_crash_after_completing_an_order_pays_the_seller_once: crash_and_recover("release:completed", Flow::Release);
+    the_seller_index_delivery_killed_after_applying_an_event_stays_exact: kill_the_seller_index_delivery("seller_index.after_apply#25");
+    the_seller_index_relay_killed_before_clearing_the_outbox_stays_exact: kill_the_seller_index_delivery("seller_index.after_enqueue#10");
 }
