@@ -83,7 +83,18 @@ pub fn spawn_all(shop: &Shop, schedules: &Schedules, shutdown: &CancellationToke
             }
         }
     });
-    vec![recovery, jobs, payments, reconcile, seller_index, spawn_periodic("expiry-cleanup", every(schedules.cleanup_ms), shutdown.clone(), {
+    // Once, at start-up: orders written before the seller index existed reach it here.
+    let backfill = tokio::spawn({
+        let shop = shop.clone();
+        async move {
+            match shop.seller_index.backfill_if_empty().await {
+                Ok(Some(report)) => tracing::info!(orders = report.orders_checked, added = report.repaired, "seller index built from the shards"),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "building the seller index failed; run `server rebuild-seller-index`"),
+            }
+        }
+    });
+    vec![backfill, recovery, jobs, payments, reconcile, seller_index, spawn_periodic("expiry-cleanup", every(schedules.cleanup_ms), shutdown.clone(), {
         let shop = shop.clone();
         move || {
             let shop = shop.clone();

@@ -17,6 +17,7 @@ crate::on_both_backends!(
     the_rebuild_reports_and_repairs_every_kind_of_difference,
     every_seller_endpoint_answers_404_for_another_sellers_order_or_product,
     the_seller_order_list_pages_and_filters_from_the_index,
+    an_index_missing_entirely_is_built_from_the_shards_once,
 );
 
 const ORDERS: usize = 2000;
@@ -365,4 +366,22 @@ async fn the_seller_order_list_pages_and_filters_from_the_index(app: TestApp) {
     app.get("/api/v1/seller/orders?status=lost", Some(&seller)).await.assert_problem(422, "validation_failed");
     app.get("/api/v1/seller/orders?cursor=abc", Some(&seller)).await.assert_problem(422, "validation_failed");
     app.get("/api/v1/seller/orders?limit=100000", Some(&seller)).await.assert_problem(422, "validation_failed");
+}
+
+/// A database from before the index existed: orders on the shards, none indexed.
+async fn an_index_missing_entirely_is_built_from_the_shards_once(app: TestApp) {
+    assert_eq!(app.shop.seller_index.backfill_if_empty().await.unwrap(), None, "nothing to do on empty shards");
+    let (_, _, product) = seller_with_product(&app, "seller", "on_order").await;
+    let (_, buyer) = buyer_with_money(&app, "buyer").await;
+    for _ in 0..3 {
+        place(&app.shop, &buyer, product).await;
+    }
+    for shard in &app.shop.databases.shards {
+        sqlx::query("DELETE FROM order_outbox").execute(shard.pool()).await.unwrap();
+    }
+    let report = app.shop.seller_index.backfill_if_empty().await.unwrap().expect("built");
+    assert_eq!((report.orders_checked, report.repaired), (3, 3));
+    assert!(report.differences.iter().all(|d| d.kind == DifferenceKind::Missing));
+    assert_index_matches_shards(&app, 3).await;
+    assert_eq!(app.shop.seller_index.backfill_if_empty().await.unwrap(), None, "a built index is left to the events");
 }

@@ -318,6 +318,22 @@ impl SellerIndex {
         Ok(report)
     }
 
+    /// Builds the index from the shards if it is empty while the shards are not:
+    /// a database upgraded from before the index existed. Returns what it did.
+    pub async fn backfill_if_empty(&self) -> ShopResult<Option<RebuildReport>> {
+        let indexed: Option<i64> = sqlx::query_scalar("SELECT 1 FROM seller_orders LIMIT 1").fetch_optional(self.main.pool()).await?;
+        if indexed.is_some() {
+            return Ok(None);
+        }
+        for shard in self.orders.shards() {
+            let any: Option<i64> = sqlx::query_scalar("SELECT 1 FROM orders LIMIT 1").fetch_optional(shard.pool()).await?;
+            if any.is_some() {
+                return Ok(Some(self.rebuild(true).await?));
+            }
+        }
+        Ok(None)
+    }
+
     async fn check_order(&self, id: OrderId, repair: bool, report: &mut RebuildReport) -> ShopResult<()> {
         let mut found = None;
         // A change may land between reading the shard and reading the index: a
