@@ -103,6 +103,7 @@ test('a seller lists a product, ships the order, corrects the waybill, and a sta
   await expect(conflict).toHaveText(/^This waybill was changed to 456 at \d\d:\d\d — review and submit again$/);
   await expect(stale.getByTestId('tracking-input')).toHaveValue('789');
   await expect(stale.getByTestId('carrier-input')).toHaveValue('UPS');
+  await expect(stale.getByTestId('history-tracking')).toHaveText(['123', '456']);
   await snap(stale, testInfo, 'stale-waybill');
   await open(buyer, `/orders/${orderId}`);
   await expect(buyer.getByTestId('tracking-number')).toHaveText('456');

@@ -6,7 +6,7 @@ use crate::pages::errors::form_failure;
 use crate::pages::orders::{sign_in_prompt, status_label, when};
 use crate::pages::{ErrorBox, NotFound};
 use crate::server_fns::seller::{
-    ListNewProduct, ProductEditOutcome, Restock, SaveProduct, SaveWaybill, SellerOrderData, SellerOrdersData, WaybillOutcome, load_seller_order, seller_orders,
+    ListNewProduct, ProductEditOutcome, Restock, SaveProduct, SaveWaybill, SellerOrderData, SellerOrdersData, WaybillOutcome, load_seller_order, seller_orders, waybill_history,
     seller_product, seller_products,
 };
 use leptos::prelude::*;
@@ -14,7 +14,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use shop::catalog::Product;
 use shop::domain::{InventoryMode, Money};
-use shop::orders::{OrderStatus, SellerOrder, Waybill};
+use shop::orders::{OrderStatus, SellerOrder, Waybill, WaybillChange};
 
 /// "2026-11-24T14:02:31Z" → "14:02" (UTC, as every time on the dashboard).
 fn clock_time(rfc3339: &str) -> String {
@@ -139,13 +139,15 @@ pub fn SellerOrderPage() -> impl IntoView {
         }
     });
     let data = Resource::new(move || (id(), saved.get()), |(id, _)| load_seller_order(id));
+    // The history follows every submit, a refused one too: it shows what the seller was refused for.
+    let history = Resource::new(move || (id(), save.version().get()), |(id, _)| waybill_history(id));
     view! {
         <Title text="Order · Dashboard"/>
         <DashboardNav current="Orders"/>
         <Transition fallback=|| view! { <p class="loading">"Loading the order…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(data) => view! { <SellerOrderDetail data save/> }.into_any(),
+                    Ok(data) => view! { <SellerOrderDetail data save history/> }.into_any(),
                     Err(error) => load_failure(error, format!("/seller/orders/{}", id())),
                 }
             })}
@@ -154,8 +156,8 @@ pub fn SellerOrderPage() -> impl IntoView {
 }
 
 #[component]
-fn SellerOrderDetail(data: SellerOrderData, save: ServerAction<SaveWaybill>) -> impl IntoView {
-    let SellerOrderData { order, titles, history } = data;
+fn SellerOrderDetail(data: SellerOrderData, save: ServerAction<SaveWaybill>, history: Resource<Result<Vec<WaybillChange>, AppError>>) -> impl IntoView {
+    let SellerOrderData { order, titles } = data;
     let SellerOrder { order, .. } = order;
     let address = order.shipping_address.clone();
     let shippable = matches!(order.status, OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed) && (order.status == OrderStatus::Paid || order.shipping.is_some());
@@ -192,7 +194,9 @@ fn SellerOrderDetail(data: SellerOrderData, save: ServerAction<SaveWaybill>) -> 
                     _ => "This order was cancelled: there is nothing to ship.",
                 }}</p> }.into_any()
             }}
-            <WaybillHistory history/>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move { history.await.ok().map(|history| view! { <WaybillHistory history/> }) })}
+            </Transition>
             <p><a href="/seller/orders">"All orders"</a></p>
         </section>
     }
@@ -238,7 +242,7 @@ fn WaybillForm(order_id: String, current: Option<Waybill>, save: ServerAction<Sa
 }
 
 #[component]
-fn WaybillHistory(history: Vec<shop::orders::WaybillChange>) -> impl IntoView {
+fn WaybillHistory(history: Vec<WaybillChange>) -> impl IntoView {
     (!history.is_empty()).then(|| {
         view! {
             <h3>"Changes"</h3>

@@ -22,7 +22,6 @@ pub struct SellerOrderData {
     pub order: SellerOrder,
     /// Each line's title as it was sold.
     pub titles: Vec<String>,
-    pub history: Vec<WaybillChange>,
 }
 
 /// What a waybill submit came to. A stale submit is not a failure of the
@@ -85,8 +84,16 @@ pub async fn load_seller_order(order_id: String) -> Result<SellerOrderData, AppE
     let shop = super::ssr::shop()?;
     let order = shop.shipping.seller_order(&seller, id).await?;
     let titles = super::titles_as_sold(&shop, &order.order.lines).await;
-    let history = shop.shipping.history(&seller, id).await?;
-    Ok(SellerOrderData { order, titles, history })
+    Ok(SellerOrderData { order, titles })
+}
+
+/// Every accepted waybill change, oldest first. Loaded apart from the order, so
+/// the page can refresh it after any submit without resetting the form.
+#[server(prefix = "/fn", endpoint = "waybill_history")]
+pub async fn waybill_history(order_id: String) -> Result<Vec<WaybillChange>, AppError> {
+    let seller = ssr::seller().await?;
+    let id = super::order_id_or_not_found(&order_id, "order")?;
+    Ok(super::ssr::shop()?.shipping.history(&seller, id).await?)
 }
 
 /// The waybill form. `expected_version` is the version the form was filled
