@@ -49,6 +49,14 @@ mod ssr {
         }
     }
 
+    /// A browser's own form post (no script ran): it will follow a redirect and
+    /// render HTML, and cannot read a server function's return value.
+    pub fn is_plain_form_post() -> bool {
+        use_context::<http::request::Parts>()
+            .and_then(|parts| parts.headers.get(http::header::ACCEPT)?.to_str().ok().map(|accept| accept.contains("text/html")))
+            .unwrap_or(false)
+    }
+
     /// Only local paths, so a crafted link cannot bounce a shopper to another site.
     pub fn safe_next(next: Option<String>) -> String {
         next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\')).unwrap_or_else(|| "/".to_owned())

@@ -113,6 +113,21 @@ test('a seller lists a product, ships the order, corrects the waybill, and a sta
   await expect(stale.getByTestId('history-tracking')).toHaveText(['123', '456', '789']);
   await waitForOrderRow(seller, orderId, 'Shipped', 'UPS 789');
 
+  // Without script the same protection holds: the refused entry comes back in the form.
+  const plain = await (await browser.newContext({ javaScriptEnabled: false, storageState: await seller.context().storageState() })).newPage();
+  await plain.goto(`/seller/orders/${orderId}`);
+  await open(seller, `/seller/orders/${orderId}`);
+  await saveWaybill(seller, 'UPS', '790');
+  await expect(seller.getByTestId('waybill-saved')).toContainText('UPS 790');
+  await plain.getByTestId('tracking-input').fill('NOJS-1');
+  await plain.getByTestId('save-waybill').click();
+  await expect(plain.getByTestId('waybill-conflict')).toHaveText(/^This waybill was changed to 790 at \d\d:\d\d — review and submit again$/);
+  await expect(plain.getByTestId('tracking-input')).toHaveValue('NOJS-1');
+  await plain.getByTestId('save-waybill').click();
+  await expect(plain).toHaveURL(new RegExp(`/seller/orders/${orderId}$`));
+  await expect(plain.getByTestId('waybill-conflict')).toHaveCount(0);
+  await expect(plain.getByTestId('history-tracking')).toHaveText(['123', '456', '789', '790', 'NOJS-1']);
+
   // An edit makes a new snapshot: the order still shows what was sold.
   await open(seller, `/seller/products/${productId}`);
   await seller.getByTestId('title-input').fill(`${title} (2027 edition)`);

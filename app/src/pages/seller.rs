@@ -138,6 +138,12 @@ pub fn SellerOrderPage() -> impl IntoView {
             saved.update(|n| *n += 1);
         }
     });
+    // A stale submit made without script comes back with the entry in the query.
+    let query = use_query_map();
+    let kept = move || {
+        let query = query.read();
+        query.get("stale").and(Some((query.get("carrier").unwrap_or_default(), query.get("tracking_number").unwrap_or_default())))
+    };
     let data = Resource::new(move || (id(), saved.get()), |(id, _)| load_seller_order(id));
     // The history follows every submit, a refused one too: it shows what the seller was refused for.
     let history = Resource::new(move || (id(), save.version().get()), |(id, _)| waybill_history(id));
@@ -147,7 +153,7 @@ pub fn SellerOrderPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="loading">"Loading the order…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(data) => view! { <SellerOrderDetail data save history/> }.into_any(),
+                    Ok(data) => view! { <SellerOrderDetail data save history kept=kept()/> }.into_any(),
                     Err(error) => load_failure(error, format!("/seller/orders/{}", id())),
                 }
             })}
@@ -156,7 +162,12 @@ pub fn SellerOrderPage() -> impl IntoView {
 }
 
 #[component]
-fn SellerOrderDetail(data: SellerOrderData, save: ServerAction<SaveWaybill>, history: Resource<Result<Vec<WaybillChange>, AppError>>) -> impl IntoView {
+fn SellerOrderDetail(
+    data: SellerOrderData,
+    save: ServerAction<SaveWaybill>,
+    history: Resource<Result<Vec<WaybillChange>, AppError>>,
+    kept: Option<(String, String)>,
+) -> impl IntoView {
     let SellerOrderData { order, titles } = data;
     let SellerOrder { order, .. } = order;
     let address = order.shipping_address.clone();
@@ -187,7 +198,7 @@ fn SellerOrderDetail(data: SellerOrderData, save: ServerAction<SaveWaybill>, his
             </address>
             <h2>"Waybill"</h2>
             {if shippable {
-                view! { <WaybillForm order_id=order.id.to_string() current=order.shipping.clone() save/> }.into_any()
+                view! { <WaybillForm order_id=order.id.to_string() current=order.shipping.clone() save kept/> }.into_any()
             } else {
                 view! { <p class="muted" data-testid="not-shippable">{match order.status {
                     OrderStatus::PendingPayment => "The buyer has not paid yet. You can ship once the order is paid.",
@@ -206,8 +217,10 @@ fn SellerOrderDetail(data: SellerOrderData, save: ServerAction<SaveWaybill>, his
 /// this form shows; if someone saved a newer one meanwhile, the submit is refused
 /// and the form says what changed, keeping what the seller typed.
 #[component]
-fn WaybillForm(order_id: String, current: Option<Waybill>, save: ServerAction<SaveWaybill>) -> impl IntoView {
+fn WaybillForm(order_id: String, current: Option<Waybill>, save: ServerAction<SaveWaybill>, kept: Option<(String, String)>) -> impl IntoView {
     let first = current.is_none();
+    // Refused without script: the record now on file, and the entry to keep.
+    let refused = kept.as_ref().and(current.clone());
     let expected = RwSignal::new(current.as_ref().map_or(0, |w| w.version));
     Effect::new(move |_| {
         if let Some(Ok(WaybillOutcome::Stale { current })) = save.value().get() {
@@ -215,18 +228,19 @@ fn WaybillForm(order_id: String, current: Option<Waybill>, save: ServerAction<Sa
         }
     });
     let pending = save.pending();
-    let (carrier, tracking) = current.map(|w| (w.carrier, w.tracking_number)).unwrap_or_default();
+    let (carrier, tracking) = kept.or_else(|| current.map(|w| (w.carrier, w.tracking_number))).unwrap_or_default();
     view! {
         <ActionForm action=save attr:class="form waybill-form" attr:data-testid="waybill-form">
             <input type="hidden" name="order_id" value=order_id/>
-            <input type="hidden" name="expected_version" prop:value=move || expected.get().to_string()/>
+            // The attribute serves a page without script; the property follows a refusal.
+            <input type="hidden" name="expected_version" value=expected.get_untracked().to_string() prop:value=move || expected.get().to_string()/>
             <label>"Carrier" <input type="text" name="carrier" value=carrier required maxlength="60" data-testid="carrier-input"/></label>
             <label>"Tracking number" <input type="text" name="tracking_number" value=tracking required maxlength="60" data-testid="tracking-input"/></label>
             <button type="submit" disabled=move || pending.get() data-testid="save-waybill">
                 {if first { "Mark as shipped" } else { "Save correction" }}
             </button>
         </ActionForm>
-        {move || match save.value().get() {
+        {move || match save.value().get().or_else(|| refused.clone().map(|current| Ok(WaybillOutcome::Stale { current }))) {
             Some(Ok(WaybillOutcome::Stale { current })) => view! {
                 <p class="form-error" role="alert" data-testid="waybill-conflict">
                     "This waybill was changed to " {current.tracking_number.clone()} " at " <time datetime=current.updated_at.clone()>{clock_time(&current.updated_at)}</time>
@@ -382,7 +396,7 @@ fn ProductEditor(product: Product, save: ServerAction<SaveProduct>, restock: Ser
             </p>
             <ActionForm action=save attr:class="form" attr:data-testid="edit-product-form">
                 <input type="hidden" name="product_id" value=id/>
-                <input type="hidden" name="expected_version" prop:value=move || expected.get().to_string()/>
+                <input type="hidden" name="expected_version" value=expected.get_untracked().to_string() prop:value=move || expected.get().to_string()/>
                 <label>"Title" <input type="text" name="title" value=product.title.to_string() required maxlength="200" data-testid="title-input"/></label>
                 <label>"Description" <textarea name="description" rows="4" maxlength="5000">{product.description.to_string()}</textarea></label>
                 <label>"Price (USD)" <input type="text" name="price" value=price required inputmode="decimal" data-testid="price-input"/></label>

@@ -106,8 +106,26 @@ pub async fn save_waybill(order_id: String, carrier: String, tracking_number: St
     let expected_version = ssr::whole_number("expected_version", &expected_version)?;
     let input = WaybillInput::parse(&carrier, &tracking_number)?;
     match super::ssr::shop()?.shipping.set_waybill(&seller, id, expected_version, input).await {
-        Ok(saved) => Ok(WaybillOutcome::Saved(saved)),
-        Err(shop::ShopError::StaleWaybill { current }) => Ok(WaybillOutcome::Stale { current }),
+        Ok(saved) => {
+            if super::ssr::is_plain_form_post() {
+                // Back to the order's own address, not to a page that said "stale".
+                leptos_axum::redirect(&format!("/seller/orders/{id}"));
+            }
+            Ok(WaybillOutcome::Saved(saved))
+        }
+        Err(shop::ShopError::StaleWaybill { current }) => {
+            if super::ssr::is_plain_form_post() {
+                // Without script the page is loaded again: the seller's entry rides
+                // along, so the page can say what changed and keep it in the form.
+                let kept = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("stale", "1")
+                    .append_pair("carrier", &carrier)
+                    .append_pair("tracking_number", &tracking_number)
+                    .finish();
+                leptos_axum::redirect(&format!("/seller/orders/{id}?{kept}"));
+            }
+            Ok(WaybillOutcome::Stale { current })
+        }
         Err(other) => Err(other.into()),
     }
 }
