@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 /// tick takes the rest.
 const JOBS_BATCH: i64 = 200;
 const RECOVERY_BATCH: i64 = 500;
+/// How long a delivered seller-index event stays in the queue (for inspection).
+const DELIVERED_EVENTS_KEPT_MS: i64 = 60 * 60 * 1000;
 /// Outbox rows one relay pass takes from each shard.
 const RELAY_BATCH: i64 = 500;
 
@@ -102,8 +104,10 @@ pub fn spawn_all(shop: &Shop, schedules: &Schedules, shutdown: &CancellationToke
                 let sessions = shop.accounts.delete_expired_sessions().await?;
                 let keys = shop.idempotency.delete_expired(shop::clock::now_ms()).await?;
                 let carts = shop.carts.delete_expired_guest_carts(shop::clock::now_ms()).await?;
-                if sessions + keys + carts > 0 {
-                    tracing::info!(sessions, idempotency_keys = keys, guest_carts = carts, "expired sessions, idempotency keys and guest carts removed");
+                // One job per order change: without this the queue grows with every order.
+                let events = shop.jobs.delete_done(shop::services::seller_index::JOB_KIND, shop::clock::now_ms() - DELIVERED_EVENTS_KEPT_MS).await?;
+                if sessions + keys + carts + events > 0 {
+                    tracing::info!(sessions, idempotency_keys = keys, guest_carts = carts, seller_index_events = events, "expired sessions, idempotency keys, guest carts and delivered events removed");
                 }
                 Ok(())
             }

@@ -235,6 +235,12 @@ async fn duplicate_and_out_of_order_deliveries_never_move_the_index_backwards(ap
     let corrected = app.shop.seller_index.indexed(id).await.unwrap().unwrap();
     assert_eq!((corrected.version, corrected.order.shipping.unwrap().tracking_number), (4, "A-2".to_owned()));
     assert_eq!(app.count("seller_orders").await, 1);
+    // Delivered events are cleared from the queue; snapshot jobs stay (they dedupe by digest).
+    let snapshots = scalar(&app, "SELECT COUNT(*) FROM jobs WHERE kind = 'snapshot'").await;
+    assert!(app.shop.jobs.delete_done("seller_index", shop::clock::now_ms() + 1).await.unwrap() >= 3);
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM jobs WHERE kind = 'seller_index'").await, 0);
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM jobs WHERE kind = 'snapshot'").await, snapshots);
+    assert_eq!(app.shop.seller_index.indexed(id).await.unwrap().unwrap().version, 4, "the index is untouched");
 }
 
 async fn the_rebuild_reports_and_repairs_every_kind_of_difference(app: TestApp) {

@@ -143,6 +143,19 @@ impl Jobs {
         }
     }
 
+    /// Deletes `kind`'s finished jobs that finished before `before_ms`. Only for
+    /// kinds whose key need not be remembered once done: a seller-index event that
+    /// is enqueued again just runs again, harmlessly. (Snapshot jobs stay: their
+    /// done row is what makes the next order of the same content enqueue nothing.)
+    pub async fn delete_done(&self, kind: &str, before_ms: i64) -> ShopResult<u64> {
+        let deleted = sqlx::query("DELETE FROM jobs WHERE state = 'done' AND kind = $1 AND finished_at_ms < $2")
+            .bind(kind)
+            .bind(before_ms)
+            .execute(self.db.pool())
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+
     /// Jobs by state, for metrics and tests.
     pub async fn count(&self, state: &str) -> ShopResult<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = $1").bind(state).fetch_one(self.db.pool()).await?)
