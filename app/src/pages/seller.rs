@@ -78,15 +78,17 @@ pub fn SellerOrdersPage() -> impl IntoView {
 
 #[component]
 fn OrdersList(data: SellerOrdersData, filter: Option<String>) -> impl IntoView {
-    let SellerOrdersData { orders, counts } = data;
-    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let SellerOrdersData { orders, counts, count_cap } = data;
+    let shown = move |n: i64| if n > count_cap { format!("{count_cap}+") } else { n.to_string() };
+    let all = counts.iter().map(|(_, n)| (*n).min(count_cap)).sum::<i64>();
+    let all = if counts.iter().any(|(_, n)| *n > count_cap) { format!("{all}+") } else { all.to_string() };
     let count_of = move |status: OrderStatus| counts.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
-    let tab = |href: String, label: String, n: i64, active: bool| {
+    let tab = |href: String, label: String, n: String, active: bool| {
         view! { <a href=href class="tab" aria-current=active.then_some("page")>{label} " " <span class="count">{n}</span></a> }
     };
-    let tabs = std::iter::once(tab("/seller/orders".to_owned(), "All".to_owned(), total, filter.is_none()))
+    let tabs = std::iter::once(tab("/seller/orders".to_owned(), "All".to_owned(), all, filter.is_none()))
         .chain(OrderStatus::ALL.into_iter().map(|s| {
-            tab(format!("/seller/orders?status={}", s.as_str()), status_label(s).to_owned(), count_of(s), filter.as_deref() == Some(s.as_str()))
+            tab(format!("/seller/orders?status={}", s.as_str()), status_label(s).to_owned(), shown(count_of(s)), filter.as_deref() == Some(s.as_str()))
         }))
         .collect_view();
     let status_query = filter.as_ref().map(|s| format!("status={s}&")).unwrap_or_default();

@@ -14,6 +14,8 @@ use shop::orders::{OrderStatus, SellerOrder, Waybill, WaybillChange};
 pub struct SellerOrdersData {
     pub orders: Page<SellerOrder>,
     pub counts: Vec<(OrderStatus, i64)>,
+    /// Counts above this were not counted further ("1000+").
+    pub count_cap: i64,
 }
 
 /// One order as its dashboard page shows it, read from its shard.
@@ -74,7 +76,7 @@ pub async fn seller_orders(status: Option<String>, cursor: Option<String>) -> Re
     let shop = super::ssr::shop()?;
     let orders = shop.seller_index.list(&seller, status, after, PageLimit::DEFAULT).await?;
     let counts = shop.seller_index.counts(&seller).await?;
-    Ok(SellerOrdersData { orders, counts })
+    Ok(SellerOrdersData { orders, counts, count_cap: shop::services::seller_index::SellerIndex::COUNT_CAP })
 }
 
 #[server(prefix = "/fn", endpoint = "load_seller_order")]

@@ -369,6 +369,18 @@ async fn the_seller_order_list_pages_and_filters_from_the_index(app: TestApp) {
     let paid = app.get("/api/v1/seller/orders?status=paid", Some(&seller)).await;
     assert_eq!(paid.body["items"].as_array().unwrap().len(), 3);
     assert!(paid.body["items"].as_array().unwrap().iter().all(|o| o["status"] == "paid" && o["version"] == 2 && o["buyer_id"] == json!(buyer.id.get())));
+    let seller_user = user_of(&app, &seller).await;
+    let counts = app.shop.seller_index.counts(&seller_user).await.unwrap();
+    assert_eq!(counts.iter().filter(|(_, n)| *n > 0).copied().collect::<Vec<_>>(), vec![(OrderStatus::PendingPayment, 4), (OrderStatus::Paid, 3)]);
+    // A big seller's counts stop at the cap instead of counting the whole history.
+    let main = app.shop.databases.main.pool();
+    for chunk in 0..11i64 {
+        let values = (0..100).map(|i| format!("({}, {}, 'completed', 1, '{{}}', 0)", 9_000_000_000_000 + chunk * 100 + i, seller_user.id)).collect::<Vec<_>>().join(", ");
+        sqlx::query(&format!("INSERT INTO seller_orders (order_id, seller_id, status, version, summary, indexed_at_ms) VALUES {values}")).execute(main).await.unwrap();
+    }
+    let counts = app.shop.seller_index.counts(&seller_user).await.unwrap();
+    let cap = shop::services::seller_index::SellerIndex::COUNT_CAP;
+    assert!(counts.contains(&(OrderStatus::Completed, cap + 1)) && counts.contains(&(OrderStatus::Paid, 3)), "{counts:?}");
     app.get("/api/v1/seller/orders?status=lost", Some(&seller)).await.assert_problem(422, "validation_failed");
     app.get("/api/v1/seller/orders?cursor=abc", Some(&seller)).await.assert_problem(422, "validation_failed");
     app.get("/api/v1/seller/orders?limit=100000", Some(&seller)).await.assert_problem(422, "validation_failed");
