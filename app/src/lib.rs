@@ -67,7 +67,6 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/orders/:id/paid") view=PaymentSuccessPage ssr=SsrMode::Async/>
                     <Route path=path!("/wallet") view=WalletPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/reconcile") view=ReconcilePage ssr=SsrMode::Async/>
-                    <Route path=path!("/seller") view=|| view! { <leptos_router::components::Redirect path="/seller/orders"/> }/>
                     <Route path=path!("/seller/orders") view=SellerOrdersPage ssr=SsrMode::Async/>
                     <Route path=path!("/seller/orders/:id") view=SellerOrderPage ssr=SsrMode::Async/>
                     <Route path=path!("/seller/products") view=SellerProductsPage ssr=SsrMode::Async/>

@@ -57,6 +57,8 @@ impl Application {
             .route("/api/v1", axum::routing::any(api::problem::no_such_route))
             .route("/api/v1/{*rest}", axum::routing::any(api::problem::no_such_route))
             .merge(pages::router(&state))
+            // The dashboard's home is its orders list.
+            .route("/seller", axum::routing::get(|| async { axum::response::Redirect::to("/seller/orders") }))
             .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))

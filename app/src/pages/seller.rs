@@ -328,10 +328,27 @@ fn mode_options(selected: InventoryMode) -> impl IntoView {
 
 #[component]
 pub fn NewProductPage() -> impl IntoView {
+    let auth = expect_context::<crate::pages::auth::Auth>();
+    view! {
+        <Title text="New product · Dashboard"/>
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                match auth.user.await {
+                    Ok(Some(user)) if user.role == shop::domain::Role::Seller => view! { <NewProductForm/> }.into_any(),
+                    Ok(Some(_)) => view! { <SellersOnly/> }.into_any(),
+                    Ok(None) => sign_in_prompt("/seller/products/new".to_owned()).into_any(),
+                    Err(error) => view! { <ErrorBox error/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn NewProductForm() -> impl IntoView {
     let create = ServerAction::<ListNewProduct>::new();
     let pending = create.pending();
     view! {
-        <Title text="New product · Dashboard"/>
         <DashboardNav current="Products"/>
         <section class="form-page wide">
             <h1>"List a new product"</h1>

@@ -6,7 +6,42 @@ crate::on_both_backends!(
     product_pages_render_price_and_stock_and_unknown_pages_are_404,
     failed_form_submissions_answer_4xx_never_500,
     anonymous_pages_are_cached_briefly_and_signed_in_pages_never,
+    dashboard_pages_answer_sellers_only,
 );
+
+/// The dashboard over plain HTTP: its home redirects to the orders list; a buyer
+/// gets 403, another seller's order 404, a garbage cookie is just "signed out".
+async fn dashboard_pages_answer_sellers_only(app: TestApp) {
+    let page = |path: &'static str, token: Option<String>| {
+        let mut request = app.client.get(app.url(path));
+        if let Some(token) = token {
+            request = request.header("cookie", format!("nf_session={token}"));
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.headers().get("location").map(|l| l.to_str().unwrap().to_owned()), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(page("/seller", None).await.1.as_deref(), Some("/seller/orders"));
+    let (seller, _) = app.signed_in("dash-seller@example.com", "seller").await;
+    let (buyer, _) = app.signed_in("dash-buyer@example.com", "buyer").await;
+    let (status, _, body) = page("/seller/orders", Some(seller.clone())).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("No orders yet"), "{body}");
+    let (status, _, body) = page("/seller/products", Some(seller)).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("List a new product"));
+    let (status, _, body) = page("/seller/orders", Some(buyer.clone())).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("This page is for sellers"));
+    assert_eq!(page("/seller/products/new", Some(buyer)).await.0, 403);
+    let (status, _, body) = page("/seller/orders", Some("garbage".to_owned())).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Sign in to continue"));
+    let (other, _) = app.signed_in("dash-other@example.com", "seller").await;
+    assert_eq!(page("/seller/orders/1000000000000123456", Some(other.clone())).await.0, 404);
+    assert_eq!(page("/seller/products/999999", Some(other)).await.0, 404);
+}
 
 async fn anonymous_pages_are_cached_briefly_and_signed_in_pages_never(app: TestApp) {
     let (seller, _) = app.signed_in("s@example.com", "seller").await;
