@@ -108,6 +108,15 @@ impl Api<'_> {
     }
 }
 
+/// Waits for the process that reached its crash point, checks SIGKILL ended it,
+/// and starts the server again on the same databases, disarmed.
+fn restart_after_kill(mut dead: Server, data_dir: &Path, point: &str) -> Server {
+    let status = dead.child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9), "{point}: the server was not killed by SIGKILL ({status})");
+    drop(dead);
+    start(data_dir, None)
+}
+
 /// Runs a `server` subcommand against the same databases; (exit 0?, its JSON output).
 fn run_subcommand(data_dir: &Path, args: &[&str]) -> (bool, Value) {
     let output = Command::new(env!("CARGO_BIN_EXE_server"))
@@ -186,12 +195,7 @@ async fn crash_and_recover(point: &str, flow: Flow, backend: helpers::Backend) {
     };
     // The request dies with the process: no answer.
     assert!(api.send(reqwest::Method::POST, &fatal, Some(&buyer), Value::Null).await.is_err(), "{point}: the server answered instead of dying");
-    let mut dead = server;
-    let status = dead.child.wait().unwrap();
-    assert_eq!(status.signal(), Some(9), "{point}: the server was not killed by SIGKILL ({status})");
-    drop(dead);
-
-    let server = start(data_dir.path(), None);
+    let server = restart_after_kill(server, data_dir.path(), point);
     let api = Api { client: &client, base: &server.base };
     let expected = match (flow, point) {
         (Flow::Pay, "pay:charging") => "pending_payment",
@@ -283,12 +287,7 @@ async fn kill_the_seller_index_delivery(point: &str, backend: helpers::Backend) 
         }
     }
     assert!(died, "{point}: the server never reached its crash point");
-    let mut dead = server;
-    let status = dead.child.wait().unwrap();
-    assert_eq!(status.signal(), Some(9), "{point}: the server was not killed by SIGKILL ({status})");
-    drop(dead);
-
-    let server = start(data_dir.path(), None);
+    let server = restart_after_kill(server, data_dir.path(), point);
     let api = Api { client: &client, base: &server.base };
     for i in 0..10 {
         place_and_maybe_pay(&api, &buyer, &product, i % 2 == 0).await.unwrap();
