@@ -144,7 +144,7 @@ pub fn SellerOrderPage() -> impl IntoView {
     let query = use_query_map();
     let kept = move || {
         let query = query.read();
-        query.get("stale").and(Some((query.get("carrier").unwrap_or_default(), query.get("tracking_number").unwrap_or_default())))
+        query.get("stale").map(|_| (query.get("carrier").unwrap_or_default(), query.get("tracking_number").unwrap_or_default()))
     };
     let data = Resource::new(move || (id(), saved.get()), |(id, _)| load_seller_order(id));
     // The history follows every submit, a refused one too: it shows what the seller was refused for.
@@ -173,7 +173,8 @@ fn SellerOrderDetail(
     let SellerOrderData { order, titles } = data;
     let SellerOrder { order, .. } = order;
     let address = order.shipping_address.clone();
-    let shippable = matches!(order.status, OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed) && (order.status == OrderStatus::Paid || order.shipping.is_some());
+    // Paid: the first waybill ships it. Shipped or completed: it can be corrected.
+    let shippable = order.status == OrderStatus::Paid || order.shipping.is_some();
     view! {
         <section class="order" data-testid="seller-order-detail">
             <h1>"Order " <span data-testid="order-id">{order.id.to_string()}</span></h1>

@@ -368,26 +368,10 @@ impl Orders {
 
     /// Cancels an unpaid order and gives its stock back at once.
     pub async fn cancel(&self, buyer: &User, id: OrderId) -> ShopResult<Order> {
-        let current = self.get(buyer, id).await?;
-        let mut tx = self.shard_of(id).begin_write().await?;
-        let cancelled = sqlx::query(
-            "UPDATE orders SET status = 'cancelled', hold_expires_at_ms = NULL, updated_at_ms = $1, version = version + 1 \
-             WHERE id = $2 AND buyer_id = $3 AND status = 'pending_payment'",
-        )
-        .bind(now_ms())
-        .bind(id.get())
-        .bind(buyer.id.get())
-        .execute(&mut *tx)
-        .await?;
-        if cancelled.rows_affected() == 1 {
-            record_change(&mut tx, id).await?;
-        }
-        tx.commit().await?;
-        if cancelled.rows_affected() == 0 && current.status != OrderStatus::Cancelled {
-            let now = self.get(buyer, id).await?;
-            if now.status != OrderStatus::Cancelled {
-                return Err(ShopError::InvalidTransition { status: now.status.as_str() });
-            }
+        self.get(buyer, id).await?; // the buyer's own order, or not found
+        let status = self.transition(id, OrderStatus::PendingPayment, OrderStatus::Cancelled).await?;
+        if status != OrderStatus::Cancelled {
+            return Err(ShopError::InvalidTransition { status: status.as_str() });
         }
         self.release_stock(id).await?;
         self.get(buyer, id).await

@@ -158,16 +158,15 @@ impl SellerIndex {
             if rows.is_empty() {
                 continue;
             }
-            // order id → (newest version, its payload, oldest event time)
-            let mut newest: BTreeMap<i64, (i64, String, i64)> = BTreeMap::new();
+            let mut newest: BTreeMap<i64, NewestEvent> = BTreeMap::new();
             for row in &rows {
                 let (order_id, version, created): (i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(3)?);
-                let entry = newest.entry(order_id).or_insert_with(|| (version, String::new(), created));
-                if version >= entry.0 {
-                    entry.0 = version;
-                    entry.1 = row.try_get(2)?;
+                let entry = newest.entry(order_id).or_insert_with(|| NewestEvent { version, payload: String::new(), oldest_ms: created });
+                if version >= entry.version {
+                    entry.version = version;
+                    entry.payload = row.try_get(2)?;
                 }
-                entry.2 = entry.2.min(created);
+                entry.oldest_ms = entry.oldest_ms.min(created);
             }
             self.enqueue(&newest).await?;
             crash_point("seller_index.after_enqueue");
@@ -177,8 +176,8 @@ impl SellerIndex {
                 let condition = (0..chunk.len()).map(|i| format!("(order_id = ${} AND version <= ${})", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(" OR ");
                 let sql = format!("DELETE FROM order_outbox WHERE {condition}");
                 let mut query = sqlx::query(&sql);
-                for (order_id, (version, _, _)) in chunk {
-                    query = query.bind(**order_id).bind(*version);
+                for (order_id, event) in chunk {
+                    query = query.bind(**order_id).bind(event.version);
                 }
                 query.execute(shard.pool()).await?;
             }
@@ -187,7 +186,7 @@ impl SellerIndex {
         Ok(consumed)
     }
 
-    async fn enqueue(&self, newest: &BTreeMap<i64, (i64, String, i64)>) -> ShopResult<()> {
+    async fn enqueue(&self, newest: &BTreeMap<i64, NewestEvent>) -> ShopResult<()> {
         let now = now_ms();
         let mut tx = self.main.begin_write().await?;
         for chunk in newest.iter().collect::<Vec<_>>().chunks(100) {
@@ -197,8 +196,8 @@ impl SellerIndex {
                 .join(", ");
             let sql = format!("INSERT INTO jobs (key, kind, payload, state, run_at_ms, created_at_ms) VALUES {values} ON CONFLICT (key) DO NOTHING");
             let mut query = sqlx::query(&sql);
-            for (order_id, (version, payload, created)) in chunk {
-                query = query.bind(format!("{JOB_KIND}:{order_id}:{version}")).bind(payload.as_str()).bind(now).bind(*created);
+            for (order_id, event) in chunk {
+                query = query.bind(format!("{JOB_KIND}:{order_id}:{}", event.version)).bind(event.payload.as_str()).bind(now).bind(event.oldest_ms);
             }
             query.execute(&mut *tx).await?;
         }
@@ -368,6 +367,14 @@ impl SellerIndex {
         }
         Ok(())
     }
+}
+
+/// One order's newest change in a relay batch, and when its oldest change in the
+/// batch was written (the job's age, for the lag).
+struct NewestEvent {
+    version: i64,
+    payload: String,
+    oldest_ms: i64,
 }
 
 struct StoredCopy {
