@@ -35,6 +35,18 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The text of the document's `<title>`. leptos_meta writes it into the server-rendered
+/// `<head>` as it is, unescaped, so on the server it must be escaped here: a product
+/// titled `</title><script>…` would otherwise run script in every visitor's browser. In
+/// the browser the same text becomes `document.title`, which is plain text, so escaping
+/// there would show the entities.
+pub fn document_title(page: String) -> String {
+    let title = if page.is_empty() { "Ninefold".to_owned() } else { format!("{page} · Ninefold") };
+    #[cfg(feature = "ssr")]
+    let title = html_escape::encode_text(&title).into_owned();
+    title
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -48,7 +60,7 @@ pub fn App() -> impl IntoView {
         }
     });
     view! {
-        <Title formatter=|page: String| if page.is_empty() { "Ninefold".to_owned() } else { format!("{page} · Ninefold") }/>
+        <Title formatter=document_title/>
         <Router>
             <Header/>
             <main class="page">

@@ -7,6 +7,7 @@ crate::on_both_backends!(
     failed_form_submissions_answer_4xx_never_500,
     anonymous_pages_are_cached_briefly_and_signed_in_pages_never,
     dashboard_pages_answer_sellers_only,
+    product_titles_holding_markup_are_rendered_as_text,
 );
 
 /// The dashboard over plain HTTP: its home redirects to the orders list; a buyer
@@ -116,4 +117,23 @@ async fn product_pages_render_price_and_stock_and_unknown_pages_are_404(app: Tes
     }
     let garbage_cookie = app.client.get(app.url("/")).header("cookie", "nf_session=garbage!!; theme=dark").send().await.unwrap();
     assert_eq!(garbage_cookie.status(), 200);
+}
+
+/// A product title is text wherever the server renders it: in `<title>` (which
+/// leptos_meta writes unescaped), in the page and in the catalog.
+async fn product_titles_holding_markup_are_rendered_as_text(app: TestApp) {
+    let (seller, _) = app.signed_in("xss-seller@example.com", "seller").await;
+    for title in ["Y</title><script>alert(3)</script>", "Z\"><img src=x onerror=alert(4)>", "W</script><script>alert(5)</script>"] {
+        let id = app.create_product(&seller, title, 1234, 3).await["id"].as_i64().unwrap();
+        for path in [format!("/products/{id}"), "/".to_owned()] {
+            let body = app.client.get(app.url(&path)).send().await.unwrap().text().await.unwrap();
+            assert!(!body.contains(title), "{path} renders the title raw: {body}");
+            assert!(!body.contains("<img src=x"), "{path}: {body}");
+            assert!(!body.contains("<script>alert"), "{path}: {body}");
+        }
+        let page = app.client.get(app.url(&format!("/products/{id}"))).send().await.unwrap().text().await.unwrap();
+        let head = &page[page.find("<title>").unwrap()..page.find("</head>").unwrap()];
+        let escaped = title.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        assert!(head.starts_with(&format!("<title>{escaped} · Ninefold</title>")), "{head}");
+    }
 }
