@@ -3,6 +3,32 @@
 //! server's business.
 
 use crate::domain::FieldError;
+use crate::ledger::PaymentState;
+use crate::orders::OrderStatus;
+use std::fmt;
+
+/// The state that refused a transition: the order's, or its payment's when the
+/// order's own status would allow it but the money is elsewhere in its flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusingState {
+    Order(OrderStatus),
+    Payment(PaymentState),
+}
+
+impl fmt::Display for RefusingState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RefusingState::Order(status) => write!(f, "the order is {status}"),
+            RefusingState::Payment(state) => write!(f, "its payment is {state}"),
+        }
+    }
+}
+
+impl From<OrderStatus> for RefusingState {
+    fn from(status: OrderStatus) -> Self {
+        RefusingState::Order(status)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShopError {
@@ -39,8 +65,8 @@ pub enum ShopError {
     #[error("your wallet holds {balance_cents} cents, less than the {needed_cents} cents due; top it up and pay again")]
     InsufficientFunds { balance_cents: i64, needed_cents: i64 },
     /// The order is not in a state that allows this.
-    #[error("the order is {status}, so this cannot be done")]
-    InvalidTransition { status: &'static str },
+    #[error("{state}, so this cannot be done")]
+    InvalidTransition { state: RefusingState },
     /// A bug or an outage; details are logged, never shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -92,6 +118,13 @@ impl ShopError {
             ShopError::InsufficientFunds { .. } => 402,
             ShopError::Internal(_) => 500,
         }
+    }
+}
+
+impl ShopError {
+    /// The order is in `status`, which does not allow what was asked.
+    pub fn order_is(status: OrderStatus) -> Self {
+        ShopError::InvalidTransition { state: RefusingState::Order(status) }
     }
 }
 

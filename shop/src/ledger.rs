@@ -34,6 +34,52 @@ impl TransferKind {
     }
 }
 
+/// How far an order's payment has got: the durable record that lets each money
+/// flow (pay, refund, release) resume after a crash. Stored as text in `payments.state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaymentState {
+    /// Money is in escrow; the order is not yet marked paid on its shard.
+    Charged,
+    /// Money is in escrow and the order is paid.
+    Paid,
+    /// The order was cancelled while the charge finished: money and stock went back.
+    Voided,
+    RefundRequested,
+    Refunded,
+    ReleaseRequested,
+    /// Escrow went to the seller.
+    Released,
+}
+
+impl PaymentState {
+    pub const ALL: [PaymentState; 7] =
+        [Self::Charged, Self::Paid, Self::Voided, Self::RefundRequested, Self::Refunded, Self::ReleaseRequested, Self::Released];
+    /// States a flow was interrupted in, which the recovery worker drives on.
+    pub const UNFINISHED: [PaymentState; 3] = [Self::Charged, Self::RefundRequested, Self::ReleaseRequested];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Charged => "charged",
+            Self::Paid => "paid",
+            Self::Voided => "voided",
+            Self::RefundRequested => "refund_requested",
+            Self::Refunded => "refunded",
+            Self::ReleaseRequested => "release_requested",
+            Self::Released => "released",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == raw)
+    }
+}
+
+impl std::fmt::Display for PaymentState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One line of a wallet's statement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod domain;
 pub mod ledger;
 pub mod orders;
+pub mod shard_map;
 pub mod snapshot;
 pub mod stored_cart;
 
@@ -21,6 +22,8 @@ pub mod db;
 pub mod error;
 #[cfg(feature = "server")]
 pub mod faults;
+#[cfg(feature = "server")]
+pub mod secrets;
 #[cfg(feature = "server")]
 pub mod seed;
 #[cfg(feature = "server")]

@@ -1,210 +1,11 @@
-//! Order identity and placement: the 19-digit order id and the shard map.
-//! Plain types (no storage), shared with the browser.
+//! Orders as both doors and the browser see them: statuses, lines, addresses,
+//! waybills and checkouts. Plain types (no storage), shared with the browser. The
+//! order id lives in `domain::ids`, the shard map in `shard_map`.
 
 use crate::domain::{FieldError, UserId};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::fmt;
+use serde::{Deserialize, Serialize};
 
-/// An order id: 19 decimal digits, a 13-digit sequence number followed by the last
-/// six digits of the buyer's id (DESIGN.md, failure mode 9).
-///
-/// The suffix makes the id self-routing: it names the buyer's shard, so "order by
-/// id" touches one shard without a lookup table. It fits an `i64` (the largest is
-/// below 2^63), but exceeds 2^53, so JSON carries it as a string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct OrderId(i64);
-
-impl OrderId {
-    /// The smallest 13-digit number: every id has exactly 19 digits.
-    pub const FIRST_SEQUENCE: i64 = 1_000_000_000_000;
-    /// The largest sequence whose id still fits an `i64`.
-    pub const LAST_SEQUENCE: i64 = (i64::MAX - 999_999) / 1_000_000;
-    const SUFFIX_SPACE: i64 = UserId::SUFFIX_SPACE;
-
-    pub fn new(sequence: i64, buyer: UserId) -> Self {
-        assert!((Self::FIRST_SEQUENCE..=Self::LAST_SEQUENCE).contains(&sequence), "order sequence {sequence} out of range");
-        Self(sequence * Self::SUFFIX_SPACE + i64::from(buyer.shard_suffix()))
-    }
-
-    /// Parses the 19-digit text form. Anything else (signs, spaces, other lengths) is refused.
-    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
-        let invalid = || FieldError::new(field, "must be an order id: 19 digits");
-        if raw.len() != 19 || !raw.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid());
-        }
-        let value: i64 = raw.parse().map_err(|_| invalid())?;
-        if value / Self::SUFFIX_SPACE < Self::FIRST_SEQUENCE {
-            return Err(invalid());
-        }
-        Ok(Self(value))
-    }
-
-    pub fn from_stored(raw: i64) -> Self {
-        debug_assert!(raw / Self::SUFFIX_SPACE >= Self::FIRST_SEQUENCE, "stored order id {raw} is not 19 digits");
-        Self(raw)
-    }
-
-    pub fn get(self) -> i64 {
-        self.0
-    }
-
-    pub fn sequence(self) -> i64 {
-        self.0 / Self::SUFFIX_SPACE
-    }
-
-    /// The last six digits: the buyer's shard suffix.
-    pub fn suffix(self) -> u32 {
-        (self.0 % Self::SUFFIX_SPACE) as u32
-    }
-}
-
-impl fmt::Display for OrderId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:019}", self.0)
-    }
-}
-
-impl Serialize for OrderId {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for OrderId {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        OrderId::parse("order_id", &text).map_err(|e| serde::de::Error::custom(e.message))
-    }
-}
-
-/// Which physical shard holds the orders of a suffix range. `starts[k]` is the
-/// first suffix of shard `k`; ranges are contiguous and cover 0..=999_999, so a
-/// shard can later be split by moving one boundary.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShardMap {
-    starts: Vec<u32>,
-}
-
-impl ShardMap {
-    const SUFFIXES: u32 = UserId::SUFFIX_SPACE as u32;
-
-    /// `shards` equal ranges.
-    pub fn even(shards: usize) -> Self {
-        assert!(shards > 0 && shards <= Self::SUFFIXES as usize, "shard count {shards} out of range");
-        let width = Self::SUFFIXES as u64;
-        Self { starts: (0..shards as u64).map(|k| (k * width / shards as u64) as u32).collect() }
-    }
-
-    /// Explicit range starts: must begin at 0, increase strictly, stay below 10^6.
-    pub fn from_starts(starts: Vec<u32>) -> Result<Self, String> {
-        if starts.first() != Some(&0) {
-            return Err("the first shard range must start at suffix 0".to_owned());
-        }
-        if !starts.windows(2).all(|w| w[0] < w[1]) || starts.last().is_some_and(|&s| s >= Self::SUFFIXES) {
-            return Err("shard range starts must increase strictly and stay below 1000000".to_owned());
-        }
-        Ok(Self { starts })
-    }
-
-    pub fn shard_count(&self) -> usize {
-        self.starts.len()
-    }
-
-    pub fn shard_for_suffix(&self, suffix: u32) -> usize {
-        debug_assert!(suffix < Self::SUFFIXES);
-        self.starts.partition_point(|&start| start <= suffix) - 1
-    }
-
-    pub fn shard_for_buyer(&self, buyer: UserId) -> usize {
-        self.shard_for_suffix(buyer.shard_suffix())
-    }
-
-    pub fn shard_for_order(&self, order: OrderId) -> usize {
-        self.shard_for_suffix(order.suffix())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn buyer() -> impl Strategy<Value = UserId> {
-        (1i64..1_000_000_000).prop_map(UserId::from_sequence)
-    }
-
-    fn sequence() -> impl Strategy<Value = i64> {
-        OrderId::FIRST_SEQUENCE..=OrderId::LAST_SEQUENCE
-    }
-
-    proptest! {
-        #[test]
-        fn every_id_has_19_digits_and_round_trips_through_text(seq in sequence(), buyer in buyer()) {
-            let id = OrderId::new(seq, buyer);
-            let text = id.to_string();
-            prop_assert_eq!(text.len(), 19);
-            prop_assert_eq!(OrderId::parse("id", &text).unwrap(), id);
-            let json = serde_json::to_string(&id).unwrap();
-            prop_assert_eq!(json.clone(), format!("\"{text}\""));
-            prop_assert_eq!(serde_json::from_str::<OrderId>(&json).unwrap(), id);
-        }
-
-        #[test]
-        fn the_suffix_sequence_and_shard_are_recovered_from_any_id(seq in sequence(), buyer in buyer(), shards in 1usize..64) {
-            let id = OrderId::new(seq, buyer);
-            prop_assert_eq!(id.sequence(), seq);
-            prop_assert_eq!(id.suffix(), buyer.shard_suffix());
-            let map = ShardMap::even(shards);
-            prop_assert_eq!(map.shard_for_order(id), map.shard_for_buyer(buyer));
-            prop_assert!(map.shard_for_order(id) < shards);
-        }
-
-        #[test]
-        fn distinct_sequences_give_distinct_ids_for_one_buyer(a in sequence(), b in sequence(), buyer in buyer()) {
-            prop_assume!(a != b);
-            prop_assert_ne!(OrderId::new(a, buyer), OrderId::new(b, buyer));
-        }
-
-        #[test]
-        fn arbitrary_text_never_panics_and_only_19_digits_parse(raw in "\\PC{0,25}") {
-            if let Ok(id) = OrderId::parse("id", &raw) {
-                prop_assert_eq!(id.to_string(), raw);
-            }
-        }
-
-        #[test]
-        fn even_maps_cover_every_suffix_in_order(shards in 1usize..100, suffix in 0u32..1_000_000) {
-            let map = ShardMap::even(shards);
-            let shard = map.shard_for_suffix(suffix);
-            prop_assert!(shard < shards);
-            if suffix > 0 {
-                prop_assert!(map.shard_for_suffix(suffix - 1) <= shard);
-            }
-        }
-    }
-
-    #[test]
-    fn malformed_ids_are_refused() {
-        for raw in ["", "123", "-100000000000000000", "0000000000000000001", "12345678901234567890", "1234567890123456789 ", "99999999999999999999"] {
-            assert!(OrderId::parse("id", raw).is_err(), "{raw:?} parsed");
-        }
-        assert!(OrderId::parse("id", "9223372036854775807").is_ok());
-        assert!(OrderId::parse("id", "9223372036854775808").is_err());
-    }
-
-    #[test]
-    fn shard_maps_route_by_range() {
-        let map = ShardMap::from_starts(vec![0, 500_000, 750_000]).unwrap();
-        assert_eq!(map.shard_for_suffix(0), 0);
-        assert_eq!(map.shard_for_suffix(499_999), 0);
-        assert_eq!(map.shard_for_suffix(500_000), 1);
-        assert_eq!(map.shard_for_suffix(999_999), 2);
-        assert!(ShardMap::from_starts(vec![1, 2]).is_err());
-        assert!(ShardMap::from_starts(vec![0, 5, 5]).is_err());
-        assert!(ShardMap::from_starts(vec![0, 1_000_000]).is_err());
-        assert_eq!(ShardMap::even(4), ShardMap::from_starts(vec![0, 250_000, 500_000, 750_000]).unwrap());
-    }
-}
+pub use crate::domain::OrderId;
 
 /// Where an order is in its life. Transitions are conditional updates on the
 /// current status, so two racing transitions cannot both win.
@@ -234,6 +35,48 @@ impl OrderStatus {
 
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
         Self::ALL.into_iter().find(|s| s.as_str() == raw).ok_or_else(|| FieldError::new(field, "is not an order status"))
+    }
+
+    /// The buyer's money was taken for it and is not given back.
+    pub fn is_paid(self) -> bool {
+        matches!(self, Self::Paid | Self::Shipped | Self::Completed)
+    }
+
+    /// Still waiting for the buyer's money: it can be paid, and it lapses at its deadline.
+    pub fn awaits_payment(self) -> bool {
+        self == Self::PendingPayment
+    }
+
+    /// The buyer may still cancel: outright before paying, with a refund until it ships.
+    pub fn can_cancel(self) -> bool {
+        matches!(self, Self::PendingPayment | Self::Paid)
+    }
+
+    /// Cancelling now gives money back to the buyer's wallet.
+    pub fn cancel_refunds(self) -> bool {
+        self == Self::Paid
+    }
+
+    /// The buyer can confirm it arrived, which releases the money to the seller.
+    pub fn can_confirm_receipt(self) -> bool {
+        self == Self::Shipped
+    }
+
+    /// A waybill may be written: the first one once the order is paid (it ships the
+    /// order), a correction whenever one is on file.
+    pub fn accepts_waybill(self, has_waybill: bool) -> bool {
+        self == Self::Paid || has_waybill
+    }
+
+    /// Nothing more will happen to it.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Cancelled)
+    }
+}
+
+impl std::fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -2,7 +2,7 @@
 //! refused at the edge instead of becoming a "not found" deep inside.
 
 use super::FieldError;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 macro_rules! positive_id {
@@ -127,4 +127,134 @@ mod tests {
             assert!(s.parse::<ProductId>().is_err(), "{s:?} parsed");
         }
     }
+}
+
+/// An order id: 19 decimal digits, a 13-digit sequence number followed by the last
+/// six digits of the buyer's id (DESIGN.md, failure mode 9).
+///
+/// The suffix makes the id self-routing: it names the buyer's shard, so "order by
+/// id" touches one shard without a lookup table. It fits an `i64` (the largest is
+/// below 2^63), but exceeds 2^53, so JSON carries it as a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OrderId(i64);
+
+impl OrderId {
+    /// The smallest 13-digit number: every id has exactly 19 digits.
+    pub const FIRST_SEQUENCE: i64 = 1_000_000_000_000;
+    /// The largest sequence whose id still fits an `i64`.
+    pub const LAST_SEQUENCE: i64 = (i64::MAX - 999_999) / 1_000_000;
+    const SUFFIX_SPACE: i64 = UserId::SUFFIX_SPACE;
+
+    pub fn new(sequence: i64, buyer: UserId) -> Self {
+        assert!((Self::FIRST_SEQUENCE..=Self::LAST_SEQUENCE).contains(&sequence), "order sequence {sequence} out of range");
+        Self(sequence * Self::SUFFIX_SPACE + i64::from(buyer.shard_suffix()))
+    }
+
+    /// Parses the 19-digit text form. Anything else (signs, spaces, other lengths) is refused.
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        let invalid = || FieldError::new(field, "must be an order id: 19 digits");
+        if raw.len() != 19 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid());
+        }
+        let value: i64 = raw.parse().map_err(|_| invalid())?;
+        if value / Self::SUFFIX_SPACE < Self::FIRST_SEQUENCE {
+            return Err(invalid());
+        }
+        Ok(Self(value))
+    }
+
+    pub fn from_stored(raw: i64) -> Self {
+        debug_assert!(raw / Self::SUFFIX_SPACE >= Self::FIRST_SEQUENCE, "stored order id {raw} is not 19 digits");
+        Self(raw)
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+
+    pub fn sequence(self) -> i64 {
+        self.0 / Self::SUFFIX_SPACE
+    }
+
+    /// The last six digits: the buyer's shard suffix.
+    pub fn suffix(self) -> u32 {
+        (self.0 % Self::SUFFIX_SPACE) as u32
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:019}", self.0)
+    }
+}
+
+impl Serialize for OrderId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for OrderId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        OrderId::parse("order_id", &text).map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+#[cfg(test)]
+mod order_id_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn buyer() -> impl Strategy<Value = UserId> {
+        (1i64..1_000_000_000).prop_map(UserId::from_sequence)
+    }
+
+    fn sequence() -> impl Strategy<Value = i64> {
+        OrderId::FIRST_SEQUENCE..=OrderId::LAST_SEQUENCE
+    }
+
+    proptest! {
+        #[test]
+        fn every_id_has_19_digits_and_round_trips_through_text(seq in sequence(), buyer in buyer()) {
+            let id = OrderId::new(seq, buyer);
+            let text = id.to_string();
+            prop_assert_eq!(text.len(), 19);
+            prop_assert_eq!(OrderId::parse("id", &text).unwrap(), id);
+            let json = serde_json::to_string(&id).unwrap();
+            prop_assert_eq!(json.clone(), format!("\"{text}\""));
+            prop_assert_eq!(serde_json::from_str::<OrderId>(&json).unwrap(), id);
+        }
+
+        #[test]
+        fn the_suffix_and_sequence_are_recovered_from_any_id(seq in sequence(), buyer in buyer()) {
+            let id = OrderId::new(seq, buyer);
+            prop_assert_eq!(id.sequence(), seq);
+            prop_assert_eq!(id.suffix(), buyer.shard_suffix());
+        }
+
+        #[test]
+        fn distinct_sequences_give_distinct_ids_for_one_buyer(a in sequence(), b in sequence(), buyer in buyer()) {
+            prop_assume!(a != b);
+            prop_assert_ne!(OrderId::new(a, buyer), OrderId::new(b, buyer));
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics_and_only_19_digits_parse(raw in "\\PC{0,25}") {
+            if let Ok(id) = OrderId::parse("id", &raw) {
+                prop_assert_eq!(id.to_string(), raw);
+            }
+        }
+
+    }
+
+    #[test]
+    fn malformed_ids_are_refused() {
+        for raw in ["", "123", "-100000000000000000", "0000000000000000001", "12345678901234567890", "1234567890123456789 ", "99999999999999999999"] {
+            assert!(OrderId::parse("id", raw).is_err(), "{raw:?} parsed");
+        }
+        assert!(OrderId::parse("id", "9223372036854775807").is_ok());
+        assert!(OrderId::parse("id", "9223372036854775808").is_err());
+    }
+
 }

@@ -42,6 +42,35 @@ impl InventoryMode {
     }
 }
 
+/// What became of the stock one order took of one product (a `stock_takes` row).
+/// Stored as text; `available + reserved + sold` stays equal to stock received
+/// through every move between these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TakeState {
+    /// Counted in `reserved` until the order is paid or its hold lapses.
+    Held,
+    /// Counted in `sold`.
+    Sold,
+    /// Given back to `available`.
+    Released,
+}
+
+impl TakeState {
+    pub const ALL: [TakeState; 3] = [Self::Held, Self::Sold, Self::Released];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Held => "held",
+            Self::Sold => "sold",
+            Self::Released => "released",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == raw)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +81,13 @@ mod tests {
             assert_eq!(InventoryMode::parse("m", mode.as_str()).unwrap(), mode);
         }
         assert!(InventoryMode::parse("m", "RESERVE").is_err());
+    }
+
+    #[test]
+    fn every_take_state_round_trips_through_its_name() {
+        for state in TakeState::ALL {
+            assert_eq!(TakeState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(TakeState::parse("HELD"), None);
     }
 }

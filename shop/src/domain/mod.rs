@@ -9,8 +9,8 @@ mod quantity;
 mod role;
 mod text;
 
-pub use ids::{ProductId, UserId};
-pub use inventory::InventoryMode;
+pub use ids::{OrderId, ProductId, UserId};
+pub use inventory::{InventoryMode, TakeState};
 pub use money::Money;
 pub use quantity::{Quantity, StockLevel};
 pub use role::Role;

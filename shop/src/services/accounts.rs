@@ -11,9 +11,9 @@ use crate::clock::now_ms;
 use crate::db::{Db, dialect};
 use crate::domain::{Email, Password, PersonName, Role, UserId};
 use crate::error::{ShopError, ShopResult};
+pub use crate::secrets::SessionToken;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use std::sync::{Arc, OnceLock};
@@ -26,42 +26,6 @@ pub struct NewAccount {
     pub password: Password,
     pub name: PersonName,
     pub role: Role,
-}
-
-/// A session secret, handed to the client exactly once. Not `Serialize` and its
-/// `Debug` hides it, so it cannot leak into logs by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SessionToken(String);
-
-impl SessionToken {
-    const BYTES: usize = 32;
-
-    pub fn generate() -> ShopResult<Self> {
-        let mut bytes = [0u8; Self::BYTES];
-        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a session token: {e}"))?;
-        Ok(Self(hex::encode(bytes)))
-    }
-
-    /// Accepts only strings of the exact shape we issue, so garbage from a cookie or
-    /// header is refused before it reaches the database.
-    pub fn parse(raw: &str) -> Option<Self> {
-        let well_formed = raw.len() == Self::BYTES * 2 && raw.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-        well_formed.then(|| Self(raw.to_owned()))
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub(crate) fn sha256(&self) -> String {
-        hex::encode(Sha256::digest(self.0.as_bytes()))
-    }
-}
-
-impl std::fmt::Debug for SessionToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SessionToken(***)")
-    }
 }
 
 /// Sign-in throttling policy. The first [`FREE_SIGN_IN_FAILURES`] failures cost

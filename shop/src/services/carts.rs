@@ -7,7 +7,7 @@ use crate::clock::now_ms;
 use crate::db::Db;
 use crate::domain::{FieldError, ProductId};
 use crate::error::{ShopError, ShopResult};
-use crate::services::accounts::SessionToken;
+use crate::secrets::CartToken;
 use sqlx::{Any, Row, Transaction};
 
 /// Whose cart a request is about.
@@ -15,7 +15,7 @@ use sqlx::{Any, Row, Transaction};
 pub enum CartOwner {
     User(User),
     /// A guest with a server-side cart (its token, as issued).
-    Guest(SessionToken),
+    Guest(CartToken),
 }
 
 impl CartOwner {
@@ -27,7 +27,7 @@ impl CartOwner {
     }
 }
 
-fn guest_key(token: &SessionToken) -> String {
+fn guest_key(token: &CartToken) -> String {
     format!("guest:{}", token.sha256())
 }
 
@@ -60,8 +60,8 @@ impl Carts {
     }
 
     /// A new, empty guest cart, and the token that names it.
-    pub async fn open_guest_cart(&self) -> ShopResult<SessionToken> {
-        let token = SessionToken::generate()?;
+    pub async fn open_guest_cart(&self) -> ShopResult<CartToken> {
+        let token = CartToken::generate()?;
         let now = now_ms();
         sqlx::query("INSERT INTO guest_carts (token_sha256, created_at_ms, last_used_at_ms) VALUES ($1, $2, $2)")
             .bind(token.sha256())
@@ -72,7 +72,7 @@ impl Carts {
     }
 
     /// Whether a guest cart exists (and is not expired), touching it if so.
-    pub async fn guest_cart_exists(&self, token: &SessionToken) -> ShopResult<bool> {
+    pub async fn guest_cart_exists(&self, token: &CartToken) -> ShopResult<bool> {
         let now = now_ms();
         let touched = sqlx::query("UPDATE guest_carts SET last_used_at_ms = $1 WHERE token_sha256 = $2 AND last_used_at_ms > $3")
             .bind(now)
@@ -156,7 +156,7 @@ impl Carts {
     /// the account's cart, once per `merge_id`. The merge-id row is inserted first,
     /// in the same transaction as the cart's new lines: a concurrent merge with the
     /// same id waits for it, then finds the id taken and changes nothing.
-    pub async fn merge(&self, user: &User, merge_id: &str, browser_lines: &[CartLine], guest: Option<&SessionToken>) -> ShopResult<(Vec<CartLine>, MergeReport)> {
+    pub async fn merge(&self, user: &User, merge_id: &str, browser_lines: &[CartLine], guest: Option<&CartToken>) -> ShopResult<(Vec<CartLine>, MergeReport)> {
         let owner = CartOwner::User(user.clone());
         let mut tx = self.db.begin_write().await?;
         // One merge at a time per account, whatever their ids: a no-op UPDATE takes
@@ -215,7 +215,7 @@ impl Carts {
     /// Merges a server-side guest cart into the account that just signed in. The
     /// merge id derives from the cart's token, so signing in twice with the same
     /// cookie cannot apply it twice.
-    pub async fn merge_guest_cart(&self, user: &User, token: &SessionToken) -> ShopResult<(Vec<CartLine>, MergeReport)> {
+    pub async fn merge_guest_cart(&self, user: &User, token: &CartToken) -> ShopResult<(Vec<CartLine>, MergeReport)> {
         let merge_id = format!("server-cart:{}", &token.sha256()[..32]);
         self.merge(user, &merge_id, &[], Some(token)).await
     }

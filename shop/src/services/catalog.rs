@@ -204,28 +204,6 @@ impl Catalog {
     }
 }
 
-impl Catalog {
-    /// A product as it was sold, by its content digest.
-    pub async fn snapshot(&self, digest: &str) -> ShopResult<crate::snapshot::Snapshot> {
-        if !crate::snapshot::is_digest(digest) {
-            return Err(ShopError::NotFound("snapshot"));
-        }
-        let row = sqlx::query("SELECT digest, product_id, title, description, price_cents, created_at_ms FROM snapshots WHERE digest = $1")
-            .bind(digest)
-            .fetch_optional(self.db.pool())
-            .await?
-            .ok_or(ShopError::NotFound("snapshot"))?;
-        Ok(crate::snapshot::Snapshot {
-            digest: row.try_get("digest")?,
-            product_id: row.try_get("product_id")?,
-            title: row.try_get("title")?,
-            description: row.try_get("description")?,
-            price_cents: row.try_get("price_cents")?,
-            created_at: crate::clock::rfc3339(row.try_get("created_at_ms")?),
-        })
-    }
-}
-
 /// Seller-only operations refuse buyers and admins outright (403).
 pub(crate) fn require_seller(user: &User) -> ShopResult<()> {
     match user.role {

@@ -1,37 +1,62 @@
-//! The persistent job queue in the main database, and its handlers.
+//! The persistent job queue in the main database.
 //!
 //! Work that must happen but must not slow or fail a purchase (writing a product
-//! snapshot) is enqueued in the same transaction as the order's stock take, and
-//! done later by a worker. Jobs survive restarts, retry with exponential backoff,
+//! snapshot, updating the seller index) is enqueued in the same transaction as
+//! what it follows from, and done later by a worker. Each kind of job is
+//! registered by the service that owns it ([`JobKind`]). Jobs survive restarts, retry with exponential backoff,
 //! run at least once, and their handlers are idempotent.
 
 use crate::clock::now_ms;
 use crate::db::Db;
 use crate::error::ShopResult;
-use serde::{Deserialize, Serialize};
 use sqlx::{Any, Row, Transaction};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
-/// How long a claimed job is its worker's before another may retry it: the
-/// longest a crashed worker delays the job. A seller-index event is one upsert,
-/// so it gets a short lease and the index does not trail by a minute after a crash.
-fn lease_ms(kind: &str) -> i64 {
-    match kind {
-        crate::services::seller_index::JOB_KIND => 5_000,
-        _ => 60_000,
-    }
-}
 /// After this many failed attempts a job is marked failed and left for a person.
 pub const MAX_ATTEMPTS: i64 = 12;
 const MAX_BACKOFF_MS: i64 = 10 * 60 * 1000;
 
-/// The content of a product captured when it was ordered: what its snapshot holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SnapshotJob {
-    pub digest: String,
-    pub product_id: i64,
-    pub title: String,
-    pub description: String,
-    pub price_cents: i64,
+type HandlerFuture = Pin<Box<dyn Future<Output = ShopResult<()>> + Send>>;
+type Handler = Arc<dyn Fn(String) -> HandlerFuture + Send + Sync>;
+
+/// One kind of job: its name (the `jobs.kind` column), how long a claim on one
+/// holds (the longest a crashed worker delays it), and what running one means.
+/// The services that own a kind build it; the queue knows none of them.
+#[derive(Clone)]
+pub struct JobKind {
+    name: &'static str,
+    lease_ms: i64,
+    handler: Handler,
+}
+
+impl JobKind {
+    pub fn new<F, Fut>(name: &'static str, lease_ms: i64, handler: F) -> Self
+    where
+        F: Fn(String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ShopResult<()>> + Send + 'static,
+    {
+        Self { name, lease_ms, handler: Arc::new(move |payload| Box::pin(handler(payload))) }
+    }
+}
+
+impl fmt::Debug for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobKind").field("name", &self.name).field("lease_ms", &self.lease_ms).finish()
+    }
+}
+
+/// A job not yet in the queue: its kind, its key (a second copy of a key is a
+/// no-op), its payload, and when what it follows from happened (its age, which
+/// lag gauges read). It is due at once.
+pub struct NewJob<'a> {
+    pub kind: &'static str,
+    pub key: String,
+    pub payload: &'a str,
+    pub since_ms: i64,
 }
 
 /// What one pass of the runner did.
@@ -45,6 +70,7 @@ pub struct RunStats {
 #[derive(Clone, Debug)]
 pub struct Jobs {
     db: Db,
+    kinds: Arc<BTreeMap<&'static str, JobKind>>,
 }
 
 /// The wait before attempt `attempts + 1`: 1 s, 2 s, 4 s ... capped at 10 minutes.
@@ -53,22 +79,26 @@ pub fn backoff_ms(attempts: i64) -> i64 {
 }
 
 impl Jobs {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, kinds: Vec<JobKind>) -> Self {
+        Self { db, kinds: Arc::new(kinds.into_iter().map(|kind| (kind.name, kind)).collect()) }
     }
 
-    /// Enqueues a snapshot job in the caller's transaction. A job with the same
-    /// digest already queued (or done) makes this a no-op.
-    pub async fn enqueue_snapshot(tx: &mut Transaction<'static, Any>, job: &SnapshotJob) -> ShopResult<()> {
-        sqlx::query(
-            "INSERT INTO jobs (key, kind, payload, state, run_at_ms, created_at_ms) VALUES ($1, 'snapshot', $2, 'queued', $3, $3) \
-             ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(format!("snapshot:{}", job.digest))
-        .bind(serde_json::to_string(job).map_err(anyhow::Error::from)?)
-        .bind(now_ms())
-        .execute(&mut **tx)
-        .await?;
+    /// Enqueues jobs in the caller's transaction, so they exist exactly when what
+    /// they follow from commits. A key already queued (or done) is skipped.
+    pub async fn enqueue_in(tx: &mut Transaction<'static, Any>, jobs: &[NewJob<'_>]) -> ShopResult<()> {
+        let now = now_ms();
+        for chunk in jobs.chunks(100) {
+            let values = (0..chunk.len())
+                .map(|i| format!("(${}, ${}, ${}, 'queued', ${}, ${})", 5 * i + 1, 5 * i + 2, 5 * i + 3, 5 * i + 4, 5 * i + 5))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("INSERT INTO jobs (key, kind, payload, state, run_at_ms, created_at_ms) VALUES {values} ON CONFLICT (key) DO NOTHING");
+            let mut query = sqlx::query(&sql);
+            for job in chunk {
+                query = query.bind(job.key.as_str()).bind(job.kind).bind(job.payload).bind(now).bind(job.since_ms);
+            }
+            query.execute(&mut **tx).await?;
+        }
         Ok(())
     }
 
@@ -91,7 +121,7 @@ impl Jobs {
                 "UPDATE jobs SET locked_until_ms = $1, attempts = attempts + 1 WHERE key = $2 AND state = 'queued' \
                  AND (locked_until_ms IS NULL OR locked_until_ms <= $3)",
             )
-            .bind(now + lease_ms(&kind))
+            .bind(now + self.lease_ms(&kind))
             .bind(&key)
             .bind(now)
             .execute(self.db.pool())
@@ -100,7 +130,7 @@ impl Jobs {
                 continue; // another runner has it
             }
             let attempts: i64 = job.try_get::<i64, _>("attempts")? + 1;
-            let outcome = self.handle(&kind, &job.try_get::<String, _>("payload")?).await;
+            let outcome = self.handle(&kind, job.try_get::<String, _>("payload")?).await;
             match outcome {
                 Ok(()) => {
                     sqlx::query("UPDATE jobs SET state = 'done', locked_until_ms = NULL, finished_at_ms = $1, last_error = NULL WHERE key = $2")
@@ -129,18 +159,15 @@ impl Jobs {
         Ok(stats)
     }
 
-    async fn handle(&self, kind: &str, payload: &str) -> ShopResult<()> {
-        match kind {
-            "snapshot" => {
-                let job: SnapshotJob = serde_json::from_str(payload).map_err(anyhow::Error::from)?;
-                write_snapshot(&self.db, &job).await
-            }
-            crate::services::seller_index::JOB_KIND => {
-                let summary: crate::orders::SellerOrder = serde_json::from_str(payload).map_err(anyhow::Error::from)?;
-                crate::services::seller_index::apply_summary(&self.db, &summary).await.map(drop)
-            }
-            other => Err(anyhow::anyhow!("no handler for jobs of kind {other}").into()),
+    async fn handle(&self, kind: &str, payload: String) -> ShopResult<()> {
+        match self.kinds.get(kind) {
+            Some(kind) => (kind.handler)(payload).await,
+            None => Err(anyhow::anyhow!("no handler for jobs of kind {kind}").into()),
         }
+    }
+
+    fn lease_ms(&self, kind: &str) -> i64 {
+        self.kinds.get(kind).map_or(60_000, |kind| kind.lease_ms)
     }
 
     /// Deletes `kind`'s finished jobs that finished before `before_ms`. Only for
@@ -160,27 +187,6 @@ impl Jobs {
     pub async fn count(&self, state: &str) -> ShopResult<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = $1").bind(state).fetch_one(self.db.pool()).await?)
     }
-}
-
-/// Idempotent: the digest is the key, and a second write of it changes nothing.
-async fn write_snapshot(db: &Db, job: &SnapshotJob) -> ShopResult<()> {
-    let digest = crate::snapshot::digest(&job.title, &job.description, job.price_cents);
-    if digest != job.digest {
-        return Err(anyhow::anyhow!("snapshot job content does not match its digest {}", job.digest).into());
-    }
-    sqlx::query(
-        "INSERT INTO snapshots (digest, product_id, title, description, price_cents, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (digest) DO NOTHING",
-    )
-    .bind(&job.digest)
-    .bind(job.product_id)
-    .bind(&job.title)
-    .bind(&job.description)
-    .bind(job.price_cents)
-    .bind(now_ms())
-    .execute(db.pool())
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

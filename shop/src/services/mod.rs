@@ -1,21 +1,40 @@
 //! The services both doors call: the JSON API handlers and the pages' server
 //! functions hold no rules of their own, they parse input and call these.
 
+//! One room per mechanism (DESIGN.md's nine):
+//! 1. duplicate orders — `checkout` (one-time tokens), `order_ids`, `idempotency`
+//! 2. snapshots — `snapshots`
+//! 3. guest carts — `carts`
+//! 4. overselling — `stock`
+//! 5. waybill ABA — `shipping`
+//! 6. balances and the ledger — `ledger`, `payments`
+//! 7. replica lag — `crate::db`
+//! 8. hot and cold orders — the archive (not yet built)
+//! 9. sharding — `shards`, `orders`, `order_rows`, `seller_index`
+//!
+//! Below them: `jobs` (the queue, which knows no job's meaning), `accounts`, `catalog`.
+
 pub mod accounts;
 pub mod carts;
 pub mod catalog;
+pub mod checkout;
 pub mod idempotency;
 pub mod jobs;
 pub mod ledger;
+pub mod order_ids;
+pub(crate) mod order_rows;
+pub mod orders;
 pub mod payments;
 pub mod seller_index;
+pub mod shards;
 pub mod shipping;
-pub mod order_ids;
-pub mod orders;
+pub mod snapshots;
+pub mod stock;
 
 use crate::db::{DatabaseConfig, Databases};
 pub use accounts::Accounts;
 pub use catalog::Catalog;
+pub use checkout::Checkouts;
 pub use orders::Orders;
 
 /// Everything a request handler needs, cheap to clone (pools are reference-counted).
@@ -24,7 +43,10 @@ pub struct Shop {
     pub databases: Databases,
     pub accounts: Accounts,
     pub catalog: Catalog,
+    pub checkouts: Checkouts,
     pub orders: Orders,
+    pub stock: stock::Stock,
+    pub snapshots: snapshots::Snapshots,
     pub jobs: jobs::Jobs,
     pub idempotency: idempotency::Idempotency,
     pub carts: carts::Carts,
@@ -59,20 +81,28 @@ impl Shop {
     /// Connects to and migrates every database, then wires the services.
     pub async fn open(config: &DatabaseConfig, settings: &ShopSettings) -> anyhow::Result<Self> {
         let databases = Databases::connect_and_migrate(config).await?;
-        let catalog = Catalog::new(databases.main.clone());
-        let ids = std::sync::Arc::new(order_ids::OrderIdAllocator::new(databases.main.clone(), settings.order_id_block));
-        let orders = Orders::new(databases.main.clone(), databases.shards.clone(), catalog.clone(), ids, settings.hold_ttl_ms);
+        let main = databases.main.clone();
+        let shards = shards::Shards::open(&main, databases.shards.clone()).await?;
+        let catalog = Catalog::new(main.clone());
+        let ids = std::sync::Arc::new(order_ids::OrderIdAllocator::new(main.clone(), settings.order_id_block));
+        let checkouts = Checkouts::new(shards.clone(), catalog.clone(), ids);
+        let orders = Orders::new(main.clone(), shards.clone(), checkouts.clone(), settings.hold_ttl_ms);
+        let snapshots = snapshots::Snapshots::new(main.clone());
+        let seller_index = seller_index::SellerIndex::new(main.clone(), shards.clone());
         Ok(Self {
-            accounts: Accounts::new(databases.main.clone()),
-            ledger: ledger::Ledger::new(databases.main.clone()),
-            payments: payments::Payments::new(databases.main.clone(), orders.clone()),
+            accounts: Accounts::new(main.clone()),
+            ledger: ledger::Ledger::new(main.clone()),
+            payments: payments::Payments::new(main.clone(), orders.clone()),
             shipping: shipping::Shipping::new(orders.clone()),
-            seller_index: seller_index::SellerIndex::new(databases.main.clone(), orders.clone()),
+            stock: stock::Stock::new(main.clone(), shards),
+            jobs: jobs::Jobs::new(main.clone(), vec![snapshots.job_kind(), seller_index.job_kind()]),
+            seller_index,
+            snapshots,
             orders,
+            checkouts,
             catalog,
-            jobs: jobs::Jobs::new(databases.main.clone()),
-            idempotency: idempotency::Idempotency::new(databases.main.clone()),
-            carts: carts::Carts::new(databases.main.clone(), settings.guest_cart_ttl_ms),
+            idempotency: idempotency::Idempotency::new(main.clone()),
+            carts: carts::Carts::new(main, settings.guest_cart_ttl_ms),
             databases,
         })
     }

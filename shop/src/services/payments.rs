@@ -22,10 +22,12 @@ use crate::accounts::User;
 use crate::clock::now_ms;
 use crate::db::Db;
 use crate::domain::Money;
-use crate::error::{ShopError, ShopResult};
+use crate::error::{RefusingState, ShopError, ShopResult};
 use crate::faults::crash_point;
 use crate::orders::{Order, OrderId, OrderStatus};
+use crate::ledger::PaymentState;
 use crate::services::Orders;
+use crate::services::stock;
 use crate::services::ledger::{ESCROW, Transfer, TransferKind, ensure_wallet, transfer_in, wallet_of};
 use sqlx::{Any, Transaction};
 
@@ -44,10 +46,11 @@ impl Payments {
     /// and moves nothing.
     pub async fn pay(&self, buyer: &User, id: OrderId) -> ShopResult<Order> {
         let order = self.orders.get(buyer, id).await?;
-        match order.status {
-            OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed => return Ok(order),
-            OrderStatus::Cancelled => return Err(ShopError::InvalidTransition { status: "cancelled" }),
-            OrderStatus::PendingPayment => {}
+        if order.status.is_paid() {
+            return Ok(order);
+        }
+        if !order.status.awaits_payment() {
+            return Err(ShopError::order_is(order.status));
         }
         self.charge(&order).await?;
         crash_point("pay:charged");
@@ -65,19 +68,20 @@ impl Payments {
         let mut tx = self.main.begin_write().await?;
         let first = sqlx::query(
             "INSERT INTO payments (order_id, buyer_id, seller_id, amount_cents, state, created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, $3, $4, 'charged', $5, $5) ON CONFLICT (order_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (order_id) DO NOTHING",
         )
         .bind(order.id.get())
         .bind(order.buyer_id.get())
         .bind(seller_of(order))
         .bind(order.total_cents)
+        .bind(PaymentState::Charged.as_str())
         .bind(now)
         .execute(&mut *tx)
         .await?;
         if first.rows_affected() == 0 {
             return Ok(()); // charged before (a retry, another tab): go on to the next step
         }
-        settle_stock(&mut tx, order).await?;
+        stock::settle_for_payment_in(&mut tx, order).await?;
         ensure_wallet(&mut tx, order.buyer_id).await?;
         let buyer_wallet = wallet_of(order.buyer_id);
         let transfer = Transfer {
@@ -98,18 +102,16 @@ impl Payments {
     /// the order was cancelled in between (its hold lapsed), give everything back.
     async fn finish_charge(&self, order: &Order) -> ShopResult<()> {
         let status = self.orders.transition(order.id, OrderStatus::PendingPayment, OrderStatus::Paid).await?;
-        match status {
-            OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed => {
-                crash_point("pay:marked_paid");
-                self.advance(order.id, "charged", "paid").await?;
-                Ok(())
-            }
-            OrderStatus::Cancelled => {
-                self.give_back(order, "charged", "voided").await?;
-                Err(ShopError::InvalidTransition { status: "cancelled" })
-            }
-            OrderStatus::PendingPayment => Err(anyhow::anyhow!("order {} stayed unpaid after being marked paid", order.id).into()),
+        if status.is_paid() {
+            crash_point("pay:marked_paid");
+            self.advance(order.id, PaymentState::Charged, PaymentState::Paid).await?;
+            return Ok(());
         }
+        if status.awaits_payment() {
+            return Err(anyhow::anyhow!("order {} stayed unpaid after being marked paid", order.id).into());
+        }
+        self.give_back(order, PaymentState::Charged, PaymentState::Voided).await?;
+        Err(ShopError::order_is(status))
     }
 
     /// The buyer's cancel: an unpaid order is cancelled and its stock released; a
@@ -131,9 +133,9 @@ impl Payments {
             return Ok(order);
         }
         if order.status != OrderStatus::Paid {
-            return Err(ShopError::InvalidTransition { status: order.status.as_str() });
+            return Err(ShopError::order_is(order.status));
         }
-        if !self.request(id, "refund_requested", "refunded", "not refundable").await? {
+        if !self.request(id, PaymentState::RefundRequested, PaymentState::Refunded).await? {
             return self.orders.get(buyer, id).await;
         }
         crash_point("refund:requested");
@@ -149,14 +151,14 @@ impl Payments {
             }
             other => {
                 // Shipped meanwhile: the cancel loses, the payment stands.
-                self.advance(order.id, "refund_requested", "paid").await?;
-                Err(ShopError::InvalidTransition { status: other.as_str() })
+                self.advance(order.id, PaymentState::RefundRequested, PaymentState::Paid).await?;
+                Err(ShopError::order_is(other))
             }
         }
     }
 
     async fn finish_refund(&self, order: &Order) -> ShopResult<()> {
-        self.give_back(order, "refund_requested", "refunded").await
+        self.give_back(order, PaymentState::RefundRequested, PaymentState::Refunded).await
     }
 
     /// The buyer confirms receipt of a shipped order: escrow → seller.
@@ -168,9 +170,9 @@ impl Payments {
                 return Ok(order);
             }
             OrderStatus::Shipped => {}
-            other => return Err(ShopError::InvalidTransition { status: other.as_str() }),
+            other => return Err(ShopError::order_is(other)),
         }
-        if !self.request(id, "release_requested", "released", "not releasable").await? {
+        if !self.request(id, PaymentState::ReleaseRequested, PaymentState::Released).await? {
             return self.orders.get(buyer, id).await;
         }
         crash_point("release:requested");
@@ -185,8 +187,8 @@ impl Payments {
                 self.finish_release(order).await
             }
             other => {
-                self.advance(order.id, "release_requested", "paid").await?;
-                Err(ShopError::InvalidTransition { status: other.as_str() })
+                self.advance(order.id, PaymentState::ReleaseRequested, PaymentState::Paid).await?;
+                Err(ShopError::order_is(other))
             }
         }
     }
@@ -196,7 +198,7 @@ impl Payments {
         let seller_wallet = wallet_of(seller);
         let mut tx = self.main.begin_write().await?;
         // The state change is the gate: money moves only with it, in one transaction.
-        if !advance_in(&mut tx, order.id, "release_requested", "released").await? {
+        if !advance_in(&mut tx, order.id, PaymentState::ReleaseRequested, PaymentState::Released).await? {
             return Ok(());
         }
         ensure_wallet(&mut tx, seller).await?;
@@ -216,14 +218,14 @@ impl Payments {
     /// Stock back on sale and escrow → buyer, in one `main` transaction; the
     /// payment moves from `from` to `to`. Idempotent: the refund transfer's id is
     /// the order's, and releasing a released take does nothing.
-    async fn give_back(&self, order: &Order, from: &str, to: &str) -> ShopResult<()> {
+    async fn give_back(&self, order: &Order, from: PaymentState, to: PaymentState) -> ShopResult<()> {
         let buyer_wallet = wallet_of(order.buyer_id);
         let mut tx = self.main.begin_write().await?;
         // The state change is the gate: money and stock move only with it.
         if !advance_in(&mut tx, order.id, from, to).await? {
             return Ok(());
         }
-        self.orders.release_stock_in(&mut tx, order.id).await?;
+        stock::release_in(&mut tx, order.id).await?;
         ensure_wallet(&mut tx, order.buyer_id).await?;
         let transfer = Transfer {
             id: format!("refund:{}", order.id),
@@ -241,21 +243,22 @@ impl Payments {
     /// Step 1 of a refund or a release: moves a paid payment to `requested`.
     /// `Ok(true)`: go on (this call moved it, or another request is driving it and
     /// this one helps); `Ok(false)`: it already reached `done`.
-    async fn request(&self, id: OrderId, requested: &str, done: &str, refusal: &'static str) -> ShopResult<bool> {
+    async fn request(&self, id: OrderId, requested: PaymentState, done: PaymentState) -> ShopResult<bool> {
         // The shard says paid or shipped: a payment record still `charged` (its
         // request still finishing, or interrupted) is closed first.
-        self.advance(id, "charged", "paid").await?;
-        if self.advance(id, "paid", requested).await? {
+        self.advance(id, PaymentState::Charged, PaymentState::Paid).await?;
+        if self.advance(id, PaymentState::Paid, requested).await? {
             return Ok(true);
         }
         match self.state_of(id).await? {
             Some(state) if state == requested => Ok(true),
             Some(state) if state == done => Ok(false),
-            _ => Err(ShopError::InvalidTransition { status: refusal }),
+            Some(state) => Err(ShopError::InvalidTransition { state: RefusingState::Payment(state) }),
+            None => Err(anyhow::anyhow!("order {id} is paid on its shard but has no payment record").into()),
         }
     }
 
-    async fn advance(&self, id: OrderId, from: &str, to: &str) -> ShopResult<bool> {
+    async fn advance(&self, id: OrderId, from: PaymentState, to: PaymentState) -> ShopResult<bool> {
         let mut tx = self.main.begin_write().await?;
         let moved = advance_in(&mut tx, id, from, to).await?;
         tx.commit().await?;
@@ -266,10 +269,13 @@ impl Payments {
     /// intermediate state since before `stale_before_ms` to its end. Returns how
     /// many it handled. Safe beside live requests: every step is idempotent.
     pub async fn recover(&self, stale_before_ms: i64, batch: i64) -> ShopResult<u64> {
+        let [charged, refund, release] = PaymentState::UNFINISHED.map(PaymentState::as_str);
         let stuck: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT order_id, state FROM payments WHERE state IN ('charged', 'refund_requested', 'release_requested') \
-             AND updated_at_ms <= $1 ORDER BY updated_at_ms LIMIT $2",
+            "SELECT order_id, state FROM payments WHERE state IN ($1, $2, $3) AND updated_at_ms <= $4 ORDER BY updated_at_ms LIMIT $5",
         )
+        .bind(charged)
+        .bind(refund)
+        .bind(release)
         .bind(stale_before_ms)
         .bind(batch)
         .fetch_all(self.main.pool())
@@ -281,9 +287,9 @@ impl Payments {
                 tracing::error!(order_id = %id, "a payment names an order that does not exist");
                 continue;
             };
-            let result = match state.as_str() {
-                "charged" => self.finish_charge(&order).await,
-                "refund_requested" => match order.status {
+            let result = match PaymentState::parse(&state) {
+                Some(PaymentState::Charged) => self.finish_charge(&order).await,
+                Some(PaymentState::RefundRequested) => match order.status {
                     OrderStatus::Cancelled => self.finish_refund(&order).await,
                     _ => self.drive_refund(&order).await,
                 },
@@ -304,8 +310,9 @@ impl Payments {
     }
 
     /// The payment state of an order, if it has one (for tests and the admin).
-    pub async fn state_of(&self, id: OrderId) -> ShopResult<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT state FROM payments WHERE order_id = $1").bind(id.get()).fetch_optional(self.main.pool()).await?)
+    pub async fn state_of(&self, id: OrderId) -> ShopResult<Option<PaymentState>> {
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM payments WHERE order_id = $1").bind(id.get()).fetch_optional(self.main.pool()).await?;
+        state.map(|raw| PaymentState::parse(&raw).ok_or_else(|| anyhow::anyhow!("stored payment has an unknown state {raw:?}").into())).transpose()
     }
 }
 
@@ -315,80 +322,13 @@ fn seller_of(order: &Order) -> i64 {
 
 /// Moves the payment record from `from` to `to`; a record already past `from`
 /// (a retry) is left alone. Returns whether it moved.
-async fn advance_in(tx: &mut Transaction<'static, Any>, id: OrderId, from: &str, to: &str) -> ShopResult<bool> {
+async fn advance_in(tx: &mut Transaction<'static, Any>, id: OrderId, from: PaymentState, to: PaymentState) -> ShopResult<bool> {
     let moved = sqlx::query("UPDATE payments SET state = $1, updated_at_ms = $2 WHERE order_id = $3 AND state = $4")
-        .bind(to)
+        .bind(to.as_str())
         .bind(now_ms())
         .bind(id.get())
-        .bind(from)
+        .bind(from.as_str())
         .execute(&mut **tx)
         .await?;
     Ok(moved.rows_affected() == 1)
-}
-
-/// Settles each line's stock for payment, whatever mode the product was ordered
-/// under, by what its stock take says (lines in product order, so concurrent
-/// payments lock stock rows in one order):
-/// - held (reserve): reserved → sold;
-/// - sold (taken at order time): nothing more;
-/// - released (the hold lapsed) or none (taken on payment): take it now from
-///   available, with one conditional UPDATE; if the stock is gone, the whole
-///   payment fails with `insufficient_stock` and nothing is moved.
-async fn settle_stock(tx: &mut Transaction<'static, Any>, order: &Order) -> ShopResult<()> {
-    let mut lines: Vec<_> = order.lines.iter().collect();
-    lines.sort_by_key(|l| l.product_id);
-    for line in lines {
-        let product = line.product_id.get();
-        let state: Option<String> = sqlx::query_scalar("SELECT state FROM stock_takes WHERE order_id = $1 AND product_id = $2")
-            .bind(order.id.get())
-            .bind(product)
-            .fetch_optional(&mut **tx)
-            .await?;
-        match state.as_deref() {
-            Some("held") => {
-                let confirmed = sqlx::query("UPDATE stock_takes SET state = 'sold', check_at_ms = NULL WHERE order_id = $1 AND product_id = $2 AND state = 'held'")
-                    .bind(order.id.get())
-                    .bind(product)
-                    .execute(&mut **tx)
-                    .await?;
-                if confirmed.rows_affected() == 1 {
-                    sqlx::query("UPDATE stock SET reserved = reserved - $1, sold = sold + $1 WHERE product_id = $2")
-                        .bind(line.quantity)
-                        .bind(product)
-                        .execute(&mut **tx)
-                        .await?;
-                }
-            }
-            Some("sold") => {
-                sqlx::query("UPDATE stock_takes SET check_at_ms = NULL WHERE order_id = $1 AND product_id = $2").bind(order.id.get()).bind(product).execute(&mut **tx).await?;
-            }
-            released_or_none => {
-                let taken = sqlx::query("UPDATE stock SET available = available - $1, sold = sold + $1 WHERE product_id = $2 AND available >= $1")
-                    .bind(line.quantity)
-                    .bind(product)
-                    .execute(&mut **tx)
-                    .await?;
-                if taken.rows_affected() == 0 {
-                    metrics::counter!("ninefold_oversell_refused_total").increment(1);
-                    return Err(ShopError::InsufficientStock { product_id: product });
-                }
-                if released_or_none.is_some() {
-                    sqlx::query("UPDATE stock_takes SET state = 'sold', check_at_ms = NULL WHERE order_id = $1 AND product_id = $2")
-                        .bind(order.id.get())
-                        .bind(product)
-                        .execute(&mut **tx)
-                        .await?;
-                } else {
-                    sqlx::query("INSERT INTO stock_takes (order_id, product_id, quantity, state, check_at_ms, created_at_ms) VALUES ($1, $2, $3, 'sold', NULL, $4)")
-                        .bind(order.id.get())
-                        .bind(product)
-                        .bind(line.quantity)
-                        .bind(now_ms())
-                        .execute(&mut **tx)
-                        .await?;
-                }
-            }
-        }
-    }
-    Ok(())
 }

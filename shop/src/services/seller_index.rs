@@ -5,7 +5,7 @@
 //! The path from a shard to the index:
 //! 1. Every write to an order bumps `orders.version` and, in the same shard
 //!    transaction, appends the order's summary at that version to `order_outbox`
-//!    ([`record_change`]). An order write cannot commit without its event.
+//!    ([`order_rows::record_change`]). An order write cannot commit without its event.
 //! 2. The relay ([`SellerIndex::relay`]) copies outbox rows into main's job queue
 //!    under the key `seller_index:<order>:<version>` (a second copy is a no-op),
 //!    and only then deletes them from the shard. A crash between the two sends
@@ -21,37 +21,23 @@ use crate::accounts::User;
 use crate::catalog::{Page, PageLimit};
 use crate::clock::now_ms;
 use crate::db::Db;
-use crate::error::{ShopError, ShopResult};
+use crate::error::ShopResult;
 use crate::faults::crash_point;
 use crate::orders::{OrderId, OrderStatus, SellerOrder};
-use crate::services::Orders;
 use crate::services::catalog::require_seller;
-use crate::services::orders::read_seller_order;
+use crate::services::jobs::{JobKind, Jobs, NewJob};
+use crate::services::order_rows;
+use crate::services::shards::Shards;
 use serde::Serialize;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 use std::collections::BTreeMap;
 
 /// The job kind the relay enqueues.
 pub const JOB_KIND: &str = "seller_index";
 
-/// Appends the order's summary, as this transaction leaves it, to the shard's
-/// outbox. Call it in every transaction that writes an order, after the write
-/// (which must have bumped `orders.version`).
-pub(crate) async fn record_change(tx: &mut Transaction<'static, Any>, id: OrderId) -> ShopResult<()> {
-    let summary = read_seller_order(tx, id).await?.ok_or(ShopError::NotFound("order"))?;
-    sqlx::query("INSERT INTO order_outbox (order_id, version, payload, created_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (order_id, version) DO NOTHING")
-        .bind(id.get())
-        .bind(summary.version)
-        .bind(serde_json::to_string(&summary).map_err(anyhow::Error::from)?)
-        .bind(now_ms())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 /// The job handler: keeps `summary` if it is newer than the copy held. Returns
 /// whether it changed the index.
-pub(crate) async fn apply_summary(main: &Db, summary: &SellerOrder) -> ShopResult<bool> {
+async fn apply_summary(main: &Db, summary: &SellerOrder) -> ShopResult<bool> {
     let applied = upsert(main, summary, Overwrite::OnlyNewer).await?;
     crash_point("seller_index.after_apply");
     Ok(applied)
@@ -133,7 +119,7 @@ pub enum DifferenceKind {
 #[derive(Clone, Debug)]
 pub struct SellerIndex {
     main: Db,
-    orders: Orders,
+    shards: Shards,
 }
 
 impl SellerIndex {
@@ -141,8 +127,22 @@ impl SellerIndex {
     /// Status counts above this show as "1000+".
     pub const COUNT_CAP: i64 = 1000;
 
-    pub fn new(main: Db, orders: Orders) -> Self {
-        Self { main, orders }
+    pub fn new(main: Db, shards: Shards) -> Self {
+        Self { main, shards }
+    }
+
+    /// The queue's handler for index events: keep the summary if it is newer.
+    pub fn job_kind(&self) -> JobKind {
+        let main = self.main.clone();
+        // A seller-index event is one upsert: a short lease, so a crashed worker
+        // delays the index by seconds, not a minute.
+        JobKind::new(JOB_KIND, 5_000, move |payload| {
+            let main = main.clone();
+            async move {
+                let summary: SellerOrder = serde_json::from_str(&payload).map_err(anyhow::Error::from)?;
+                apply_summary(&main, &summary).await.map(drop)
+            }
+        })
     }
 
     /// Moves up to `batch` outbox rows per shard into the job queue. Only each
@@ -150,7 +150,7 @@ impl SellerIndex {
     /// older ones anyway. Returns how many outbox rows it consumed.
     pub async fn relay(&self, batch: i64) -> ShopResult<u64> {
         let mut consumed = 0;
-        for shard in self.orders.shards() {
+        for shard in self.shards.all() {
             let rows = sqlx::query("SELECT order_id, version, payload, created_at_ms FROM order_outbox ORDER BY created_at_ms LIMIT $1")
                 .bind(batch)
                 .fetch_all(shard.pool())
@@ -187,20 +187,12 @@ impl SellerIndex {
     }
 
     async fn enqueue(&self, newest: &BTreeMap<i64, NewestEvent>) -> ShopResult<()> {
-        let now = now_ms();
+        let jobs = newest
+            .iter()
+            .map(|(order_id, event)| NewJob { kind: JOB_KIND, key: format!("{JOB_KIND}:{order_id}:{}", event.version), payload: &event.payload, since_ms: event.oldest_ms })
+            .collect::<Vec<_>>();
         let mut tx = self.main.begin_write().await?;
-        for chunk in newest.iter().collect::<Vec<_>>().chunks(100) {
-            let values = (0..chunk.len())
-                .map(|i| format!("(${}, '{JOB_KIND}', ${}, 'queued', ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!("INSERT INTO jobs (key, kind, payload, state, run_at_ms, created_at_ms) VALUES {values} ON CONFLICT (key) DO NOTHING");
-            let mut query = sqlx::query(&sql);
-            for (order_id, event) in chunk {
-                query = query.bind(format!("{JOB_KIND}:{order_id}:{}", event.version)).bind(event.payload.as_str()).bind(now).bind(event.oldest_ms);
-            }
-            query.execute(&mut *tx).await?;
-        }
+        Jobs::enqueue_in(&mut tx, &jobs).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -269,7 +261,7 @@ impl SellerIndex {
             }
             Ok(())
         };
-        for shard in self.orders.shards() {
+        for shard in self.shards.all() {
             add(&sqlx::query("SELECT COUNT(*), MIN(created_at_ms) FROM order_outbox").fetch_one(shard.pool()).await?)?;
         }
         add(&sqlx::query("SELECT COUNT(*), MIN(created_at_ms) FROM jobs WHERE state = 'queued' AND kind = $1").bind(JOB_KIND).fetch_one(self.main.pool()).await?)?;
@@ -286,7 +278,7 @@ impl SellerIndex {
     /// and a repair never replaces a newer copy.
     pub async fn rebuild(&self, repair: bool) -> ShopResult<RebuildReport> {
         let mut report = RebuildReport::default();
-        for shard in self.orders.shards() {
+        for shard in self.shards.all() {
             let mut after = 0i64;
             loop {
                 let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM orders WHERE id > $1 ORDER BY id LIMIT $2")
@@ -326,7 +318,7 @@ impl SellerIndex {
         if indexed.is_some() {
             return Ok(None);
         }
-        for shard in self.orders.shards() {
+        for shard in self.shards.all() {
             let any: Option<i64> = sqlx::query_scalar("SELECT 1 FROM orders LIMIT 1").fetch_optional(shard.pool()).await?;
             if any.is_some() {
                 return Ok(Some(self.rebuild(true).await?));
@@ -340,7 +332,7 @@ impl SellerIndex {
         // A change may land between reading the shard and reading the index: a
         // difference counts only if it is still there when both are read again.
         for _ in 0..2 {
-            let Some(shard_copy) = self.orders.load_versioned(id).await? else { return Ok(()) };
+            let Some(shard_copy) = order_rows::load(self.shards.of_order(id), id).await? else { return Ok(()) };
             let index_copy = self.stored_copy(id).await?;
             match compare(&shard_copy, index_copy.as_ref()) {
                 None => return Ok(()),
@@ -356,7 +348,7 @@ impl SellerIndex {
     }
 
     async fn check_index_row(&self, id: OrderId, repair: bool, report: &mut RebuildReport) -> ShopResult<()> {
-        if self.orders.load_versioned(id).await?.is_some() {
+        if order_rows::load(self.shards.of_order(id), id).await?.is_some() {
             return Ok(()); // compared in the shard pass
         }
         let Some(index_copy) = self.stored_copy(id).await? else { return Ok(()) };

@@ -16,7 +16,7 @@ use crate::error::{ShopError, ShopResult};
 use crate::orders::{OrderId, OrderStatus, SellerOrder, Waybill, WaybillChange, WaybillInput};
 use crate::services::Orders;
 use crate::services::catalog::require_seller;
-use crate::services::seller_index::record_change;
+use crate::services::order_rows::record_change;
 use sqlx::Row;
 
 #[derive(Clone, Debug)]
@@ -46,11 +46,11 @@ impl Shipping {
             return Err(crate::domain::FieldError::new("expected_version", "must be 0 (first waybill) or the version you read").into());
         }
         let now = now_ms();
-        let shard = self.orders.shard_of(id);
+        let shard = self.orders.shards().of_order(id);
         let mut tx = shard.begin_write().await?;
         let accepted = if expected_version == 0 {
-            if order.status != OrderStatus::Paid && order.shipping.is_none() {
-                return Err(ShopError::InvalidTransition { status: order.status.as_str() });
+            if !order.status.accepts_waybill(order.shipping.is_some()) {
+                return Err(ShopError::order_is(order.status));
             }
             let inserted = sqlx::query(
                 "INSERT INTO shipping_records (order_id, carrier, tracking_number, version, updated_at_ms, updated_by) \
@@ -70,8 +70,9 @@ impl Shipping {
                     .execute(&mut *tx)
                     .await?;
                 if shipped.rows_affected() == 0 {
-                    // Cancelled (refunded) meanwhile: nothing to ship. Dropping `tx` undoes the insert.
-                    return Err(ShopError::InvalidTransition { status: "no longer paid" });
+                    // Cancelled (refunded) meanwhile, the only way out of `paid` but
+                    // shipping: nothing to ship. Dropping `tx` undoes the insert.
+                    return Err(ShopError::order_is(OrderStatus::Cancelled));
                 }
             }
             inserted.rows_affected() == 1
@@ -129,7 +130,7 @@ impl Shipping {
             "SELECT version, carrier, tracking_number, changed_at_ms, changed_by FROM shipping_history WHERE order_id = $1 ORDER BY version",
         )
         .bind(id.get())
-        .fetch_all(self.orders.shard_of(id).pool())
+        .fetch_all(self.orders.shards().of_order(id).pool())
         .await?;
         rows.iter()
             .map(|row| {

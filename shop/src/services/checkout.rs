@@ -1,0 +1,183 @@
+//! Checkouts and their one-time tokens (DESIGN.md, failure mode 1).
+//!
+//! Opening a checkout allocates the order's globally unique id and a one-time
+//! token bound to the buyer, that id and the lines, both embedded in the page.
+//! Placing the order consumes the token in the same shard transaction that inserts
+//! the order under that id, so one token yields at most one order.
+
+use crate::accounts::User;
+use crate::catalog::Product;
+use crate::clock::{now_ms, rfc3339};
+use crate::domain::{FieldError, OrderId};
+use crate::error::{ShopError, ShopResult};
+use crate::orders::{Checkout, LineRequest};
+use crate::secrets::CheckoutToken;
+use crate::services::Catalog;
+use crate::services::order_ids::OrderIdAllocator;
+use crate::services::order_rows::read_seller_order;
+use crate::services::shards::Shards;
+use sqlx::{Any, Row, Transaction};
+use std::sync::Arc;
+
+/// The most lines one order may hold.
+pub const MAX_LINES: usize = 50;
+
+/// What the checkout page shows.
+#[derive(Debug, Clone)]
+pub enum CheckoutView {
+    Open { checkout: Checkout, products: Vec<Product> },
+    /// Already used: the page sends the buyer to this order.
+    Placed(OrderId),
+    Expired,
+}
+
+/// A checkout as stored: its lines, and until when its token is valid.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenCheckout {
+    pub lines: Vec<LineRequest>,
+    pub expires_at_ms: i64,
+}
+
+/// A token as a client presented it: anything not of the shape we issue is simply
+/// an invalid checkout.
+pub fn checkout_token(raw: &str) -> ShopResult<CheckoutToken> {
+    CheckoutToken::parse(raw).ok_or(ShopError::InvalidCheckoutToken)
+}
+
+#[derive(Clone, Debug)]
+pub struct Checkouts {
+    shards: Shards,
+    catalog: Catalog,
+    ids: Arc<OrderIdAllocator>,
+    /// How long a checkout page's token stays usable.
+    ttl_ms: i64,
+}
+
+impl Checkouts {
+    pub const TTL_MS: i64 = 30 * 60 * 1000;
+
+    pub fn new(shards: Shards, catalog: Catalog, ids: Arc<OrderIdAllocator>) -> Self {
+        Self { shards, catalog, ids, ttl_ms: Self::TTL_MS }
+    }
+
+    /// Opens a checkout: allocates the order id and a one-time token bound to the
+    /// buyer and that id. Nothing is reserved yet.
+    pub async fn open(&self, buyer: &User, lines: Vec<LineRequest>) -> ShopResult<Checkout> {
+        let lines = normalised(lines)?;
+        let products = self.products_of(&lines).await?;
+        let total_cents = total_of(&products, &lines);
+        let order_id = self.ids.next(buyer.id).await?;
+        let token = CheckoutToken::generate()?;
+        let now = now_ms();
+        let expires_at_ms = now + self.ttl_ms;
+        sqlx::query(
+            "INSERT INTO checkout_tokens (order_id, token, buyer_id, lines, expires_at_ms, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(order_id.get())
+        .bind(token.expose())
+        .bind(buyer.id.get())
+        .bind(serde_json::to_string(&lines).map_err(anyhow::Error::from)?)
+        .bind(expires_at_ms)
+        .bind(now)
+        .execute(self.shards.of_order(order_id).pool())
+        .await?;
+        Ok(Checkout { order_id, checkout_token: token.expose().to_owned(), expires_at: rfc3339(expires_at_ms), lines, total_cents })
+    }
+
+    /// A checkout as its page shows it: the token to embed, the lines priced now,
+    /// and, if it was already used, the order it placed.
+    pub async fn view(&self, buyer: &User, order_id: OrderId) -> ShopResult<CheckoutView> {
+        let shard = self.shards.of_order(order_id);
+        if let Some(placed) = read_seller_order(&mut *shard.pool().acquire().await?, order_id).await? {
+            if placed.order.buyer_id == buyer.id {
+                return Ok(CheckoutView::Placed(order_id));
+            }
+            return Err(ShopError::NotFound("checkout"));
+        }
+        let row = sqlx::query("SELECT token, buyer_id, lines, expires_at_ms FROM checkout_tokens WHERE order_id = $1")
+            .bind(order_id.get())
+            .fetch_optional(shard.pool())
+            .await?
+            .filter(|row| row.try_get::<i64, _>("buyer_id").ok() == Some(buyer.id.get()))
+            .ok_or(ShopError::NotFound("checkout"))?;
+        let expires_at_ms: i64 = row.try_get("expires_at_ms")?;
+        if expires_at_ms <= now_ms() {
+            return Ok(CheckoutView::Expired);
+        }
+        let lines: Vec<LineRequest> = serde_json::from_str(&row.try_get::<String, _>("lines")?).map_err(anyhow::Error::from)?;
+        let products = self.products_of(&lines).await?;
+        Ok(CheckoutView::Open {
+            checkout: Checkout {
+                order_id,
+                checkout_token: row.try_get("token")?,
+                expires_at: rfc3339(expires_at_ms),
+                total_cents: total_of(&products, &lines),
+                lines,
+            },
+            products,
+        })
+    }
+
+    /// The checkout, if the token is this buyer's, for this order, unexpired.
+    pub(crate) async fn valid(&self, buyer: &User, order_id: OrderId, token: &CheckoutToken) -> ShopResult<OpenCheckout> {
+        let row = sqlx::query("SELECT token, buyer_id, lines, expires_at_ms FROM checkout_tokens WHERE order_id = $1")
+            .bind(order_id.get())
+            .fetch_optional(self.shards.of_order(order_id).pool())
+            .await?
+            .ok_or(ShopError::InvalidCheckoutToken)?;
+        let stored: String = row.try_get("token")?;
+        let owner: i64 = row.try_get("buyer_id")?;
+        let expires_at_ms: i64 = row.try_get("expires_at_ms")?;
+        if stored != token.expose() || owner != buyer.id.get() || expires_at_ms <= now_ms() {
+            return Err(ShopError::InvalidCheckoutToken);
+        }
+        let lines: String = row.try_get("lines")?;
+        Ok(OpenCheckout { lines: serde_json::from_str(&lines).map_err(anyhow::Error::from)?, expires_at_ms })
+    }
+
+    /// The products of the lines, as they are now; all of one seller.
+    pub(crate) async fn products_of(&self, lines: &[LineRequest]) -> ShopResult<Vec<Product>> {
+        let mut products = Vec::with_capacity(lines.len());
+        for line in lines {
+            let product = self.catalog.get(line.product_id).await.map_err(|e| match e {
+                ShopError::NotFound(_) => FieldError::new("lines", format!("product {} does not exist", line.product_id)).into(),
+                other => other,
+            })?;
+            products.push(product);
+        }
+        if products.iter().any(|p| p.seller_id != products[0].seller_id) {
+            return Err(FieldError::new("lines", "an order holds one seller's products; check out each seller separately").into());
+        }
+        Ok(products)
+    }
+}
+
+/// Consumes the token in the caller's shard transaction (a conditional UPDATE
+/// from unconsumed). `false`: another submit consumed it first.
+pub(crate) async fn consume_in(tx: &mut Transaction<'static, Any>, order_id: OrderId, token: &CheckoutToken) -> ShopResult<bool> {
+    let consumed = sqlx::query("UPDATE checkout_tokens SET consumed_at_ms = $1 WHERE order_id = $2 AND token = $3 AND consumed_at_ms IS NULL")
+        .bind(now_ms())
+        .bind(order_id.get())
+        .bind(token.expose())
+        .execute(&mut **tx)
+        .await?;
+    Ok(consumed.rows_affected() == 1)
+}
+
+/// Sorted by product id, one line per product, 1..=MAX_LINES lines.
+pub(crate) fn normalised(mut lines: Vec<LineRequest>) -> ShopResult<Vec<LineRequest>> {
+    if lines.is_empty() || lines.len() > MAX_LINES {
+        return Err(FieldError::new("lines", format!("must hold between 1 and {MAX_LINES} lines")).into());
+    }
+    lines.sort_by_key(|l| l.product_id);
+    if lines.windows(2).any(|w| w[0].product_id == w[1].product_id) {
+        return Err(FieldError::new("lines", "must name each product once").into());
+    }
+    Ok(lines)
+}
+
+pub(crate) fn total_of(products: &[Product], lines: &[LineRequest]) -> i64 {
+    // Bounded: price <= 1e9 cents, quantity <= 1e6, lines <= 50, so no overflow.
+    products.iter().zip(lines).map(|(p, l)| p.price.cents() * l.quantity.get()).sum()
+}

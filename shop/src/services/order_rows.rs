@@ -1,0 +1,104 @@
+//! How an order is stored on its shard and read back, and the outbox row every
+//! order-writing transaction appends (DESIGN.md, failure mode 9: the seller index
+//! is fed from it). Shared by every service that writes or reads orders.
+
+use crate::clock::{now_ms, rfc3339};
+use crate::domain::{OrderId, ProductId, UserId};
+use crate::error::{ShopError, ShopResult};
+use crate::orders::{Order, OrderLine, OrderStatus, SellerOrder, Waybill};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, Row, Transaction};
+
+/// Appends the order's summary, as this transaction leaves it, to the shard's
+/// outbox. Call it in every transaction that writes an order, after the write
+/// (which must have bumped `orders.version`).
+pub(crate) async fn record_change(tx: &mut Transaction<'static, Any>, id: OrderId) -> ShopResult<()> {
+    let summary = read_seller_order(tx, id).await?.ok_or(ShopError::NotFound("order"))?;
+    sqlx::query("INSERT INTO order_outbox (order_id, version, payload, created_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (order_id, version) DO NOTHING")
+        .bind(id.get())
+        .bind(summary.version)
+        .bind(serde_json::to_string(&summary).map_err(anyhow::Error::from)?)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The order and its seller-facing summary, read on `conn`: a pool connection, or
+/// the shard transaction that has just written the order (so the outbox gets
+/// exactly what that transaction commits).
+pub(crate) async fn read_seller_order(conn: &mut AnyConnection, id: OrderId) -> ShopResult<Option<SellerOrder>> {
+    let Some(row) = sqlx::query(
+        "SELECT o.id, o.buyer_id, o.seller_id, o.status, o.total_cents, o.shipping_address, o.hold_expires_at_ms, o.created_at_ms, \
+         o.updated_at_ms, o.version, s.carrier, s.tracking_number, s.version AS shipping_version, s.updated_at_ms AS shipping_updated_at_ms \
+         FROM orders o LEFT JOIN shipping_records s ON s.order_id = o.id WHERE o.id = $1",
+    )
+    .bind(id.get())
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let lines = sqlx::query(
+        "SELECT product_id, seller_id, quantity, unit_price_cents, snapshot_digest FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+    )
+    .bind(id.get())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Some(SellerOrder {
+        order: order_from_rows(&row, &lines)?,
+        seller_id: UserId::from_stored(row.try_get("seller_id")?),
+        version: row.try_get("version")?,
+        updated_at: rfc3339(row.try_get("updated_at_ms")?),
+    }))
+}
+
+fn order_from_rows(row: &AnyRow, lines: &[AnyRow]) -> ShopResult<Order> {
+    let status: String = row.try_get("status")?;
+    let address: String = row.try_get("shipping_address")?;
+    let hold: Option<i64> = row.try_get("hold_expires_at_ms")?;
+    let status = OrderStatus::parse("status", &status).map_err(|e| anyhow::anyhow!("stored order is invalid: {e}"))?;
+    let lines = lines
+        .iter()
+        .map(|l| {
+            Ok(OrderLine {
+                product_id: ProductId::from_stored(l.try_get("product_id")?),
+                seller_id: UserId::from_stored(l.try_get("seller_id")?),
+                quantity: l.try_get("quantity")?,
+                unit_price_cents: l.try_get("unit_price_cents")?,
+                snapshot_digest: l.try_get("snapshot_digest")?,
+            })
+        })
+        .collect::<ShopResult<Vec<_>>>()?;
+    Ok(Order {
+        id: OrderId::from_stored(row.try_get("id")?),
+        buyer_id: UserId::from_stored(row.try_get("buyer_id")?),
+        status,
+        lines,
+        total_cents: row.try_get("total_cents")?,
+        created_at: rfc3339(row.try_get("created_at_ms")?),
+        hold_expires_at: hold.filter(|_| status == OrderStatus::PendingPayment).map(rfc3339),
+        shipping_address: serde_json::from_str(&address).map_err(anyhow::Error::from)?,
+        shipping: match row.try_get::<Option<i64>, _>("shipping_version")? {
+            Some(version) => Some(Waybill {
+                carrier: row.try_get("carrier")?,
+                tracking_number: row.try_get("tracking_number")?,
+                version,
+                updated_at: rfc3339(row.try_get("shipping_updated_at_ms")?),
+            }),
+            None => None,
+        },
+    })
+}
+
+/// The order's status as stored now, if the order exists.
+pub(crate) async fn status_of(shard: &crate::db::Db, id: OrderId) -> ShopResult<Option<OrderStatus>> {
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1").bind(id.get()).fetch_optional(shard.pool()).await?;
+    status.map(|s| OrderStatus::parse("status", &s).map_err(|e| anyhow::anyhow!("stored order is invalid: {e}").into())).transpose()
+}
+
+/// The order with its seller-facing summary, read from `shard`; `None` if it is not there.
+pub(crate) async fn load(shard: &crate::db::Db, id: OrderId) -> ShopResult<Option<SellerOrder>> {
+    let mut conn = shard.pool().acquire().await?;
+    read_seller_order(&mut conn, id).await
+}

@@ -1,0 +1,139 @@
+//! Order snapshots, stored once (DESIGN.md, failure mode 2).
+//!
+//! An order line names its product as sold by the MD5 digest of the product's
+//! canonical content. Placing an order enqueues a job carrying that content in the
+//! same transaction as the stock take; the job writes the snapshot row later, off
+//! the purchase's critical path, and a second write of a digest changes nothing.
+
+use crate::catalog::Product;
+use crate::clock::now_ms;
+use crate::db::Db;
+use crate::error::{ShopError, ShopResult};
+use crate::orders::OrderLine;
+use crate::services::jobs::{JobKind, Jobs, NewJob};
+use crate::snapshot::{Snapshot, digest, is_digest};
+use serde::{Deserialize, Serialize};
+use sqlx::{Any, Row, Transaction};
+
+pub const JOB_KIND: &str = "snapshot";
+
+/// The content of a product captured when it was ordered: what its snapshot holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotJob {
+    pub digest: String,
+    pub product_id: i64,
+    pub title: String,
+    pub description: String,
+    pub price_cents: i64,
+}
+
+impl SnapshotJob {
+    /// The product as it is now.
+    pub fn of(product: &Product) -> Self {
+        Self {
+            digest: digest(product.title.as_str(), product.description.as_str(), product.price.cents()),
+            product_id: product.id.get(),
+            title: product.title.to_string(),
+            description: product.description.to_string(),
+            price_cents: product.price.cents(),
+        }
+    }
+}
+
+/// Enqueues the snapshot of each product in the caller's `main` transaction. A
+/// digest already queued (or written) enqueues nothing.
+pub(crate) async fn enqueue_in(tx: &mut Transaction<'static, Any>, products: &[Product]) -> ShopResult<()> {
+    let jobs = products.iter().map(SnapshotJob::of).collect::<Vec<_>>();
+    let payloads = jobs.iter().map(|job| serde_json::to_string(job).map_err(anyhow::Error::from)).collect::<Result<Vec<_>, _>>()?;
+    let now = now_ms();
+    let new_jobs = jobs
+        .iter()
+        .zip(&payloads)
+        .map(|(job, payload)| NewJob { kind: JOB_KIND, key: format!("{JOB_KIND}:{}", job.digest), payload, since_ms: now })
+        .collect::<Vec<_>>();
+    Jobs::enqueue_in(tx, &new_jobs).await
+}
+
+#[derive(Clone, Debug)]
+pub struct Snapshots {
+    main: Db,
+}
+
+impl Snapshots {
+    pub fn new(main: Db) -> Self {
+        Self { main }
+    }
+
+    /// The queue's handler for snapshot jobs.
+    pub fn job_kind(&self) -> JobKind {
+        let main = self.main.clone();
+        JobKind::new(JOB_KIND, 60_000, move |payload| {
+            let main = main.clone();
+            async move {
+                let job: SnapshotJob = serde_json::from_str(&payload).map_err(anyhow::Error::from)?;
+                write(&main, &job).await
+            }
+        })
+    }
+
+    /// A product as it was sold, by its content digest.
+    pub async fn get(&self, digest: &str) -> ShopResult<Snapshot> {
+        if !is_digest(digest) {
+            return Err(ShopError::NotFound("snapshot"));
+        }
+        let row = sqlx::query("SELECT digest, product_id, title, description, price_cents, created_at_ms FROM snapshots WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(self.main.pool())
+            .await?
+            .ok_or(ShopError::NotFound("snapshot"))?;
+        Ok(Snapshot {
+            digest: row.try_get("digest")?,
+            product_id: row.try_get("product_id")?,
+            title: row.try_get("title")?,
+            description: row.try_get("description")?,
+            price_cents: row.try_get("price_cents")?,
+            created_at: crate::clock::rfc3339(row.try_get("created_at_ms")?),
+        })
+    }
+
+    /// Each line's title as it was sold: from its snapshot, or, until the snapshot
+    /// job has run, from the product as it is now (and if that is gone too, its id).
+    pub async fn titles_as_sold(&self, lines: &[OrderLine]) -> ShopResult<Vec<String>> {
+        let mut titles = Vec::with_capacity(lines.len());
+        for line in lines {
+            let title = match self.get(&line.snapshot_digest).await {
+                Ok(snapshot) => snapshot.title,
+                Err(ShopError::NotFound(_)) => {
+                    let now: Option<String> = sqlx::query_scalar("SELECT title FROM products WHERE id = $1")
+                        .bind(line.product_id.get())
+                        .fetch_optional(self.main.pool())
+                        .await?;
+                    now.unwrap_or_else(|| format!("Product {}", line.product_id))
+                }
+                Err(other) => return Err(other),
+            };
+            titles.push(title);
+        }
+        Ok(titles)
+    }
+}
+
+/// Idempotent: the digest is the key, and a second write of it changes nothing.
+async fn write(main: &Db, job: &SnapshotJob) -> ShopResult<()> {
+    if digest(&job.title, &job.description, job.price_cents) != job.digest {
+        return Err(anyhow::anyhow!("snapshot job content does not match its digest {}", job.digest).into());
+    }
+    sqlx::query(
+        "INSERT INTO snapshots (digest, product_id, title, description, price_cents, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (digest) DO NOTHING",
+    )
+    .bind(&job.digest)
+    .bind(job.product_id)
+    .bind(&job.title)
+    .bind(&job.description)
+    .bind(job.price_cents)
+    .bind(now_ms())
+    .execute(main.pool())
+    .await?;
+    Ok(())
+}
