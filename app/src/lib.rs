@@ -5,8 +5,6 @@
 pub mod error;
 pub mod pages;
 pub mod server_fns;
-#[cfg(feature = "ssr")]
-pub mod session;
 
 use leptos::prelude::*;
 use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};

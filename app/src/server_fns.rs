@@ -12,7 +12,7 @@ pub mod seller;
 #[cfg(feature = "ssr")]
 mod ssr {
     use crate::error::AppError;
-    use crate::session::{CookiePolicy, Presented, presented_cookie};
+    use web::{CookiePolicy, Presented, presented_cookie};
     use leptos::prelude::*;
     use shop::Shop;
     use shop::accounts::User;
@@ -82,15 +82,13 @@ pub async fn current_user() -> Result<Option<User>, AppError> {
 #[server(prefix = "/fn", endpoint = "list_products")]
 pub async fn list_products(cursor: Option<String>) -> Result<Page<Product>, AppError> {
     use shop::catalog::{Cursor, PageLimit};
-    let cursor = cursor.filter(|c| !c.is_empty()).map(|c| Cursor::decode("cursor", &c)).transpose()?;
+    let cursor = shop::catalog::optional_cursor(cursor.as_deref(), Cursor::decode)?;
     Ok(ssr::shop()?.catalog.list(cursor, PageLimit::DEFAULT).await?)
 }
 
 #[server(prefix = "/fn", endpoint = "get_product")]
 pub async fn get_product(id: String) -> Result<Product, AppError> {
-    // An id that cannot be one is simply a product that does not exist.
-    let id = id.parse::<shop::domain::ProductId>().map_err(|_| AppError::from(shop::ShopError::NotFound("product")))?;
-    Ok(ssr::shop()?.catalog.get(id).await?)
+    Ok(ssr::shop()?.catalog.get(shop::error::id_or_not_found(&id, "product")?).await?)
 }
 
 #[server(prefix = "/fn", endpoint = "sign_in")]
@@ -173,29 +171,28 @@ async fn signed_in_buyer() -> Result<User, AppError> {
 
 #[cfg(feature = "ssr")]
 fn order_id_or_not_found(raw: &str, what: &'static str) -> Result<shop::orders::OrderId, AppError> {
-    shop::orders::OrderId::parse("order_id", raw).map_err(|_| AppError::from(shop::ShopError::NotFound(what)))
+    Ok(shop::error::id_or_not_found(raw, what)?)
 }
 
 /// "Buy now" on a product page: opens a checkout and goes to it.
 #[server(prefix = "/fn", endpoint = "start_checkout")]
 pub async fn start_checkout(product_id: String, quantity: String) -> Result<(), AppError> {
-    use shop::domain::{FieldError, ProductId, Quantity};
+    use shop::domain::{FieldError, ProductId, Quantity, whole_number};
     use shop::orders::LineRequest;
     let buyer = signed_in_buyer().await?;
     let product_id: ProductId = product_id.parse().map_err(|_| FieldError::new("product_id", "is not a product"))?;
-    let quantity = quantity.trim().parse::<i64>().map_err(|_| FieldError::new("quantity", "must be a whole number"))?;
-    let line = LineRequest { product_id, quantity: Quantity::parse("quantity", quantity)? };
-    let checkout = ssr::shop()?.orders.open_checkout(&buyer, vec![line]).await?;
+    let line = LineRequest { product_id, quantity: Quantity::parse("quantity", whole_number("quantity", &quantity)?)? };
+    let checkout = ssr::shop()?.checkouts.open(&buyer, vec![line]).await?;
     leptos_axum::redirect(&format!("/checkout/{}", checkout.order_id));
     Ok(())
 }
 
 #[server(prefix = "/fn", endpoint = "get_checkout")]
 pub async fn get_checkout(order_id: String) -> Result<CheckoutPageData, AppError> {
-    use shop::services::orders::CheckoutView;
+    use shop::services::checkout::CheckoutView;
     let buyer = signed_in_buyer().await?;
     let id = order_id_or_not_found(&order_id, "checkout")?;
-    Ok(match ssr::shop()?.orders.checkout_view(&buyer, id).await? {
+    Ok(match ssr::shop()?.checkouts.view(&buyer, id).await? {
         CheckoutView::Placed(id) => CheckoutPageData::Placed { order_id: id.to_string() },
         CheckoutView::Expired => CheckoutPageData::Expired,
         CheckoutView::Open { checkout, products } => CheckoutPageData::Open {
@@ -237,17 +234,11 @@ pub async fn place_order(
     let buyer = signed_in_buyer().await?;
     let request = PlaceOrder {
         order_id: shop::orders::OrderId::parse("order_id", &order_id)?,
-        checkout_token,
+        checkout_token: shop::services::checkout::checkout_token(&checkout_token)?,
         lines: None,
         shipping_address: ShippingAddress::parse(ShippingAddress { name, line1, line2: line2.unwrap_or_default(), city, postal_code, country })?,
     };
-    let shop = ssr::shop()?;
-    let placed = shop.orders.place(&buyer, request).await?;
-    // Ordered lines leave the cart. The order stands whatever happens here.
-    let ordered: Vec<_> = placed.order.lines.iter().map(|l| l.product_id).collect();
-    if let Err(error) = shop.carts.remove_products(&shop::services::carts::CartOwner::User(buyer), &ordered).await {
-        tracing::warn!(%error, "ordered lines stayed in the cart");
-    }
+    let placed = ssr::shop()?.orders.place(&buyer, request).await?;
     leptos_axum::redirect(&format!("/orders/{}?placed=1", placed.order.id));
     Ok(())
 }
@@ -255,7 +246,7 @@ pub async fn place_order(
 #[server(prefix = "/fn", endpoint = "my_orders")]
 pub async fn my_orders(cursor: Option<String>) -> Result<Page<shop::orders::Order>, AppError> {
     let buyer = signed_in_buyer().await?;
-    let after = cursor.filter(|c| !c.is_empty()).map(|c| shop::orders::OrderId::parse("cursor", &c)).transpose()?;
+    let after = shop::catalog::optional_cursor(cursor.as_deref(), shop::orders::OrderId::parse)?;
     Ok(ssr::shop()?.orders.list_mine(&buyer, None, after, shop::catalog::PageLimit::DEFAULT).await?)
 }
 
@@ -264,24 +255,9 @@ pub async fn get_order(order_id: String) -> Result<OrderView, AppError> {
     let buyer = signed_in_buyer().await?;
     let shop = ssr::shop()?;
     let order = shop.orders.get(&buyer, order_id_or_not_found(&order_id, "order")?).await?;
-    let titles = titles_as_sold(&shop, &order.lines).await;
+    let titles = shop.snapshots.titles_as_sold(&order.lines).await?;
     let balance_cents = shop.ledger.balance(buyer.id).await?;
     Ok(OrderView { order, titles, balance_cents })
-}
-
-/// Each line's title as it was sold: from its snapshot, or, until the snapshot
-/// job has run, from the product as it is now.
-#[cfg(feature = "ssr")]
-async fn titles_as_sold(shop: &shop::Shop, lines: &[shop::orders::OrderLine]) -> Vec<String> {
-    let mut titles = Vec::with_capacity(lines.len());
-    for line in lines {
-        let title = match shop.catalog.snapshot(&line.snapshot_digest).await {
-            Ok(snapshot) => snapshot.title,
-            Err(_) => shop.catalog.get(line.product_id).await.map(|p| p.title.to_string()).unwrap_or_else(|_| format!("Product {}", line.product_id)),
-        };
-        titles.push(title);
-    }
-    titles
 }
 
 #[server(prefix = "/fn", endpoint = "cancel_order")]

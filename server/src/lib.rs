@@ -48,7 +48,7 @@ impl Application {
         let state = AppState {
             shop: shop.clone(),
             leptos_options: leptos_options(settings)?,
-            cookies: app::session::CookiePolicy::new(settings.secure_cookies),
+            cookies: web::CookiePolicy::new(settings.secure_cookies),
             openapi_json: serde_json::to_string(&openapi).context("serialising the OpenAPI document")?.into(),
         };
         let api_router = api_router.layer(axum::middleware::from_fn_with_state(state.clone(), api::idempotency::idempotent_posts));

@@ -74,7 +74,7 @@ fn is_anonymous_page_view(request: &Request) -> bool {
     let headers = request.headers();
     // A guest's server-side cart shows in the header: a page with one is theirs alone.
     let has_session_cookie = headers.get_all(header::COOKIE).iter().any(|value| {
-        value.to_str().map_or(true, |text| text.contains(app::session::SESSION_COOKIE) || text.contains(app::session::CART_COOKIE))
+        value.to_str().map_or(true, |text| text.contains(web::SESSION_COOKIE) || text.contains(web::CART_COOKIE))
     });
     request.method() == Method::GET
         && !headers.contains_key(header::AUTHORIZATION)

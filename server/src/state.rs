@@ -1,4 +1,4 @@
-use app::session::CookiePolicy;
+use web::CookiePolicy;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use shop::Shop;

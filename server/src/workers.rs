@@ -23,7 +23,7 @@ pub fn spawn_all(shop: &Shop, schedules: &Schedules, shutdown: &CancellationToke
         move || {
             let shop = shop.clone();
             async move {
-                let acted = shop.orders.recover_expired_takes(shop::clock::now_ms(), RECOVERY_BATCH).await?;
+                let acted = shop.stock.recover_expired_takes(shop::clock::now_ms(), RECOVERY_BATCH).await?;
                 if acted > 0 {
                     tracing::info!(orders = acted, "expired holds and orphaned stock released");
                 }

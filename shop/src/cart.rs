@@ -6,7 +6,7 @@
 //! merge ids it has absorbed, so applying merge `m` twice is applying it once, and a
 //! retried sign-in, a second tab or a lost response can never double a quantity.
 
-use crate::domain::{FieldError, ProductId};
+use crate::domain::{FieldError, Money, ProductId, UserId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -41,6 +41,49 @@ pub fn parse_line_quantity(field: &str, raw: i64) -> Result<i64, FieldError> {
     } else {
         Err(FieldError::new(field, format!("must be between 0 and {MAX_LINE_QUANTITY} (0 removes the line)")))
     }
+}
+
+/// One cart line as the cart page shows it: live price and stock beside what the
+/// shopper saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CartLineView {
+    pub product_id: ProductId,
+    pub title: String,
+    pub quantity: i64,
+    pub unit_price: Money,
+    /// The price when the line was added, when it differs from today's.
+    pub price_was: Option<Money>,
+    pub available: i64,
+    /// The line lives in this browser's storage (a guest with script), not on the server.
+    pub in_browser: bool,
+}
+
+impl CartLineView {
+    pub fn line_total(&self) -> Money {
+        Money::from_stored(self.unit_price.cents() * self.quantity)
+    }
+}
+
+/// The lines of one seller: each group checks out as one order (an order holds
+/// one seller's products).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CartGroup {
+    pub seller_id: UserId,
+    pub seller_name: String,
+    pub lines: Vec<CartLineView>,
+}
+
+impl CartGroup {
+    pub fn total(&self) -> Money {
+        Money::from_stored(self.lines.iter().map(|l| l.line_total().cents()).sum())
+    }
+}
+
+/// A cart grouped by seller, and the browser lines whose product is gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupedCart {
+    pub groups: Vec<CartGroup>,
+    pub vanished: Vec<ProductId>,
 }
 
 /// A merge request's id: 1..=100 visible ASCII characters, chosen by the client

@@ -68,6 +68,12 @@ impl PageLimit {
     }
 }
 
+/// A list cursor as a client sent it, parsed by `parse`: absent or empty means
+/// "from the start".
+pub fn optional_cursor<T>(raw: Option<&str>, parse: fn(&str, &str) -> Result<T, crate::domain::FieldError>) -> Result<Option<T>, crate::domain::FieldError> {
+    raw.filter(|c| !c.is_empty()).map(|c| parse("cursor", c)).transpose()
+}
+
 /// A list cursor. Opaque to clients; inside it is the last id of the previous page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor(i64);

@@ -129,3 +129,9 @@ impl ShopError {
 }
 
 pub type ShopResult<T> = Result<T, ShopError>;
+
+/// An id in a path, link or form that cannot name anything is simply a thing that
+/// does not exist: 404, as an unknown id would be.
+pub fn id_or_not_found<T: std::str::FromStr>(raw: &str, what: &'static str) -> ShopResult<T> {
+    raw.trim().parse().map_err(|_| ShopError::NotFound(what))
+}

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::domain::OrderId;
 
+/// The most lines one order may hold.
+pub const MAX_ORDER_LINES: usize = 50;
+
 /// Where an order is in its life. Transitions are conditional updates on the
 /// current status, so two racing transitions cannot both win.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -178,7 +178,7 @@ pub fn CartNotices() -> impl IntoView {
         let capped: usize = query.get("cart_capped").and_then(|c| c.parse().ok()).unwrap_or(0);
         let mut sentence = added_sentence(added);
         if capped > 0 {
-            sentence.push_str(&format!(" {capped} of them {} limited by stock or the 99-per-line maximum.", if capped == 1 { "was" } else { "were" }));
+            sentence.push_str(&format!(" {capped} of them {} limited by stock or the {}-per-line maximum.", if capped == 1 { "was" } else { "were" }, shop::cart::MAX_LINE_QUANTITY));
         }
         Some(sentence)
     };

@@ -5,42 +5,9 @@
 use crate::error::AppError;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
-use shop::domain::{Money, ProductId, UserId};
+use shop::domain::ProductId;
 
-/// One cart line as the cart page shows it: live price and stock beside what the
-/// shopper saw.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CartLineView {
-    pub product_id: ProductId,
-    pub title: String,
-    pub quantity: i64,
-    pub unit_price: Money,
-    /// The price when the line was added, when it differs from today's.
-    pub price_was: Option<Money>,
-    pub available: i64,
-    /// The line lives in this browser's storage (a guest with script), not on the server.
-    pub in_browser: bool,
-}
-
-impl CartLineView {
-    pub fn line_total(&self) -> Money {
-        Money::from_stored(self.unit_price.cents() * self.quantity)
-    }
-}
-
-/// The lines of one seller: each group checks out as one order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CartGroup {
-    pub seller_id: UserId,
-    pub seller_name: String,
-    pub lines: Vec<CartLineView>,
-}
-
-impl CartGroup {
-    pub fn total(&self) -> Money {
-        Money::from_stored(self.lines.iter().map(|l| l.line_total().cents()).sum())
-    }
-}
+pub use shop::cart::{CartGroup, CartLineView};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CartPageData {
@@ -80,44 +47,36 @@ pub fn added_sentence(added: usize) -> String {
 mod ssr {
     use super::super::ssr::{caller, cookie_policy, set_cookie, shop};
     use crate::error::AppError;
-    use shop::services::accounts::SessionToken;
+    use shop::secrets::CartToken;
     use shop::services::carts::CartOwner;
 
     /// The guest cart cookie, if well formed. A garbage cookie is no cart (the
     /// page still works); the next write replaces it.
-    pub fn guest_token() -> Option<SessionToken> {
+    pub fn guest_token() -> Option<CartToken> {
         let parts = leptos::prelude::use_context::<http::request::Parts>()?;
-        crate::session::presented_cart_cookie(&parts.headers).ok().flatten()
+        web::presented_cart_cookie(&parts.headers).ok().flatten()
     }
 
     /// Whose cart this request is about, if anyone's yet.
     pub async fn owner() -> Result<Option<CartOwner>, AppError> {
-        if let Some(user) = caller().await? {
-            return Ok(Some(CartOwner::User(user)));
-        }
-        match guest_token() {
-            Some(token) if shop()?.carts.guest_cart_exists(&token).await? => Ok(Some(CartOwner::Guest(token))),
-            _ => Ok(None),
-        }
+        Ok(shop()?.carts.owner(caller().await?, guest_token()).await?)
     }
 
     /// As [`owner`], opening a guest cart (and setting its cookie) when there is none.
     pub async fn owner_or_new_guest() -> Result<CartOwner, AppError> {
-        if let Some(owner) = owner().await? {
-            return Ok(owner);
+        let (owner, opened) = shop()?.carts.owner_or_new_guest(caller().await?, guest_token()).await?;
+        if let Some(token) = opened {
+            set_cookie(cookie_policy().issue_cart(&token));
         }
-        let token = shop()?.carts.open_guest_cart().await?;
-        set_cookie(cookie_policy().issue_cart(&token));
-        Ok(CartOwner::Guest(token))
+        Ok(owner)
     }
 
     pub fn parse_quantity(raw: &str) -> Result<i64, AppError> {
-        let quantity = raw.trim().parse::<i64>().map_err(|_| shop::domain::FieldError::new("quantity", "must be a whole number"))?;
-        Ok(shop::cart::parse_line_quantity("quantity", quantity)?)
+        Ok(shop::cart::parse_line_quantity("quantity", shop::domain::whole_number("quantity", raw)?)?)
     }
 
     pub fn parse_product(raw: &str) -> Result<shop::domain::ProductId, AppError> {
-        raw.trim().parse().map_err(|_| AppError::from(shop::ShopError::NotFound("product")))
+        Ok(shop::error::id_or_not_found(raw, "product")?)
     }
 }
 
@@ -160,41 +119,11 @@ pub async fn set_cart_line(product_id: String, quantity: String) -> Result<(), A
 #[server(prefix = "/fn", endpoint = "cart_page")]
 pub async fn cart_page(browser_cart: String) -> Result<CartPageData, AppError> {
     use shop::stored_cart::StoredCart;
-    let shop = super::ssr::shop()?;
     let owner = ssr::owner().await?;
-    let signed_in = matches!(owner, Some(shop::services::carts::CartOwner::User(_)));
-    let server_lines = match &owner {
-        Some(owner) => shop.carts.lines(owner).await?,
-        None => Vec::new(),
-    };
     let (browser, _) = StoredCart::recover(Some(&browser_cart), String::new);
-    let ids: Vec<ProductId> = server_lines.iter().chain(&browser.lines).map(|l| l.product_id).collect();
-    let products = shop.catalog.get_many(&ids).await?;
-    let mut groups: Vec<CartGroup> = Vec::new();
-    let mut vanished = Vec::new();
-    let all = server_lines.iter().map(|l| (l, false)).chain(browser.lines.iter().map(|l| (l, true)));
-    for (line, in_browser) in all {
-        let Some(product) = products.iter().find(|p| p.id == line.product_id) else {
-            if in_browser {
-                vanished.push(line.product_id);
-            }
-            continue;
-        };
-        let view = CartLineView {
-            product_id: product.id,
-            title: product.title.to_string(),
-            quantity: line.quantity,
-            unit_price: product.price,
-            price_was: line.price_seen_cents.filter(|seen| *seen != product.price.cents()).map(Money::from_stored),
-            available: product.stock.available,
-            in_browser,
-        };
-        match groups.iter_mut().find(|g| g.seller_id == product.seller_id) {
-            Some(group) => group.lines.push(view),
-            None => groups.push(CartGroup { seller_id: product.seller_id, seller_name: product.seller_name.clone(), lines: vec![view] }),
-        }
-    }
-    Ok(CartPageData { signed_in, groups, vanished })
+    let cart = super::ssr::shop()?.carts.grouped(owner.as_ref(), &browser.lines).await?;
+    let signed_in = matches!(owner, Some(shop::services::carts::CartOwner::User(_)));
+    Ok(CartPageData { signed_in, groups: cart.groups, vanished: cart.vanished })
 }
 
 /// Merges this browser's guest cart (and any server-side guest cart) into the
@@ -219,24 +148,9 @@ pub async fn merge_browser_cart(merge_id: String, browser_cart: String) -> Resul
 /// Opens a checkout for one seller's lines of the signed-in cart.
 #[server(prefix = "/fn", endpoint = "checkout_seller")]
 pub async fn checkout_seller(seller_id: String) -> Result<(), AppError> {
-    use shop::domain::Quantity;
-    use shop::orders::LineRequest;
-    use shop::services::carts::CartOwner;
     let user = super::ssr::caller().await?.ok_or_else(|| AppError::new(401, "unauthenticated", "Sign in to check out."))?;
-    let seller_id: i64 = seller_id.trim().parse().map_err(|_| shop::domain::FieldError::new("seller_id", "is not a seller"))?;
-    let shop = super::ssr::shop()?;
-    let lines = shop.carts.lines(&CartOwner::User(user.clone())).await?;
-    let products = shop.catalog.get_many(&lines.iter().map(|l| l.product_id).collect::<Vec<_>>()).await?;
-    let mut requests = Vec::new();
-    for line in &lines {
-        if products.iter().any(|p| p.id == line.product_id && p.seller_id.get() == seller_id) {
-            requests.push(LineRequest { product_id: line.product_id, quantity: Quantity::parse("quantity", line.quantity)? });
-        }
-    }
-    if requests.is_empty() {
-        return Err(AppError::new(404, "not_found", "Your cart has nothing from this seller any more."));
-    }
-    let checkout = shop.orders.open_checkout(&user, requests).await?;
+    let seller_id = seller_id.trim().parse().map_err(|_| shop::domain::FieldError::new("seller_id", "is not a seller"))?;
+    let checkout = super::ssr::shop()?.carts.check_out_seller(&user, seller_id).await?;
     leptos_axum::redirect(&format!("/checkout/{}", checkout.order_id));
     Ok(())
 }
@@ -265,7 +179,7 @@ async fn notice_of(shop: &shop::Shop, report: shop::cart::MergeReport) -> Result
             if c.kept == 0 {
                 format!("{title}: could not be added")
             } else {
-                format!("{title}: {} of {} kept (limited by stock or the 99-per-line maximum)", c.kept, c.requested)
+                format!("{title}: {} of {} kept (limited by stock or the {}-per-line maximum)", c.kept, c.requested, shop::cart::MAX_LINE_QUANTITY)
             }
         })
         .collect();

@@ -34,8 +34,8 @@ async fn signed_in() -> Result<shop::accounts::User, AppError> {
 pub async fn wallet_page(cursor: Option<String>) -> Result<WalletPageData, AppError> {
     let user = signed_in().await?;
     let shop = super::ssr::shop()?;
-    let wallet = shop.ledger.wallet(&user, cursor.as_deref().filter(|c| !c.is_empty()), 20).await?;
-    let top_up_nonce = shop::services::accounts::SessionToken::generate()?.expose().to_owned();
+    let wallet = shop.ledger.wallet(&user, cursor.as_deref().filter(|c| !c.is_empty()), shop::services::ledger::Ledger::STATEMENT_PAGE).await?;
+    let top_up_nonce = shop::secrets::FormNonce::generate()?.expose().to_owned();
     Ok(WalletPageData { wallet, top_up_nonce })
 }
 
@@ -45,12 +45,10 @@ pub async fn wallet_page(cursor: Option<String>) -> Result<WalletPageData, AppEr
 pub async fn top_up(amount: String, nonce: String) -> Result<(), AppError> {
     use shop::domain::Money;
     let user = signed_in().await?;
-    let cents = Money::parse_major("amount", &amount)?;
-    let amount = Money::parse_top_up("amount", cents)?;
-    if nonce.is_empty() || nonce.len() > 100 || !nonce.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(AppError::new(400, "bad_request", "The form was incomplete. Please reload the page and try again."));
-    }
-    super::ssr::shop()?.ledger.top_up(&user, amount, &format!("form:{nonce}")).await?;
+    let amount = Money::parse_top_up("amount", Money::parse_major("amount", &amount)?)?;
+    let nonce = shop::secrets::FormNonce::parse(&nonce)
+        .ok_or_else(|| AppError::new(400, "bad_request", "The form was incomplete. Please reload the page and try again."))?;
+    super::ssr::shop()?.ledger.top_up(&user, amount, &format!("form:{}", nonce.expose())).await?;
     Ok(())
 }
 
@@ -75,33 +73,20 @@ pub async fn confirm_receipt(order_id: String) -> Result<(), AppError> {
 
 #[server(prefix = "/fn", endpoint = "payment_success")]
 pub async fn payment_success(order_id: String) -> Result<PaymentSuccessData, AppError> {
-    use shop::orders::OrderStatus;
     let user = signed_in().await?;
     let shop = super::ssr::shop()?;
     let order = shop.orders.get(&user, super::order_id_or_not_found(&order_id, "order")?).await?;
     let bought: Vec<_> = order.lines.iter().map(|l| l.product_id).collect();
-    let suggestions = shop
-        .catalog
-        .list(None, shop::catalog::PageLimit::DEFAULT)
-        .await?
-        .items
-        .into_iter()
-        .filter(|p| !bought.contains(&p.id) && p.stock.in_stock())
-        .take(4)
-        .collect();
     Ok(PaymentSuccessData {
         order_id: order.id.to_string(),
         amount: shop::domain::Money::from_stored(order.total_cents),
-        paid: matches!(order.status, OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Completed),
-        suggestions,
+        paid: order.status.is_paid(),
+        suggestions: shop.catalog.suggestions(&bought, 4).await?,
     })
 }
 
 #[server(prefix = "/fn", endpoint = "reconcile_report")]
 pub async fn reconcile_report() -> Result<Reconciliation, AppError> {
     let user = signed_in().await?;
-    if user.role != shop::domain::Role::Admin {
-        return Err(AppError::from(shop::ShopError::Forbidden));
-    }
-    Ok(super::ssr::shop()?.ledger.reconcile().await?)
+    Ok(super::ssr::shop()?.ledger.reconcile_for(&user).await?)
 }

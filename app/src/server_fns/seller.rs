@@ -45,24 +45,22 @@ pub enum ProductEditOutcome {
 mod ssr {
     use crate::error::AppError;
     use shop::accounts::User;
-    use shop::domain::{FieldError, ProductId};
+    use shop::domain::ProductId;
 
     /// The signed-in seller. Signed out: 401; signed in as anyone else: 403.
     pub async fn seller() -> Result<User, AppError> {
         let user = crate::server_fns::ssr::caller().await?.ok_or_else(|| AppError::new(401, "unauthenticated", "Sign in to open your dashboard."))?;
-        if user.role != shop::domain::Role::Seller {
-            return Err(shop::ShopError::Forbidden.into());
-        }
+        shop::services::catalog::require_seller(&user)?;
         Ok(user)
     }
 
     pub fn product_id_or_not_found(raw: &str) -> Result<ProductId, AppError> {
-        raw.parse().map_err(|_| AppError::from(shop::ShopError::NotFound("product")))
+        Ok(shop::error::id_or_not_found(raw, "product")?)
     }
 
     /// A whole number typed into a form field.
     pub fn whole_number(field: &str, raw: &str) -> Result<i64, AppError> {
-        raw.trim().parse::<i64>().map_err(|_| FieldError::new(field, "must be a whole number").into())
+        Ok(shop::domain::whole_number(field, raw)?)
     }
 }
 
@@ -72,7 +70,7 @@ pub async fn seller_orders(status: Option<String>, cursor: Option<String>) -> Re
     use shop::orders::OrderId;
     let seller = ssr::seller().await?;
     let status = status.filter(|s| !s.is_empty()).map(|s| OrderStatus::parse("status", &s)).transpose()?;
-    let after = cursor.filter(|c| !c.is_empty()).map(|c| OrderId::parse("cursor", &c)).transpose()?;
+    let after = shop::catalog::optional_cursor(cursor.as_deref(), OrderId::parse)?;
     let shop = super::ssr::shop()?;
     let orders = shop.seller_index.list(&seller, status, after, PageLimit::DEFAULT).await?;
     let counts = shop.seller_index.counts(&seller).await?;
@@ -85,7 +83,7 @@ pub async fn load_seller_order(order_id: String) -> Result<SellerOrderData, AppE
     let id = super::order_id_or_not_found(&order_id, "order")?;
     let shop = super::ssr::shop()?;
     let order = shop.shipping.seller_order(&seller, id).await?;
-    let titles = super::titles_as_sold(&shop, &order.order.lines).await;
+    let titles = shop.snapshots.titles_as_sold(&order.order.lines).await?;
     Ok(SellerOrderData { order, titles })
 }
 
@@ -136,7 +134,7 @@ pub async fn save_waybill(order_id: String, carrier: String, tracking_number: St
 pub async fn seller_products(cursor: Option<String>) -> Result<Page<Product>, AppError> {
     use shop::catalog::{Cursor, PageLimit};
     let seller = ssr::seller().await?;
-    let cursor = cursor.filter(|c| !c.is_empty()).map(|c| Cursor::decode("cursor", &c)).transpose()?;
+    let cursor = shop::catalog::optional_cursor(cursor.as_deref(), Cursor::decode)?;
     Ok(super::ssr::shop()?.catalog.list_for_seller(&seller, cursor, PageLimit::DEFAULT).await?)
 }
 

@@ -165,9 +165,9 @@ async fn main() -> anyhow::Result<()> {
 
 async fn place(shop: &Shop, buyer: &User, product: shop::domain::ProductId) -> anyhow::Result<shop::orders::OrderId> {
     let lines = vec![LineRequest { product_id: product, quantity: Quantity::parse("quantity", 1)? }];
-    let checkout = shop.orders.open_checkout(buyer, lines).await?;
+    let checkout = shop.checkouts.open(buyer, lines).await?;
     let address = ShippingAddress { name: "B".into(), line1: "1 St".into(), line2: String::new(), city: "C".into(), postal_code: "1".into(), country: "NL".into() };
-    Ok(shop.orders.place(buyer, PlaceOrder { order_id: checkout.order_id, checkout_token: checkout.checkout_token, lines: None, shipping_address: address }).await?.order.id)
+    Ok(shop.orders.place(buyer, PlaceOrder { order_id: checkout.order_id, checkout_token: shop::services::checkout::checkout_token(&checkout.checkout_token)?, lines: None, shipping_address: address }).await?.order.id)
 }
 
 /// `reads` newest-page reads over `sellers`, each from the index and then from the
@@ -202,7 +202,7 @@ async fn scatter_gather(shop: &Shop, seller: &User, limit: i64) -> anyhow::Resul
     ids.sort_unstable_by(|a, b| b.cmp(a));
     ids.truncate(limit as usize);
     for id in &ids {
-        let shard = &shop.databases.shards[shop.orders.shard_for_buyer(shop::domain::UserId::from_stored(id % 1_000_000))];
+        let shard = &shop.databases.shards[shop.orders.shards().index_of_buyer(shop::domain::UserId::from_stored(id % 1_000_000))];
         sqlx::query("SELECT o.id, o.status, o.total_cents FROM orders o WHERE o.id = $1").bind(id).fetch_one(shard.pool()).await?;
         sqlx::query("SELECT product_id, quantity FROM order_lines WHERE order_id = $1").bind(id).fetch_all(shard.pool()).await?;
     }

@@ -1,9 +1,9 @@
 //! `/api/v1/auth/*` and `/api/v1/me`.
 
-use super::extract::{ApiJson, AuthUser, presented_session};
+use super::extract::{ApiJson, AuthUser};
 use super::problem::Problem;
 use crate::state::AppState;
-use app::session::Presented;
+use web::Presented;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::IntoResponse;
@@ -76,7 +76,7 @@ async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<LoginReques
 /// Signing out without a live session is not an error.
 #[utoipa::path(post, path = "/auth/logout", tag = "accounts", responses((status = 204)))]
 async fn logout(State(state): State<AppState>, parts: Parts) -> Result<impl IntoResponse, Problem> {
-    if let Presented::Token(token) = presented_session(&parts) {
+    if let Presented::Token(token) = web::presented_session(&parts.headers) {
         state.shop.accounts.sign_out(&token).await?;
     }
     let mut headers = HeaderMap::new();

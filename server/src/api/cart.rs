@@ -1,20 +1,20 @@
 //! `/api/v1/cart`: a signed-in caller's cart, or a guest's server-side cart under
 //! `X-Cart-Token` (or the `nf_cart` cookie), created on first write.
 
-use super::extract::{ApiJson, AuthUser, presented_session};
+use super::extract::{ApiJson, AuthUser};
 use super::problem::Problem;
 use crate::state::AppState;
-use app::session::Presented;
+use web::Presented;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use shop::cart::{CartLine, MergeReport, parse_line_quantity, parse_merge_id};
 use shop::clock::rfc3339;
 use shop::domain::ProductId;
-use shop::services::accounts::SessionToken;
+use shop::secrets::CartToken;
 use shop::services::carts::CartOwner;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -24,7 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_cart)).routes(routes!(set_line)).routes(routes!(merge_cart))
 }
 
-const CART_TOKEN_HEADER: &str = "x-cart-token";
+use web::CART_TOKEN_HEADER;
 
 #[derive(Serialize, ToSchema)]
 pub struct LineBody {
@@ -50,26 +50,24 @@ fn body(lines: Vec<CartLine>, cart_token: Option<String>, merge: Option<MergeRep
     CartBody { lines, cart_token, merge }
 }
 
-/// The guest cart token a request presents, if any: the header first, then the cookie.
-fn presented_cart_token(headers: &HeaderMap) -> Result<Option<SessionToken>, Problem> {
-    let garbage = || Problem::new(StatusCode::BAD_REQUEST, "invalid_cart_token", "the cart token is malformed").with_field(CART_TOKEN_HEADER);
-    if let Some(value) = headers.get(CART_TOKEN_HEADER) {
-        return value.to_str().ok().and_then(|v| SessionToken::parse(v.trim())).map(Some).ok_or_else(garbage);
-    }
-    app::session::presented_cart_cookie(headers).map_err(|_| garbage())
+fn malformed_cart_token(field: &str) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, "invalid_cart_token", "the cart token is malformed").with_field(field)
 }
 
-/// Who the cart belongs to: the signed-in caller, or the guest cart presented.
-/// A bad session is 401 rather than a silent switch to a guest cart.
+/// Who is asking about a cart: the signed-in caller and the guest cart token
+/// presented. A bad session is 401 rather than a silent switch to a guest cart.
+async fn presented_owner(state: &AppState, parts: &mut Parts) -> Result<(Option<shop::accounts::User>, Option<CartToken>), Problem> {
+    let user = match web::presented_session(&parts.headers) {
+        Presented::Nothing => None,
+        _ => Some(<AuthUser as axum::extract::FromRequestParts<AppState>>::from_request_parts(parts, state).await?.user),
+    };
+    let guest = web::presented_cart_token(&parts.headers).map_err(|_| malformed_cart_token(CART_TOKEN_HEADER))?;
+    Ok((user, guest))
+}
+
 async fn owner(state: &AppState, parts: &mut Parts) -> Result<Option<CartOwner>, Problem> {
-    if !matches!(presented_session(parts), Presented::Nothing) {
-        let caller = <AuthUser as axum::extract::FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
-        return Ok(Some(CartOwner::User(caller.user)));
-    }
-    match presented_cart_token(&parts.headers)? {
-        Some(token) if state.shop.carts.guest_cart_exists(&token).await? => Ok(Some(CartOwner::Guest(token))),
-        _ => Ok(None),
-    }
+    let (user, guest) = presented_owner(state, parts).await?;
+    Ok(state.shop.carts.owner(user, guest).await?)
 }
 
 /// The caller's cart. A guest without a cart gets an empty one (none is created).
@@ -98,15 +96,10 @@ pub struct SetLineRequest {
     request_body = SetLineRequest,
     responses((status = 200, body = CartBody), (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn set_line(State(state): State<AppState>, mut parts: Parts, Path(product_id): Path<String>, ApiJson(request): ApiJson<SetLineRequest>) -> Result<Response, Problem> {
-    let product_id: ProductId = product_id.parse().map_err(|_| Problem::not_found("product"))?;
+    let product_id: ProductId = shop::error::id_or_not_found(&product_id, "product")?;
     let quantity = parse_line_quantity("quantity", request.quantity)?;
-    let (owner, new_token) = match owner(&state, &mut parts).await? {
-        Some(owner) => (owner, None),
-        None => {
-            let token = state.shop.carts.open_guest_cart().await?;
-            (CartOwner::Guest(token.clone()), Some(token))
-        }
-    };
+    let (user, guest) = presented_owner(&state, &mut parts).await?;
+    let (owner, new_token) = state.shop.carts.owner_or_new_guest(user, guest).await?;
     let lines = state.shop.carts.set_line(&owner, product_id, quantity).await?;
     let token = match &owner { CartOwner::Guest(t) => Some(t.expose().to_owned()), CartOwner::User(_) => None };
     let mut response = Json(body(lines, token, None)).into_response();
@@ -156,14 +149,7 @@ async fn merge_cart(State(state): State<AppState>, caller: AuthUser, ApiJson(req
         let quantity = parse_line_quantity(&format!("lines[{i}].quantity"), line.quantity)?;
         lines.push(CartLine::new(ProductId::parse(&format!("lines[{i}].product_id"), line.product_id)?, quantity, added_at_ms));
     }
-    let guest = match request.cart_token.as_deref() {
-        Some(raw) => {
-            let token = SessionToken::parse(raw)
-                .ok_or_else(|| Problem::new(StatusCode::BAD_REQUEST, "invalid_cart_token", "the cart token is malformed").with_field("cart_token"))?;
-            Some(token)
-        }
-        None => None,
-    };
+    let guest = request.cart_token.as_deref().map(|raw| CartToken::parse(raw).ok_or_else(|| malformed_cart_token("cart_token"))).transpose()?;
     let (lines, report) = state.shop.carts.merge(&caller.user, &merge_id, &lines, guest.as_ref()).await?;
     Ok(Json(body(lines, None, Some(report))))
 }

@@ -42,7 +42,7 @@ pub struct ProductList {
 #[utoipa::path(get, path = "/products", tag = "catalog", params(ListQuery),
     responses((status = 200, body = ProductList), (status = 400, body = Problem), (status = 422, body = Problem)))]
 async fn list_products(State(state): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Json<ProductList>, Problem> {
-    let cursor = query.cursor.as_deref().filter(|c| !c.is_empty()).map(|c| Cursor::decode("cursor", c)).transpose()?;
+    let cursor = shop::catalog::optional_cursor(query.cursor.as_deref(), Cursor::decode)?;
     let limit = PageLimit::parse("limit", query.limit)?;
     let page = state.shop.catalog.list(cursor, limit).await?;
     Ok(Json(ProductList { items: page.items, next_cursor: page.next_cursor }))
@@ -50,7 +50,7 @@ async fn list_products(State(state): State<AppState>, ApiQuery(query): ApiQuery<
 
 /// An id in a path that cannot name a product names no product.
 fn product_id(raw: &str) -> Result<ProductId, Problem> {
-    raw.parse().map_err(|_| Problem::not_found("product"))
+    Ok(shop::error::id_or_not_found(raw, "product")?)
 }
 
 /// One product, with its price and stock.
@@ -149,5 +149,5 @@ async fn restock_product(
 #[utoipa::path(get, path = "/snapshots/{digest}", tag = "orders", params(("digest" = String, Path)),
     responses((status = 200, body = shop::snapshot::Snapshot), (status = 404, body = Problem)))]
 async fn get_snapshot(State(state): State<AppState>, Path(digest): Path<String>) -> Result<Json<shop::snapshot::Snapshot>, Problem> {
-    Ok(Json(state.shop.catalog.snapshot(&digest).await?))
+    Ok(Json(state.shop.snapshots.get(&digest).await?))
 }

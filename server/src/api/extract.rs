@@ -3,14 +3,14 @@
 
 use super::problem::Problem;
 use crate::state::AppState;
-use app::session::{Presented, presented_bearer, presented_cookie};
+use web::Presented;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 use shop::accounts::User;
-use shop::services::accounts::SessionToken;
+use shop::secrets::SessionToken;
 
 /// A JSON body. Syntax errors are 400 `malformed_json`; a well-formed body with a
 /// wrong type, a missing field or a number out of range is 422 naming the field.
@@ -113,7 +113,7 @@ impl FromRequestParts<AppState> for AuthUser {
             return Ok(found.clone());
         }
         let invalid = || Problem::new(StatusCode::UNAUTHORIZED, "invalid_token", "the session token is invalid or has expired; sign in again");
-        match presented_session(parts) {
+        match web::presented_session(&parts.headers) {
             Presented::Nothing => Err(Problem::unauthenticated("sign in first: send Authorization: Bearer <token> from POST /api/v1/auth/login")),
             Presented::Garbage => Err(invalid()),
             Presented::Token(token) => match state.shop.accounts.user_for_token(&token).await? {
@@ -124,10 +124,3 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
-/// The session a request presents, if any: the bearer header first, then the cookie.
-pub fn presented_session(parts: &Parts) -> Presented {
-    match presented_bearer(&parts.headers) {
-        Presented::Nothing => presented_cookie(&parts.headers),
-        presented => presented,
-    }
-}

@@ -4,10 +4,10 @@
 //! still running is 409 `idempotency_key_in_use`. Keys are scoped to the caller.
 //! Responses of 5xx are not kept, so a retry after an outage runs again.
 
-use super::extract::{AuthUser, presented_session};
+use super::extract::AuthUser;
 use super::problem::Problem;
 use crate::state::AppState;
-use app::session::Presented;
+use web::Presented;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
@@ -35,7 +35,7 @@ pub async fn idempotent_posts(State(state): State<AppState>, request: Request, n
     };
     // Keys are the caller's: without a live session the handler answers 401 itself.
     let (mut parts, body) = request.into_parts();
-    let Presented::Token(token) = presented_session(&parts) else {
+    let Presented::Token(token) = web::presented_session(&parts.headers) else {
         return next.run(Request::from_parts(parts, body)).await;
     };
     let caller = match state.shop.accounts.user_for_token(&token).await {

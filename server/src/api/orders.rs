@@ -55,7 +55,7 @@ pub struct CheckoutRequest {
 #[utoipa::path(post, path = "/checkout", tag = "orders", security(("bearer" = [])), request_body = CheckoutRequest,
     responses((status = 201, body = Checkout), (status = 401, body = Problem), (status = 422, body = Problem)))]
 async fn open_checkout(State(state): State<AppState>, caller: AuthUser, ApiJson(body): ApiJson<CheckoutRequest>) -> Result<(StatusCode, Json<Checkout>), Problem> {
-    let checkout = state.shop.orders.open_checkout(&caller.user, parse_lines(body.lines)?).await?;
+    let checkout = state.shop.checkouts.open(&caller.user, parse_lines(body.lines)?).await?;
     Ok((StatusCode::CREATED, Json(checkout)))
 }
 
@@ -76,7 +76,7 @@ pub struct PlaceOrderRequest {
 async fn place_order(State(state): State<AppState>, caller: AuthUser, ApiJson(body): ApiJson<PlaceOrderRequest>) -> Result<Response, Problem> {
     let request = PlaceOrder {
         order_id: OrderId::parse("order_id", &body.order_id)?,
-        checkout_token: body.checkout_token,
+        checkout_token: shop::services::checkout::checkout_token(&body.checkout_token)?,
         lines: Some(parse_lines(body.lines)?),
         shipping_address: ShippingAddress::parse(body.shipping_address)?,
     };
@@ -99,7 +99,7 @@ impl OrdersQuery {
     /// The status filter, the cursor and the page size, or 422 naming the bad one.
     pub(super) fn parse(&self) -> Result<(Option<OrderStatus>, Option<OrderId>, PageLimit), Problem> {
         let status = self.status.as_deref().filter(|s| !s.is_empty()).map(|s| OrderStatus::parse("status", s)).transpose()?;
-        let after = self.cursor.as_deref().filter(|c| !c.is_empty()).map(|c| OrderId::parse("cursor", c)).transpose()?;
+        let after = shop::catalog::optional_cursor(self.cursor.as_deref(), OrderId::parse)?;
         Ok((status, after, PageLimit::parse("limit", self.limit)?))
     }
 }
@@ -121,7 +121,7 @@ async fn list_orders(State(state): State<AppState>, caller: AuthUser, ApiQuery(q
 
 /// An id in a path that cannot name an order names no order.
 pub(super) fn order_id(raw: &str) -> Result<OrderId, Problem> {
-    OrderId::parse("id", raw).map_err(|_| Problem::not_found("order"))
+    Ok(shop::error::id_or_not_found(raw, "order")?)
 }
 
 /// One of the caller's orders. Someone else's order is 404.

@@ -8,10 +8,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde::Deserialize;
-use shop::domain::{Money, Role};
+use shop::domain::Money;
 use shop::orders::Order;
-use shop::services::accounts::SessionToken;
-use shop::services::ledger::{Reconciliation, Wallet};
+use shop::secrets::FormNonce;
+use shop::services::ledger::{Ledger, Reconciliation, Wallet};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reconcile))
 }
 
-const ENTRIES_PER_PAGE: i64 = 20;
+const ENTRIES_PER_PAGE: i64 = Ledger::STATEMENT_PAGE;
 
 #[derive(Deserialize, IntoParams)]
 pub struct WalletQuery {
@@ -57,7 +57,7 @@ async fn top_up(State(state): State<AppState>, caller: AuthUser, headers: Header
     // idempotency store could not deposit twice.
     let key = match headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
         Some(key) => format!("key:{key}"),
-        None => format!("once:{}", SessionToken::generate()?.expose()),
+        None => format!("once:{}", FormNonce::generate()?.expose()),
     };
     state.shop.ledger.top_up(&caller.user, amount, &key).await?;
     Ok(Json(state.shop.ledger.wallet(&caller.user, None, ENTRIES_PER_PAGE).await?))
@@ -84,8 +84,5 @@ async fn confirm_receipt(State(state): State<AppState>, caller: AuthUser, Path(i
 #[utoipa::path(get, path = "/admin/reconcile", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = Reconciliation), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn reconcile(State(state): State<AppState>, caller: AuthUser) -> Result<Json<Reconciliation>, Problem> {
-    if caller.user.role != Role::Admin {
-        return Err(shop::ShopError::Forbidden.into());
-    }
-    Ok(Json(state.shop.ledger.reconcile().await?))
+    Ok(Json(state.shop.ledger.reconcile_for(&caller.user).await?))
 }

@@ -139,7 +139,7 @@ async fn a_hundred_concurrent_pay_calls_pay_once(app: TestApp) {
     assert_eq!(account_balance(&app, "escrow").await, 3 * PRICE);
     let stock = app.get(&format!("/api/v1/products/{}", shop.product), None).await.body["stock"].clone();
     assert_eq!(stock, json!({"available": 47, "reserved": 0, "sold": 3}), "the hold became a sale");
-    assert_eq!(app.shop.payments.state_of(shop::orders::OrderId::parse("id", &id).unwrap()).await.unwrap().as_deref(), Some("paid"));
+    assert_eq!(app.shop.payments.state_of(shop::orders::OrderId::parse("id", &id).unwrap()).await.unwrap().map(|s| s.as_str()), Some("paid"));
     assert_reconciled(&app).await;
 }
 
@@ -345,7 +345,7 @@ async fn payment_after_stock_is_gone_is_refused_and_moves_nothing(app: TestApp) 
     // taken again from what is available when it is paid, if there is enough.
     let held = shop_with(&app, "held", 3, "reserve").await;
     let id = order(&app, &late, held.product, 2).await;
-    app.shop.orders.release_stock(shop::orders::OrderId::parse("id", &id).unwrap()).await.unwrap();
+    app.shop.stock.release(shop::orders::OrderId::parse("id", &id).unwrap()).await.unwrap();
     let other = order(&app, &early, held.product, 2).await;
     let retry = app.post(&format!("/api/v1/orders/{id}/pay"), Some(&late), &json!({})).await;
     retry.assert_problem(409, "insufficient_stock");

@@ -51,7 +51,7 @@ async fn my_orders_and_order_by_id_touch_only_the_buyers_shard(app: TestApp) {
     let id = product(&app, 100, "reserve").await;
     let shards = app.shop.databases.shards.len();
     assert!(shards >= 2, "the test app runs several shards");
-    let map = shop::orders::ShardMap::even(shards);
+    let map = shop::shard_map::ShardMap::even(shards);
     // Buyers until every shard has one, so the other shards hold orders too.
     let mut buyers: Vec<(String, usize)> = Vec::new();
     let mut n = 0;
@@ -162,7 +162,7 @@ async fn lapsed_holds_cancel_unpaid_orders_and_return_the_stock_exactly(app: Tes
     assert_eq!(stock(&app, held).await.0.reserved, 6);
 
     // Before the hold lapses nothing happens.
-    let orders = &app.shop.orders;
+    let orders = &app.shop.stock;
     assert_eq!(orders.recover_expired_takes(shop::clock::now_ms(), 100).await.unwrap(), 0);
     // After it lapses, two passes racing each other cancel each order once.
     let later = shop::clock::now_ms() + 31 * MINUTE_MS;
@@ -189,12 +189,12 @@ async fn stock_taken_for_an_order_lost_in_a_crash_is_released(app: TestApp) {
     let order = place(&app, &buyer, id, 3).await;
     // Simulate a crash after step 1 (stock taken) and before step 2 (order inserted).
     let order_id = shop::orders::OrderId::parse("id", order["id"].as_str().unwrap()).unwrap();
-    let shard = &app.shop.databases.shards[shop::orders::ShardMap::even(app.shop.databases.shards.len()).shard_for_order(order_id)];
+    let shard = &app.shop.databases.shards[shop::shard_map::ShardMap::even(app.shop.databases.shards.len()).shard_for_order(order_id)];
     sqlx::query("DELETE FROM order_lines WHERE order_id = $1").bind(order_id.get()).execute(shard.pool()).await.unwrap();
     sqlx::query("DELETE FROM orders WHERE id = $1").bind(order_id.get()).execute(shard.pool()).await.unwrap();
     assert_eq!(stock(&app, id).await.0.sold, 3);
 
-    let orders = &app.shop.orders;
+    let orders = &app.shop.stock;
     // While the checkout could still be submitted, the take is left alone.
     assert_eq!(orders.recover_expired_takes(shop::clock::now_ms() + 29 * MINUTE_MS, 100).await.unwrap(), 0);
     assert_eq!(orders.recover_expired_takes(shop::clock::now_ms() + 31 * MINUTE_MS, 100).await.unwrap(), 1);

@@ -34,8 +34,8 @@ fn address() -> ShippingAddress {
 /// Opens a checkout and places it, through the services the API calls.
 async fn place(shop: &shop::Shop, buyer: &User, product: ProductId) -> OrderId {
     let lines = vec![LineRequest { product_id: product, quantity: Quantity::parse("quantity", 1).unwrap() }];
-    let checkout = shop.orders.open_checkout(buyer, lines).await.unwrap();
-    let request = PlaceOrder { order_id: checkout.order_id, checkout_token: checkout.checkout_token, lines: None, shipping_address: address() };
+    let checkout = shop.checkouts.open(buyer, lines).await.unwrap();
+    let request = PlaceOrder { order_id: checkout.order_id, checkout_token: shop::services::checkout::checkout_token(&checkout.checkout_token).unwrap(), lines: None, shipping_address: address() };
     shop.orders.place(buyer, request).await.unwrap().order.id
 }
 
@@ -93,7 +93,7 @@ async fn converges_after_2000_orders_with_concurrent_status_changes(app: TestApp
     for b in 0..BUYERS {
         buyers.push(buyer_with_money(&app, &format!("buyer-{b}")).await.1);
     }
-    assert!(buyers.iter().map(|b| app.shop.orders.shard_for_buyer(b.id)).collect::<std::collections::HashSet<_>>().len() > 1, "buyers on one shard only");
+    assert!(buyers.iter().map(|b| app.shop.orders.shards().index_of_buyer(b.id)).collect::<std::collections::HashSet<_>>().len() > 1, "buyers on one shard only");
     let started = Instant::now();
     let mut changes = tokio::task::JoinSet::new();
     let mut placing = tokio::task::JoinSet::new();
@@ -218,7 +218,7 @@ async fn duplicate_and_out_of_order_deliveries_never_move_the_index_backwards(ap
     assert_eq!(app.shop.seller_index.rebuild(false).await.unwrap().differences, vec![]);
     // A crash between enqueuing and deleting the outbox rows sends them again: still one copy.
     app.shop.shipping.set_waybill(&seller, id, 1, waybill("A-2")).await.unwrap();
-    let outbox = &app.shop.databases.shards[app.shop.orders.shard_for_buyer(buyer.id)];
+    let outbox = &app.shop.databases.shards[app.shop.orders.shards().index_of_buyer(buyer.id)];
     let saved: Vec<(i64, i64, String, i64)> = sqlx::query_as("SELECT order_id, version, payload, created_at_ms FROM order_outbox").fetch_all(outbox.pool()).await.unwrap();
     deliver(&app).await;
     for (order_id, version, payload, created) in saved {

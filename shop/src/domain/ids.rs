@@ -182,6 +182,14 @@ impl OrderId {
     }
 }
 
+impl std::str::FromStr for OrderId {
+    type Err = FieldError;
+
+    fn from_str(raw: &str) -> Result<Self, FieldError> {
+        Self::parse("id", raw)
+    }
+}
+
 impl fmt::Display for OrderId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:019}", self.0)

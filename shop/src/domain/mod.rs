@@ -29,3 +29,8 @@ impl FieldError {
         Self { field: field.to_owned(), message: message.into() }
     }
 }
+
+/// A whole number typed into a form field (surrounding spaces allowed).
+pub fn whole_number(field: &str, raw: &str) -> Result<i64, FieldError> {
+    raw.trim().parse::<i64>().map_err(|_| FieldError::new(field, "must be a whole number"))
+}

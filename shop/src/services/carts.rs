@@ -2,12 +2,14 @@
 //! carts under a random token. The merge rules themselves are in [`crate::cart`].
 
 use crate::accounts::User;
-use crate::cart::{Cart, CartLine, MAX_LINE_QUANTITY, MAX_LINES, MergeReport};
+use crate::cart::{Cart, CartGroup, CartLine, CartLineView, GroupedCart, MAX_LINE_QUANTITY, MAX_LINES, MergeReport};
 use crate::clock::now_ms;
 use crate::db::Db;
-use crate::domain::{FieldError, ProductId};
+use crate::domain::{FieldError, Money, ProductId, Quantity, UserId};
 use crate::error::{ShopError, ShopResult};
+use crate::orders::{Checkout, LineRequest};
 use crate::secrets::CartToken;
+use crate::services::{Catalog, Checkouts};
 use sqlx::{Any, Row, Transaction};
 
 /// Whose cart a request is about.
@@ -48,6 +50,8 @@ impl LineChange {
 #[derive(Clone, Debug)]
 pub struct Carts {
     db: Db,
+    catalog: Catalog,
+    checkouts: Checkouts,
     /// Guest carts unused this long are deleted.
     guest_ttl_ms: i64,
 }
@@ -55,8 +59,81 @@ pub struct Carts {
 impl Carts {
     pub const DEFAULT_GUEST_TTL_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 
-    pub fn new(db: Db, guest_ttl_ms: i64) -> Self {
-        Self { db, guest_ttl_ms }
+    pub fn new(db: Db, catalog: Catalog, checkouts: Checkouts, guest_ttl_ms: i64) -> Self {
+        Self { db, catalog, checkouts, guest_ttl_ms }
+    }
+
+    /// Whose cart a request is about: the signed-in user's, else the guest cart it
+    /// presents if that still exists, else nobody's yet.
+    pub async fn owner(&self, user: Option<User>, guest: Option<CartToken>) -> ShopResult<Option<CartOwner>> {
+        if let Some(user) = user {
+            return Ok(Some(CartOwner::User(user)));
+        }
+        match guest {
+            Some(token) if self.guest_cart_exists(&token).await? => Ok(Some(CartOwner::Guest(token))),
+            _ => Ok(None),
+        }
+    }
+
+    /// As [`Carts::owner`], opening a guest cart when there is none. The second
+    /// value is the new cart's token, for the door to hand out (cookie, header).
+    pub async fn owner_or_new_guest(&self, user: Option<User>, guest: Option<CartToken>) -> ShopResult<(CartOwner, Option<CartToken>)> {
+        if let Some(owner) = self.owner(user, guest).await? {
+            return Ok((owner, None));
+        }
+        let token = self.open_guest_cart().await?;
+        Ok((CartOwner::Guest(token.clone()), Some(token)))
+    }
+
+    /// The server-side cart (if any) and the browser's own lines, priced now and
+    /// grouped by seller: each group checks out as one order.
+    pub async fn grouped(&self, owner: Option<&CartOwner>, browser_lines: &[CartLine]) -> ShopResult<GroupedCart> {
+        let server_lines = match owner {
+            Some(owner) => self.lines(owner).await?,
+            None => Vec::new(),
+        };
+        let ids: Vec<ProductId> = server_lines.iter().chain(browser_lines).map(|l| l.product_id).collect();
+        let products = self.catalog.get_many(&ids).await?;
+        let mut cart = GroupedCart::default();
+        let all = server_lines.iter().map(|l| (l, false)).chain(browser_lines.iter().map(|l| (l, true)));
+        for (line, in_browser) in all {
+            let Some(product) = products.iter().find(|p| p.id == line.product_id) else {
+                if in_browser {
+                    cart.vanished.push(line.product_id);
+                }
+                continue;
+            };
+            let view = CartLineView {
+                product_id: product.id,
+                title: product.title.to_string(),
+                quantity: line.quantity,
+                unit_price: product.price,
+                price_was: line.price_seen_cents.filter(|seen| *seen != product.price.cents()).map(Money::from_stored),
+                available: product.stock.available,
+                in_browser,
+            };
+            match cart.groups.iter_mut().find(|g| g.seller_id == product.seller_id) {
+                Some(group) => group.lines.push(view),
+                None => cart.groups.push(CartGroup { seller_id: product.seller_id, seller_name: product.seller_name.clone(), lines: vec![view] }),
+            }
+        }
+        Ok(cart)
+    }
+
+    /// Opens a checkout for one seller's lines of the user's cart.
+    pub async fn check_out_seller(&self, user: &User, seller: UserId) -> ShopResult<Checkout> {
+        let lines = self.lines(&CartOwner::User(user.clone())).await?;
+        let products = self.catalog.get_many(&lines.iter().map(|l| l.product_id).collect::<Vec<_>>()).await?;
+        let mut requests = Vec::new();
+        for line in &lines {
+            if products.iter().any(|p| p.id == line.product_id && p.seller_id == seller) {
+                requests.push(LineRequest { product_id: line.product_id, quantity: Quantity::parse("quantity", line.quantity)? });
+            }
+        }
+        if requests.is_empty() {
+            return Err(ShopError::NotFound("cart lines of this seller"));
+        }
+        self.checkouts.open(user, requests).await
     }
 
     /// A new, empty guest cart, and the token that names it.
@@ -243,11 +320,15 @@ async fn update_line(tx: &mut Transaction<'static, Any>, key: &str, product_id: 
     let statement = match change {
         LineChange::Set(_) => "UPDATE cart_lines SET quantity = $1, price_seen_cents = $2 WHERE owner = $3 AND product_id = $4",
         LineChange::Add(_) => {
-            "UPDATE cart_lines SET quantity = CASE WHEN quantity + $1 > 99 THEN 99 ELSE quantity + $1 END, price_seen_cents = $2 \
+            "UPDATE cart_lines SET quantity = CASE WHEN quantity + $1 > $5 THEN $5 ELSE quantity + $1 END, price_seen_cents = $2 \
              WHERE owner = $3 AND product_id = $4"
         }
     };
-    let done = sqlx::query(statement).bind(change.quantity()).bind(price).bind(key).bind(product_id.get()).execute(&mut **tx).await?;
+    let mut query = sqlx::query(statement).bind(change.quantity()).bind(price).bind(key).bind(product_id.get());
+    if let LineChange::Add(_) = change {
+        query = query.bind(MAX_LINE_QUANTITY);
+    }
+    let done = query.execute(&mut **tx).await?;
     Ok(done.rows_affected())
 }
 

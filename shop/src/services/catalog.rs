@@ -49,6 +49,12 @@ impl Catalog {
         self.list_where(None, after, limit).await
     }
 
+    /// A few products in stock to carry on shopping with, other than `bought`.
+    pub async fn suggestions(&self, bought: &[ProductId], count: usize) -> ShopResult<Vec<Product>> {
+        let newest = self.list(None, PageLimit::DEFAULT).await?.items;
+        Ok(newest.into_iter().filter(|p| !bought.contains(&p.id) && p.stock.in_stock()).take(count).collect())
+    }
+
     /// The seller's own products, newest first (the dashboard's product list).
     pub async fn list_for_seller(&self, seller: &User, after: Option<Cursor>, limit: PageLimit) -> ShopResult<Page<Product>> {
         require_seller(seller)?;
@@ -205,7 +211,7 @@ impl Catalog {
 }
 
 /// Seller-only operations refuse buyers and admins outright (403).
-pub(crate) fn require_seller(user: &User) -> ShopResult<()> {
+pub fn require_seller(user: &User) -> ShopResult<()> {
     match user.role {
         Role::Seller => Ok(()),
         Role::Buyer | Role::Admin => Err(ShopError::Forbidden),

@@ -19,8 +19,7 @@ use crate::services::shards::Shards;
 use sqlx::{Any, Row, Transaction};
 use std::sync::Arc;
 
-/// The most lines one order may hold.
-pub const MAX_LINES: usize = 50;
+pub use crate::orders::MAX_ORDER_LINES as MAX_LINES;
 
 /// What the checkout page shows.
 #[derive(Debug, Clone)]

@@ -77,6 +77,9 @@ impl Ledger {
     }
 
     /// The wallet's balance and a page of its statement, newest first.
+    /// Statement lines on one page of the wallet.
+    pub const STATEMENT_PAGE: i64 = 20;
+
     pub async fn wallet(&self, user: &User, cursor: Option<&str>, limit: i64) -> ShopResult<Wallet> {
         let (before_ms, before_id) = match cursor {
             Some(raw) => parse_cursor(raw)?,
@@ -112,6 +115,14 @@ impl Ledger {
         }
         let next_cursor = if rows.len() as i64 > limit { last_key } else { None };
         Ok(Wallet { balance_cents: self.balance(user.id).await?, entries, next_cursor })
+    }
+
+    /// The reconciliation report, for admins only.
+    pub async fn reconcile_for(&self, caller: &User) -> ShopResult<Reconciliation> {
+        if caller.role != crate::domain::Role::Admin {
+            return Err(ShopError::Forbidden);
+        }
+        self.reconcile().await
     }
 
     /// Sums the journal per account and compares each sum with the balance; checks

@@ -86,7 +86,8 @@ impl Shop {
         let catalog = Catalog::new(main.clone());
         let ids = std::sync::Arc::new(order_ids::OrderIdAllocator::new(main.clone(), settings.order_id_block));
         let checkouts = Checkouts::new(shards.clone(), catalog.clone(), ids);
-        let orders = Orders::new(main.clone(), shards.clone(), checkouts.clone(), settings.hold_ttl_ms);
+        let carts = carts::Carts::new(main.clone(), catalog.clone(), checkouts.clone(), settings.guest_cart_ttl_ms);
+        let orders = Orders::new(main.clone(), shards.clone(), checkouts.clone(), carts.clone(), settings.hold_ttl_ms);
         let snapshots = snapshots::Snapshots::new(main.clone());
         let seller_index = seller_index::SellerIndex::new(main.clone(), shards.clone());
         Ok(Self {
@@ -101,8 +102,8 @@ impl Shop {
             orders,
             checkouts,
             catalog,
-            idempotency: idempotency::Idempotency::new(main.clone()),
-            carts: carts::Carts::new(main, settings.guest_cart_ttl_ms),
+            idempotency: idempotency::Idempotency::new(main),
+            carts,
             databases,
         })
     }

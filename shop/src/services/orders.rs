@@ -22,6 +22,7 @@ use crate::domain::{InventoryMode, OrderId};
 use crate::error::{ShopError, ShopResult};
 use crate::orders::{LineRequest, Order, OrderLine, OrderStatus, SellerOrder, ShippingAddress};
 use crate::secrets::CheckoutToken;
+use crate::services::carts::{CartOwner, Carts};
 use crate::services::checkout::{self, Checkouts, normalised, total_of};
 use crate::services::order_rows::{read_seller_order, record_change, status_of};
 use crate::services::shards::Shards;
@@ -51,13 +52,14 @@ pub struct Orders {
     main: Db,
     shards: Shards,
     checkouts: Checkouts,
+    carts: Carts,
     /// How long a reservation holds stock before the order is cancelled.
     hold_ttl_ms: i64,
 }
 
 impl Orders {
-    pub fn new(main: Db, shards: Shards, checkouts: Checkouts, hold_ttl_ms: i64) -> Self {
-        Self { main, shards, checkouts, hold_ttl_ms }
+    pub fn new(main: Db, shards: Shards, checkouts: Checkouts, carts: Carts, hold_ttl_ms: i64) -> Self {
+        Self { main, shards, checkouts, carts, hold_ttl_ms }
     }
 
     /// Places the order a checkout opened. Submitting again — a double click, a
@@ -84,12 +86,22 @@ impl Orders {
         match self.insert_order(draft, &request.checkout_token).await? {
             Some(order) => {
                 tracing::info!(order_id = %order_id, buyer_id = %buyer.id, total_cents = order.total_cents, "order placed");
+                self.take_out_of_cart(buyer, &order).await;
                 Ok(Placed { order, replayed: false })
             }
             None => {
                 let order = self.load(order_id).await?.ok_or(ShopError::InvalidCheckoutToken)?;
                 replay(order, buyer)
             }
+        }
+    }
+
+    /// Ordered lines leave the buyer's cart, whichever door placed the order. The
+    /// order stands whatever happens here.
+    async fn take_out_of_cart(&self, buyer: &User, order: &Order) {
+        let ordered: Vec<_> = order.lines.iter().map(|l| l.product_id).collect();
+        if let Err(error) = self.carts.remove_products(&CartOwner::User(buyer.clone()), &ordered).await {
+            tracing::warn!(order_id = %order.id, %error, "ordered lines stayed in the cart");
         }
     }
 
@@ -242,7 +254,8 @@ impl Orders {
         read_seller_order(&mut conn, id).await
     }
 
-    pub(crate) fn shards(&self) -> &Shards {
+    /// Where orders live: for tools and tests that read a shard directly.
+    pub fn shards(&self) -> &Shards {
         &self.shards
     }
 }

@@ -1,14 +1,18 @@
-//! The session cookie, shared by the pages' server functions and the JSON API's
-//! sign-in. The cookie holds the same token an API client gets as a bearer token.
+//! What both doors — the pages' server functions and the JSON API — read from and
+//! write to HTTP: the session cookie (holding the same token an API client gets as
+//! a bearer token), the guest cart's cookie and header, and the bearer header.
+//! Below both doors, so neither depends on the other.
 
 use cookie::{Cookie, SameSite};
 use http::HeaderMap;
-use shop::services::accounts::SessionToken;
+use shop::secrets::{CartToken, SessionToken};
 
 pub const SESSION_COOKIE: &str = "nf_session";
 /// A guest's server-side cart (clients without script; API clients may use the
 /// `X-Cart-Token` header instead).
 pub const CART_COOKIE: &str = "nf_cart";
+/// API clients' guest cart token.
+pub const CART_TOKEN_HEADER: &str = "x-cart-token";
 /// Guest carts are kept 30 days unused; the cookie lives as long.
 const CART_COOKIE_MAX_AGE_SECS: i64 = 30 * 24 * 60 * 60;
 
@@ -37,7 +41,7 @@ impl CookiePolicy {
     }
 
     /// The guest cart cookie: HttpOnly and SameSite=Lax like the session's.
-    pub fn issue_cart(&self, token: &SessionToken) -> String {
+    pub fn issue_cart(&self, token: &CartToken) -> String {
         self.build_named(CART_COOKIE, token.expose().to_owned(), CART_COOKIE_MAX_AGE_SECS)
     }
 
@@ -92,20 +96,37 @@ pub fn presented_cookie(headers: &HeaderMap) -> Presented {
     if saw_any { Presented::Garbage } else { Presented::Nothing }
 }
 
-/// A cart cookie that is not a token we could have issued.
+/// A cart cookie or header that is not a token we could have issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GarbageCartCookie;
+pub struct GarbageCartToken;
 
 /// Reads the guest cart cookie: `Ok(None)` when there is none.
-pub fn presented_cart_cookie(headers: &HeaderMap) -> Result<Option<SessionToken>, GarbageCartCookie> {
+pub fn presented_cart_cookie(headers: &HeaderMap) -> Result<Option<CartToken>, GarbageCartToken> {
     for header in headers.get_all(http::header::COOKIE) {
         for cookie in Cookie::split_parse(header.to_str().unwrap_or_default()).flatten() {
             if cookie.name() == CART_COOKIE && !cookie.value().is_empty() {
-                return SessionToken::parse(cookie.value()).map(Some).ok_or(GarbageCartCookie);
+                return CartToken::parse(cookie.value()).map(Some).ok_or(GarbageCartToken);
             }
         }
     }
     Ok(None)
+}
+
+/// The guest cart token a request presents, if any: the `X-Cart-Token` header
+/// first, then the cookie.
+pub fn presented_cart_token(headers: &HeaderMap) -> Result<Option<CartToken>, GarbageCartToken> {
+    match headers.get(CART_TOKEN_HEADER) {
+        Some(value) => value.to_str().ok().and_then(|v| CartToken::parse(v.trim())).map(Some).ok_or(GarbageCartToken),
+        None => presented_cart_cookie(headers),
+    }
+}
+
+/// The session a request presents, if any: the bearer header first, then the cookie.
+pub fn presented_session(headers: &HeaderMap) -> Presented {
+    match presented_bearer(headers) {
+        Presented::Nothing => presented_cookie(headers),
+        presented => presented,
+    }
 }
 
 /// Reads `Authorization: Bearer <token>`.
