@@ -5,6 +5,7 @@
 pub mod error;
 pub mod pages;
 pub mod server_fns;
+pub mod state;
 
 use leptos::prelude::*;
 use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
@@ -48,8 +49,8 @@ pub fn document_title(page: String) -> String {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    pages::auth::provide_auth();
-    pages::cart::provide_cart();
+    state::auth::provide_auth();
+    state::cart::provide_cart();
     // Effects run only in the browser, after hydration: a marker that the page is
     // interactive, which the browser tests wait for before they click.
     Effect::new(|_| {

@@ -2,7 +2,7 @@
 //! is also the confirmation) and "my orders".
 
 use crate::pages::errors::form_failure;
-use crate::pages::auth::Auth;
+use crate::state::auth::Auth;
 use crate::pages::{ErrorBox, NotFound};
 use crate::server_fns::money::{ConfirmReceipt as ConfirmReceiptFn, PayOrder};
 use crate::server_fns::{CancelOrder, CheckoutLineView, CheckoutPageData, OrderView, PlaceOrder, StartCheckout, get_checkout, get_order, my_orders};

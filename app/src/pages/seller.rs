@@ -329,7 +329,7 @@ fn mode_options(selected: InventoryMode) -> impl IntoView {
 
 #[component]
 pub fn NewProductPage() -> impl IntoView {
-    let auth = expect_context::<crate::pages::auth::Auth>();
+    let auth = expect_context::<crate::state::auth::Auth>();
     view! {
         <Title text="New product · Dashboard"/>
         <Suspense fallback=|| ()>

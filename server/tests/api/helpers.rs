@@ -22,6 +22,8 @@ pub struct TestApp {
     pub client: Client,
     /// The same services the server uses, to check stored state directly.
     pub shop: Shop,
+    /// The databases it was started on.
+    pub databases: DatabaseConfig,
     shutdown: CancellationToken,
     _data_dir: tempfile::TempDir,
 }
@@ -64,6 +66,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
     server::telemetry::init(false);
     let app = server::Application::build(&settings).await.expect("the application builds");
     let shop = app.shop.clone();
+    let databases = settings.databases.clone();
     let listener = tokio::net::TcpListener::bind(settings.addr).await.expect("a free port");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
@@ -72,7 +75,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
     }
     tokio::spawn(app.serve(listener, shutdown.clone()));
     let client = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    Some(TestApp { base, client, shop, shutdown, _data_dir: data_dir })
+    Some(TestApp { base, client, shop, databases, shutdown, _data_dir: data_dir })
 }
 
 pub async fn postgres_databases() -> Option<DatabaseConfig> {

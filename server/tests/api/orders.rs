@@ -15,7 +15,31 @@ crate::on_both_backends!(
     my_orders_and_order_by_id_touch_only_the_buyers_shard,
     orders_in_on_payment_mode_only_check_stock,
     an_order_of_several_lines_takes_all_its_stock_or_none,
+    a_changed_number_of_shards_is_refused_and_moves_nothing,
 );
+
+/// The shard map is stored in `main` on the first start: opening the same
+/// databases with fewer or more shards configured is refused with a message that
+/// names both counts, and changes neither the map nor where orders are found.
+async fn a_changed_number_of_shards_is_refused_and_moves_nothing(app: TestApp) {
+    let held = product(&app, 5, "reserve").await;
+    let (buyer, _) = app.signed_in("map@example.com", "buyer").await;
+    let order = place(&app, &buyer, held, 1).await;
+    let ranges = || async { sqlx::query_as::<_, (i64, i64)>("SELECT shard, start_suffix FROM shard_ranges ORDER BY shard").fetch_all(app.shop.databases.main.pool()).await.unwrap() };
+    let before = ranges().await;
+    let configured = app.databases.shards.len();
+    assert_eq!(before.len(), configured);
+    for shards in [configured - 1, configured + 1] {
+        let mut changed = app.databases.clone();
+        changed.shards.resize(shards, app.databases.shards[0].clone());
+        let refused = shop::Shop::open(&changed, &Default::default()).await.expect_err("a changed shard count must be refused");
+        let message = format!("{refused:#}");
+        assert!(message.contains(&format!("names {shards} order shard(s)")) && message.contains(&format!("has {configured}")), "{message}");
+    }
+    assert_eq!(ranges().await, before);
+    let found = app.get(&format!("/api/v1/orders/{}", order["id"].as_str().unwrap()), Some(&buyer)).await;
+    assert_eq!(found.status, 200, "{}", found.text);
+}
 
 async fn an_order_of_several_lines_takes_all_its_stock_or_none(app: TestApp) {
     let (seller, _) = app.signed_in("two@example.com", "seller").await;
