@@ -3,6 +3,10 @@
 # Nothing here downloads from anywhere but crates.io, npm and Debian's packages.
 
 CARGO_LEPTOS_VERSION=0.3.8
+# wasm-opt for release builds. cargo-leptos would download Binaryen from GitHub
+# (unreachable here), and Debian's binaryen 108 corrupts modules that use reference
+# types; npm's binaryen 132 works.
+BINARYEN_VERSION=132
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -75,14 +79,14 @@ ensure_debian_packages() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# wasm-opt for `cargo leptos build --release`, from npm's binaryen (see tools/package.json).
+# wasm-opt for `cargo leptos build --release`: npm's binaryen, installed globally so
+# that the README's `cargo leptos build --release` works in any shell, not only
+# inside these scripts (cargo-leptos runs the wasm-opt it finds on PATH).
 ensure_wasm_opt() {
-  local dir; dir="$(repo_root)/tools"
-  if [ ! -x "$dir/node_modules/.bin/wasm-opt" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-    log "installing wasm-opt (binaryen) from npm"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  if [ "$(wasm-opt --version 2>/dev/null | awk '{print $3}')" != "$BINARYEN_VERSION" ]; then
+    log "installing wasm-opt (binaryen $BINARYEN_VERSION) from npm"
+    as_root npm install --global --no-audit --no-fund --loglevel=error "binaryen@$BINARYEN_VERSION.0.0"
   fi
-  export PATH="$dir/node_modules/.bin:$PATH"
 }
 
 ensure_playwright() {

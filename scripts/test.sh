@@ -13,6 +13,7 @@ ensure_disk_space
 ensure_rust_tools
 ensure_debian_packages "chromium:chromium" "/usr/lib/postgresql/*/bin/initdb:postgresql" "python3:python3"
 ensure_playwright
+ensure_wasm_opt
 
 pg_dir=$(mktemp -d /tmp/ninefold-test-pg.XXXXXX)
 cleanup() { scripts/pg-throwaway.sh stop "$pg_dir"; }
@@ -28,9 +29,11 @@ cargo test -p shop --features server
 log "server: configuration, the API, and the crash tests (SIGKILL at every step of paying) on SQLite and on PostgreSQL"
 cargo test -p server --features fault-injection
 
-log "building the site for the browser tests"
-cargo leptos build
-log "Playwright in Chromium (screenshots in end2end/test-results)"
-(cd end2end && npx playwright test)
+# The README's own build command, typed as a newcomer would: a fresh shell with no
+# variables but the usual PATH. The browser tests then run against that build.
+log "building the release as the README says: 'cargo leptos build --release' in a fresh shell"
+env -i HOME="$HOME" PATH="$HOME/.cargo/bin:/usr/local/bin:/usr/bin:/bin" bash --noprofile --norc -c 'cargo leptos build --release'
+log "Playwright in Chromium against the release build (screenshots in end2end/test-results)"
+(cd end2end && E2E_PROFILE=release npx playwright test)
 
 log "all tests passed in $(( $(date +%s) - started )) s"

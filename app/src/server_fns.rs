@@ -189,10 +189,16 @@ pub async fn start_checkout(product_id: String, quantity: String) -> Result<(), 
 
 #[server(prefix = "/fn", endpoint = "get_checkout")]
 pub async fn get_checkout(order_id: String) -> Result<CheckoutPageData, AppError> {
-    use shop::services::checkout::CheckoutView;
     let buyer = signed_in_buyer().await?;
     let id = order_id_or_not_found(&order_id, "checkout")?;
-    Ok(match ssr::shop()?.checkouts.view(&buyer, id).await? {
+    Ok(checkout_page(ssr::shop()?.checkouts.view(&buyer, id).await?))
+}
+
+/// The checkout as its page renders it.
+#[cfg(feature = "ssr")]
+fn checkout_page(view: shop::services::checkout::CheckoutView) -> CheckoutPageData {
+    use shop::services::checkout::CheckoutView;
+    match view {
         CheckoutView::Placed(id) => CheckoutPageData::Placed { order_id: id.to_string() },
         CheckoutView::Expired => CheckoutPageData::Expired,
         CheckoutView::Open { checkout, products } => CheckoutPageData::Open {
@@ -212,7 +218,7 @@ pub async fn get_checkout(order_id: String) -> Result<CheckoutPageData, AppError
             expires_at: checkout.expires_at,
             reserves: products.iter().any(|p| p.inventory_mode == shop::domain::InventoryMode::Reserve),
         },
-    })
+    }
 }
 
 /// The checkout page's submit. Submitting the same checkout again (double click,

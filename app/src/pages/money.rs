@@ -16,9 +16,9 @@ fn signed_amount(cents: i64) -> String {
     format!("{sign}${}", Money::from_stored(cents.abs()))
 }
 
-/// Where the buyer lands after paying (DESIGN.md, failure mode 7): it confirms
-/// the payment from the write's own answer, so it never depends on a replica
-/// having caught up, and only then leads on to the order details.
+/// Where the buyer lands after paying (DESIGN.md, failure mode 7): it shows the
+/// payment as confirmed before the order details, reading the order again from
+/// its shard's primary (there are no replicas yet), and leads on from there.
 #[component]
 pub fn PaymentSuccessPage() -> impl IntoView {
     let params = use_params_map();

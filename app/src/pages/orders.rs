@@ -168,8 +168,8 @@ pub fn OrderPage() -> impl IntoView {
 fn OrderDetail(view: OrderView, just_placed: bool, cancel: ServerAction<CancelOrder>) -> impl IntoView {
     let OrderView { order, titles, balance_cents } = view;
     let pending = cancel.pending();
-    let cancellable = matches!(order.status, OrderStatus::PendingPayment | OrderStatus::Paid);
-    let cancel_label = if order.status == OrderStatus::Paid { "Cancel and refund to my wallet" } else { "Cancel order" };
+    let cancellable = order.status.can_cancel();
+    let cancel_label = if order.status.cancel_refunds() { "Cancel and refund to my wallet" } else { "Cancel order" };
     let address = order.shipping_address.clone();
     let waybill = order.shipping.clone();
     view! {
@@ -198,11 +198,11 @@ fn OrderDetail(view: OrderView, just_placed: bool, cancel: ServerAction<CancelOr
                 </tbody>
                 <tfoot><tr><th colspan="3">"Total"</th><th>{format!("${}", Money::from_stored(order.total_cents))}</th></tr></tfoot>
             </table>
-            {(order.status == OrderStatus::PendingPayment).then(|| view! { <PayBox order_id=order.id.to_string() total=order.total_cents balance=balance_cents/> })}
+            {order.status.awaits_payment().then(|| view! { <PayBox order_id=order.id.to_string() total=order.total_cents balance=balance_cents/> })}
             {waybill.map(|w| view! {
                 <p class="waybill" data-testid="waybill">"Shipped with " <strong data-testid="carrier">{w.carrier}</strong> " · tracking number " <strong data-testid="tracking-number">{w.tracking_number}</strong></p>
             })}
-            {(order.status == OrderStatus::Shipped).then(|| view! { <ConfirmReceipt order_id=order.id.to_string()/> })}
+            {order.status.can_confirm_receipt().then(|| view! { <ConfirmReceipt order_id=order.id.to_string()/> })}
             <p class="muted">"Ship to: " {format!("{}, {}{}, {} {}, {}", address.name, address.line1, if address.line2.is_empty() { String::new() } else { format!(", {}", address.line2) }, address.postal_code, address.city, address.country)}</p>
             {cancellable.then(|| view! {
                 <ActionForm action=cancel attr:class="inline">

@@ -58,6 +58,35 @@ mod ssr {
         Ok(shop::error::id_or_not_found(raw, "product")?)
     }
 
+    /// Where a browser without script goes after a waybill submit: back to the
+    /// order's own address when saved; when refused, the same page with the
+    /// seller's entry riding along, so it can say what changed and keep it.
+    pub fn waybill_page_after(id: shop::orders::OrderId, outcome: &super::WaybillOutcome, carrier: &str, tracking_number: &str) -> String {
+        match outcome {
+            super::WaybillOutcome::Saved(_) => format!("/seller/orders/{id}"),
+            super::WaybillOutcome::Stale { .. } => {
+                let kept = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("stale", "1")
+                    .append_pair("carrier", carrier)
+                    .append_pair("tracking_number", tracking_number)
+                    .finish();
+                format!("/seller/orders/{id}?{kept}")
+            }
+        }
+    }
+
+    /// The edit form's fields, parsed.
+    pub fn product_edit(expected_version: &str, title: &str, description: &str, price: &str, inventory_mode: &str) -> Result<shop::services::catalog::ProductEdit, AppError> {
+        use shop::domain::{Description, InventoryMode, Money, Title};
+        Ok(shop::services::catalog::ProductEdit {
+            expected_version: whole_number("expected_version", expected_version)?,
+            title: Some(Title::parse("title", title)?),
+            description: Some(Description::parse("description", description)?),
+            price: Some(Money::parse_price("price", Money::parse_major("price", price)?)?),
+            inventory_mode: Some(InventoryMode::parse("inventory_mode", inventory_mode)?),
+        })
+    }
+
     /// A whole number typed into a form field.
     pub fn whole_number(field: &str, raw: &str) -> Result<i64, AppError> {
         Ok(shop::domain::whole_number(field, raw)?)
@@ -105,29 +134,15 @@ pub async fn save_waybill(order_id: String, carrier: String, tracking_number: St
     let id = super::order_id_or_not_found(&order_id, "order")?;
     let expected_version = ssr::whole_number("expected_version", &expected_version)?;
     let input = WaybillInput::parse(&carrier, &tracking_number)?;
-    match super::ssr::shop()?.shipping.set_waybill(&seller, id, expected_version, input).await {
-        Ok(saved) => {
-            if super::ssr::is_plain_form_post() {
-                // Back to the order's own address, not to a page that said "stale".
-                leptos_axum::redirect(&format!("/seller/orders/{id}"));
-            }
-            Ok(WaybillOutcome::Saved(saved))
-        }
-        Err(shop::ShopError::StaleWaybill { current }) => {
-            if super::ssr::is_plain_form_post() {
-                // Without script the page is loaded again: the seller's entry rides
-                // along, so the page can say what changed and keep it in the form.
-                let kept = form_urlencoded::Serializer::new(String::new())
-                    .append_pair("stale", "1")
-                    .append_pair("carrier", &carrier)
-                    .append_pair("tracking_number", &tracking_number)
-                    .finish();
-                leptos_axum::redirect(&format!("/seller/orders/{id}?{kept}"));
-            }
-            Ok(WaybillOutcome::Stale { current })
-        }
-        Err(other) => Err(other.into()),
+    let outcome = match super::ssr::shop()?.shipping.set_waybill(&seller, id, expected_version, input).await {
+        Ok(saved) => WaybillOutcome::Saved(saved),
+        Err(shop::ShopError::StaleWaybill { current }) => WaybillOutcome::Stale { current },
+        Err(other) => return Err(other.into()),
+    };
+    if super::ssr::is_plain_form_post() {
+        leptos_axum::redirect(&ssr::waybill_page_after(id, &outcome, &carrier, &tracking_number));
     }
+    Ok(outcome)
 }
 
 #[server(prefix = "/fn", endpoint = "seller_products")]
@@ -173,17 +188,9 @@ pub async fn save_product(
     price: String,
     inventory_mode: String,
 ) -> Result<ProductEditOutcome, AppError> {
-    use shop::domain::{Description, InventoryMode, Money, Title};
-    use shop::services::catalog::ProductEdit;
     let seller = ssr::seller().await?;
     let id = ssr::product_id_or_not_found(&product_id)?;
-    let edit = ProductEdit {
-        expected_version: ssr::whole_number("expected_version", &expected_version)?,
-        title: Some(Title::parse("title", &title)?),
-        description: Some(Description::parse("description", &description)?),
-        price: Some(Money::parse_price("price", Money::parse_major("price", &price)?)?),
-        inventory_mode: Some(InventoryMode::parse("inventory_mode", &inventory_mode)?),
-    };
+    let edit = ssr::product_edit(&expected_version, &title, &description, &price, &inventory_mode)?;
     let catalog = super::ssr::shop()?.catalog;
     match catalog.edit(&seller, id, edit).await {
         Ok(saved) => Ok(ProductEditOutcome::Saved(saved)),

@@ -127,18 +127,14 @@ pub struct MergeRequest {
     cart_token: Option<String>,
 }
 
-/// Signed in: merge the guest's browser lines and server-side guest cart into the
-/// account's cart, once per `merge_id`.
-#[utoipa::path(post, path = "/cart/merge", tag = "cart", security(("bearer" = [])), request_body = MergeRequest,
-    responses((status = 200, body = CartBody), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn merge_cart(State(state): State<AppState>, caller: AuthUser, ApiJson(request): ApiJson<MergeRequest>) -> Result<Json<CartBody>, Problem> {
-    let merge_id = parse_merge_id("merge_id", &request.merge_id)?;
-    if request.lines.len() > shop::cart::MAX_LINES {
-        return Err(shop::domain::FieldError::new("lines", format!("at most {} lines", shop::cart::MAX_LINES)).into());
+/// The lines of a merge: at most a cart's worth, each valid, none added in the future.
+fn parse_merge_lines(raw: &[MergeLine]) -> Result<Vec<CartLine>, shop::domain::FieldError> {
+    if raw.len() > shop::cart::MAX_LINES {
+        return Err(shop::domain::FieldError::new("lines", format!("at most {} lines", shop::cart::MAX_LINES)));
     }
     let now = shop::clock::now_ms();
-    let mut lines = Vec::with_capacity(request.lines.len());
-    for (i, line) in request.lines.iter().enumerate() {
+    let mut lines = Vec::with_capacity(raw.len());
+    for (i, line) in raw.iter().enumerate() {
         let added_at_ms = match &line.added_at {
             Some(text) => time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
                 .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
@@ -149,6 +145,16 @@ async fn merge_cart(State(state): State<AppState>, caller: AuthUser, ApiJson(req
         let quantity = parse_line_quantity(&format!("lines[{i}].quantity"), line.quantity)?;
         lines.push(CartLine::new(ProductId::parse(&format!("lines[{i}].product_id"), line.product_id)?, quantity, added_at_ms));
     }
+    Ok(lines)
+}
+
+/// Signed in: merge the guest's browser lines and server-side guest cart into the
+/// account's cart, once per `merge_id`.
+#[utoipa::path(post, path = "/cart/merge", tag = "cart", security(("bearer" = [])), request_body = MergeRequest,
+    responses((status = 200, body = CartBody), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn merge_cart(State(state): State<AppState>, caller: AuthUser, ApiJson(request): ApiJson<MergeRequest>) -> Result<Json<CartBody>, Problem> {
+    let merge_id = parse_merge_id("merge_id", &request.merge_id)?;
+    let lines = parse_merge_lines(&request.lines)?;
     let guest = request.cart_token.as_deref().map(|raw| CartToken::parse(raw).ok_or_else(|| malformed_cart_token("cart_token"))).transpose()?;
     let (lines, report) = state.shop.carts.merge(&caller.user, &merge_id, &lines, guest.as_ref()).await?;
     Ok(Json(body(lines, None, Some(report))))

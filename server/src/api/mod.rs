@@ -56,8 +56,9 @@ async fn healthz(State(state): State<AppState>) -> axum::response::Response {
     }
 }
 
-/// Prometheus text: requests, orders paid, oversell attempts refused, holds
-/// expired, ledger mismatches, jobs, ...
+/// Prometheus text: HTTP requests and their latency (`ninefold_http_*`), orders
+/// paid, oversells refused, stale waybill updates refused, ledger mismatches and
+/// the seller index's lag.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics_text() -> impl IntoResponse {
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::metrics().render())

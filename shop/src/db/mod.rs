@@ -13,6 +13,7 @@ pub mod dialect;
 mod migrate;
 
 pub use dialect::Backend;
+pub use migrate::Role;
 
 use serde::Deserialize;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -20,14 +21,6 @@ use sqlx::{Any, AnyPool, Transaction};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 use std::time::Duration;
-
-/// Which schema a database carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Main,
-    Shard,
-    Archive,
-}
 
 /// A pool for one database role, and which backend it speaks.
 #[derive(Clone, Debug)]
@@ -181,6 +174,6 @@ impl Db {
     }
 
     async fn migrate(&self, role: Role) -> anyhow::Result<()> {
-        migrate::run(self, role).await.map_err(|e| anyhow::anyhow!("migrating the {} database: {e}", self.name))
+        migrate::migrator(role).run(self.pool()).await.map_err(|e| anyhow::anyhow!("migrating the {} database: {e}", self.name))
     }
 }
