@@ -6,7 +6,27 @@ crate::on_both_backends!(
     a_guest_cart_lives_under_its_token_and_bad_input_changes_nothing,
     a_signed_in_shopper_merges_browser_and_server_guest_carts_once,
     fifty_concurrent_merges_with_one_merge_id_give_the_same_cart_as_one,
+    an_order_placed_through_the_api_takes_its_lines_out_of_the_cart,
 );
+
+/// Both doors empty the cart of what was ordered (the page always did; the API
+/// now does too, because the rule lives in the order service), and only of that.
+async fn an_order_placed_through_the_api_takes_its_lines_out_of_the_cart(app: TestApp) {
+    let (seller, _) = app.signed_in("cart-order-seller@example.com", "seller").await;
+    let ordered = app.create_product(&seller, "Teapot", 3000, 5).await["id"].as_i64().unwrap();
+    let kept = app.create_product(&seller, "Cup", 800, 5).await["id"].as_i64().unwrap();
+    let (buyer, _) = app.signed_in("cart-order-buyer@example.com", "buyer").await;
+    assert_eq!(put_line(&app, ordered, json!(2), None, Some(&buyer)).await.status, 200);
+    assert_eq!(put_line(&app, kept, json!(1), None, Some(&buyer)).await.status, 200);
+    let checkout = app.post("/api/v1/checkout", Some(&buyer), &json!({"lines": [{"product_id": ordered, "quantity": 2}]})).await;
+    assert_eq!(checkout.status, 201, "{}", checkout.text);
+    let address = json!({"name": "B", "line1": "1 Road", "city": "Town", "postal_code": "1000", "country": "NL"});
+    let body = json!({"order_id": checkout.body["order_id"], "checkout_token": checkout.body["checkout_token"], "lines": checkout.body["lines"], "shipping_address": address});
+    assert_eq!(app.post("/api/v1/orders", Some(&buyer), &body).await.status, 201);
+    let cart = get_cart(&app, None, Some(&buyer)).await;
+    let products: Vec<i64> = cart.body["lines"].as_array().unwrap().iter().map(|l| l["product_id"].as_i64().unwrap()).collect();
+    assert_eq!(products, vec![kept]);
+}
 
 async fn put_line(app: &TestApp, product_id: i64, quantity: Value, token: Option<&str>, bearer: Option<&str>) -> Reply {
     let mut request = app.client.put(app.url(&format!("/api/v1/cart/lines/{product_id}"))).json(&json!({"quantity": quantity}));

@@ -16,7 +16,23 @@ crate::on_both_backends!(
     orders_in_on_payment_mode_only_check_stock,
     an_order_of_several_lines_takes_all_its_stock_or_none,
     a_changed_number_of_shards_is_refused_and_moves_nothing,
+    an_oversell_refused_at_placing_is_counted,
 );
+
+/// `ninefold_oversell_refused_total` counts every refusal, at placing as at paying
+/// (it used to count only the payment step's).
+async fn an_oversell_refused_at_placing_is_counted(app: TestApp) {
+    let counted = |text: &str| -> f64 {
+        text.lines().find(|l| l.starts_with("ninefold_oversell_refused_total")).and_then(|l| l.split_whitespace().last()?.parse().ok()).unwrap_or(0.0)
+    };
+    let scarce = product(&app, 1, "on_order").await;
+    let (buyer, _) = app.signed_in("counted@example.com", "buyer").await;
+    let opened = checkout(&app, &buyer, scarce, 2).await;
+    let before = counted(&app.get("/metrics", None).await.text);
+    app.post("/api/v1/orders", Some(&buyer), &place_body(&opened)).await.assert_problem(409, "insufficient_stock");
+    let after = counted(&app.get("/metrics", None).await.text);
+    assert!(after >= before + 1.0, "counter went from {before} to {after}");
+}
 
 /// The shard map is stored in `main` on the first start: opening the same
 /// databases with fewer or more shards configured is refused with a message that
