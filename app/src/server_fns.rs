@@ -234,6 +234,7 @@ pub async fn place_order(
     city: String,
     postal_code: String,
     country: String,
+    expected_total_cents: String,
 ) -> Result<(), AppError> {
     use shop::orders::ShippingAddress;
     use shop::services::orders::PlaceOrder;
@@ -241,6 +242,7 @@ pub async fn place_order(
     let request = PlaceOrder {
         order_id: shop::orders::OrderId::parse("order_id", &order_id)?,
         checkout_token: shop::services::checkout::checkout_token(&checkout_token)?,
+        expected_total_cents: Some(shop::domain::whole_number("expected_total_cents", &expected_total_cents)?),
         lines: None,
         shipping_address: ShippingAddress::parse(ShippingAddress { name, line1, line2: line2.unwrap_or_default(), city, postal_code, country })?,
     };

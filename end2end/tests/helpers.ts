@@ -28,7 +28,8 @@ export async function openCheckout(page: Page, productTitle: string) {
   await expect(page.getByTestId('checkout-form')).toBeVisible();
   const orderId = (await page.getByTestId('checkout-order-id').textContent())!.trim();
   const token = await page.locator('input[name="checkout_token"]').inputValue();
-  return { orderId, token };
+  const expectedTotal = await page.locator('input[name="expected_total_cents"]').inputValue();
+  return { orderId, token, expectedTotal };
 }
 
 /** Fills the checkout's shipping address. */

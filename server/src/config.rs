@@ -18,8 +18,15 @@ pub struct Settings {
     pub databases: DatabaseConfig,
     /// How long a reservation holds stock (failure mode 4).
     pub hold_ttl_secs: u64,
-    /// Seed an empty database with the demo catalog.
+    /// Seed an empty database with the demo catalog and accounts: only on the
+    /// embedded default, or when the configuration says `demo = true`.
     pub seed_demo: bool,
+    /// How many unpaid orders one buyer may hold at once.
+    pub max_unpaid_orders: i64,
+    /// Wallet top-ups (demo money): on in demo mode, with a daily cap per user.
+    pub top_ups: shop::services::ledger::TopUpPolicy,
+    /// A shipped order the buyer never confirms completes after this long.
+    pub auto_complete_secs: u64,
     /// Mark session cookies `Secure`: turn on whenever the site is served over HTTPS.
     pub secure_cookies: bool,
     /// Print logs as JSON lines rather than human-readable text.
@@ -46,11 +53,13 @@ pub struct Schedules {
     /// Relaying order changes from the shards' outboxes into the job queue
     /// (the seller index's delivery path).
     pub seller_index_ms: u64,
+    /// Completing shipped orders whose buyer never confirmed receipt.
+    pub auto_complete_ms: u64,
 }
 
 impl Default for Schedules {
     fn default() -> Self {
-        Self { recovery_ms: 5_000, jobs_ms: 1_000, cleanup_ms: 3_600_000, payments_ms: 10_000, reconcile_ms: 3_600_000, seller_index_ms: 250 }
+        Self { recovery_ms: 5_000, jobs_ms: 1_000, cleanup_ms: 3_600_000, payments_ms: 10_000, reconcile_ms: 3_600_000, seller_index_ms: 250, auto_complete_ms: 60_000 }
     }
 }
 
@@ -62,10 +71,32 @@ struct FileSettings {
     data_dir: Option<PathBuf>,
     hold_ttl_secs: Option<u64>,
     seed_demo: Option<bool>,
+    /// Seed the demo catalog and accounts into an empty database.
+    demo: Option<bool>,
+    max_unpaid_orders: Option<i64>,
+    auto_complete_days: Option<u64>,
+    wallet: Option<FileWallet>,
     secure_cookies: Option<bool>,
     json_logs: Option<bool>,
     databases: Option<FileDatabases>,
     schedules: Option<Schedules>,
+}
+
+/// `[wallet]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWallet {
+    /// `"demo"`: wallets can be topped up with demo money; `"off"`: they cannot.
+    top_up: Option<TopUpMode>,
+    /// Per user and UTC day, in cents (demo mode).
+    top_up_daily_cap_cents: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum TopUpMode {
+    Demo,
+    Off,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,7 +109,13 @@ struct FileDatabases {
 
 impl Settings {
     pub fn shop_settings(&self) -> shop::services::ShopSettings {
-        shop::services::ShopSettings { hold_ttl_ms: self.hold_ttl_secs as i64 * 1000, ..Default::default() }
+        shop::services::ShopSettings {
+            hold_ttl_ms: self.hold_ttl_secs as i64 * 1000,
+            max_unpaid_orders: self.max_unpaid_orders,
+            top_ups: self.top_ups,
+            auto_complete_ms: self.auto_complete_secs as i64 * 1000,
+            ..Default::default()
+        }
     }
 
     /// Reads the process environment (and the file it names).
@@ -88,6 +125,7 @@ impl Settings {
 
     /// Builds settings from any variable lookup, so tests need not touch the process environment.
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let configured = var("NINEFOLD_CONFIG").is_some();
         let file = match var("NINEFOLD_CONFIG") {
             Some(path) => {
                 let text = std::fs::read_to_string(&path).with_context(|| format!("reading NINEFOLD_CONFIG file {path}"))?;
@@ -112,12 +150,33 @@ impl Settings {
             None => DatabaseConfig::sqlite_in(&data_dir, DEFAULT_SQLITE_SHARDS),
         };
         anyhow::ensure!(!databases.shards.is_empty(), "configure at least one order shard");
+        let max_unpaid_orders = match var("NINEFOLD_MAX_UNPAID_ORDERS") {
+            Some(s) => s.parse().with_context(|| format!("NINEFOLD_MAX_UNPAID_ORDERS is not a number: {s}"))?,
+            None => file.max_unpaid_orders.unwrap_or(5),
+        };
+        anyhow::ensure!(max_unpaid_orders > 0, "NINEFOLD_MAX_UNPAID_ORDERS must be at least 1");
+        let auto_complete_secs = match var("NINEFOLD_AUTO_COMPLETE_SECS") {
+            Some(s) => s.parse().with_context(|| format!("NINEFOLD_AUTO_COMPLETE_SECS is not a number of seconds: {s}"))?,
+            None => file.auto_complete_days.unwrap_or(14) * 24 * 60 * 60,
+        };
+        anyhow::ensure!(auto_complete_secs > 0, "the auto-complete window must be positive");
+        // Demo money and demo data only on the embedded default, unless a configuration asks.
+        let wallet = file.wallet.unwrap_or_default();
+        let top_up_on = wallet.top_up.map_or(!configured, |mode| mode == TopUpMode::Demo);
+        let top_ups = shop::services::ledger::TopUpPolicy {
+            enabled: top_up_on,
+            daily_cap_cents: wallet.top_up_daily_cap_cents.unwrap_or(shop::services::ledger::TopUpPolicy::DEFAULT_DAILY_CAP_CENTS),
+        };
+        let demo = file.demo.or(file.seed_demo).unwrap_or(!configured);
         Ok(Self {
             addr,
             data_dir,
             databases,
             hold_ttl_secs,
-            seed_demo: !flag("NINEFOLD_NO_DEMO").unwrap_or(false) && file.seed_demo.unwrap_or(true),
+            seed_demo: !flag("NINEFOLD_NO_DEMO").unwrap_or(false) && demo,
+            max_unpaid_orders,
+            top_ups,
+            auto_complete_secs,
             secure_cookies: flag("NINEFOLD_SECURE_COOKIES").or(file.secure_cookies).unwrap_or(false),
             json_logs: flag("NINEFOLD_JSON_LOGS").or(file.json_logs).unwrap_or(false),
             schedules: file.schedules.unwrap_or_default(),
@@ -143,6 +202,33 @@ mod tests {
         assert_eq!(settings.databases.shards.len(), 4);
         assert_eq!(settings.hold_ttl_secs, 1800);
         assert!(settings.seed_demo);
+        assert_eq!(settings.max_unpaid_orders, 5);
+        assert!(settings.top_ups.enabled, "demo money on the embedded default");
+        assert_eq!(settings.top_ups.daily_cap_cents, 1_000_000);
+        assert_eq!(settings.auto_complete_secs, 14 * 24 * 60 * 60);
+    }
+
+    /// A production configuration starts empty and mints no money unless it says so.
+    #[test]
+    fn a_configuration_seeds_no_demo_and_turns_top_ups_off_unless_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain.toml");
+        std::fs::write(&plain, "hold_ttl_secs = 60\n").unwrap();
+        let settings = Settings::from_lookup(lookup(&[("NINEFOLD_CONFIG", &plain.to_string_lossy())])).unwrap();
+        assert!(!settings.seed_demo);
+        assert!(!settings.top_ups.enabled);
+        let demo = dir.path().join("demo.toml");
+        std::fs::write(&demo, "demo = true\nauto_complete_days = 3\nmax_unpaid_orders = 2\n[wallet]\ntop_up = \"demo\"\ntop_up_daily_cap_cents = 5000\n").unwrap();
+        let settings = Settings::from_lookup(lookup(&[("NINEFOLD_CONFIG", &demo.to_string_lossy()), ("NINEFOLD_MAX_UNPAID_ORDERS", "7")])).unwrap();
+        assert!(settings.seed_demo);
+        assert_eq!(settings.top_ups, shop::services::ledger::TopUpPolicy { enabled: true, daily_cap_cents: 5000 });
+        assert_eq!((settings.auto_complete_secs, settings.max_unpaid_orders), (3 * 24 * 60 * 60, 7));
+        let off = dir.path().join("off.toml");
+        std::fs::write(&off, "[wallet]\ntop_up = \"off\"\n").unwrap();
+        assert!(!Settings::from_lookup(lookup(&[("NINEFOLD_CONFIG", &off.to_string_lossy())])).unwrap().top_ups.enabled);
+        // NINEFOLD_NO_DEMO governs seeded data only, not top-ups.
+        let settings = Settings::from_lookup(lookup(&[("NINEFOLD_NO_DEMO", "1")])).unwrap();
+        assert!(!settings.seed_demo && settings.top_ups.enabled);
     }
 
     #[test]

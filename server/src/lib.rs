@@ -132,7 +132,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let listener = TcpListener::bind(settings.addr).await.with_context(|| format!("binding {}", settings.addr))?;
     tracing::info!(addr = %settings.addr, "Ninefold is listening on http://{}", settings.addr);
     let shutdown = CancellationToken::new();
-    let workers = workers::spawn_all(&app.shop, &settings.schedules, &shutdown);
+    let workers = workers::spawn_all(&app.shop, &settings, &shutdown);
     tokio::spawn({
         let shutdown = shutdown.clone();
         async move {

@@ -1,7 +1,7 @@
 //! Background workers. Each runs until the shutdown token fires, and stops
 //! between units of work, never in the middle of one.
 
-use crate::config::Schedules;
+use crate::config::Settings;
 use shop::Shop;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -16,16 +16,18 @@ const DELIVERED_EVENTS_KEPT_MS: i64 = 60 * 60 * 1000;
 /// Outbox rows one relay pass takes from each shard.
 const RELAY_BATCH: i64 = 500;
 
-pub fn spawn_all(shop: &Shop, schedules: &Schedules, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
+pub fn spawn_all(shop: &Shop, settings: &Settings, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
+    let schedules = &settings.schedules;
+    let auto_complete_ms = settings.auto_complete_secs as i64 * 1000;
     let every = |ms: u64| Duration::from_millis(ms.max(10));
     let recovery = spawn_periodic("hold-expiry", every(schedules.recovery_ms), shutdown.clone(), {
         let shop = shop.clone();
         move || {
             let shop = shop.clone();
             async move {
-                let acted = shop.stock.recover_expired_takes(shop::clock::now_ms(), RECOVERY_BATCH).await?;
-                if acted > 0 {
-                    tracing::info!(orders = acted, "expired holds and orphaned stock released");
+                let pass = shop.stock.recover(shop::clock::now_ms(), RECOVERY_BATCH).await;
+                if pass.acted > 0 {
+                    tracing::info!(orders = pass.acted, failed = pass.failed, "lapsed unpaid orders cancelled and their stock released");
                 }
                 Ok(())
             }
@@ -96,23 +98,58 @@ pub fn spawn_all(shop: &Shop, schedules: &Schedules, shutdown: &CancellationToke
             }
         }
     });
-    vec![backfill, recovery, jobs, payments, reconcile, seller_index, spawn_periodic("expiry-cleanup", every(schedules.cleanup_ms), shutdown.clone(), {
+    let auto_complete = spawn_periodic("auto-complete", every(schedules.auto_complete_ms), shutdown.clone(), {
         let shop = shop.clone();
+        let window_ms = auto_complete_ms;
         move || {
             let shop = shop.clone();
             async move {
-                let sessions = shop.accounts.delete_expired_sessions().await?;
-                let keys = shop.idempotency.delete_expired(shop::clock::now_ms()).await?;
-                let carts = shop.carts.delete_expired_guest_carts(shop::clock::now_ms()).await?;
-                // One job per order change: without this the queue grows with every order.
-                let events = shop.jobs.delete_done(shop::services::seller_index::JOB_KIND, shop::clock::now_ms() - DELIVERED_EVENTS_KEPT_MS).await?;
-                if sessions + keys + carts + events > 0 {
-                    tracing::info!(sessions, idempotency_keys = keys, guest_carts = carts, seller_index_events = events, "expired sessions, idempotency keys, guest carts and delivered events removed");
+                let completed = shop.payments.complete_unconfirmed(shop::clock::now_ms(), window_ms, RECOVERY_BATCH).await;
+                if completed > 0 {
+                    tracing::info!(orders = completed, "shipped orders never confirmed were completed");
                 }
                 Ok(())
             }
         }
-    })]
+    });
+    let cleanup = spawn_periodic("expiry-cleanup", every(schedules.cleanup_ms), shutdown.clone(), {
+        let shop = shop.clone();
+        move || {
+            let shop = shop.clone();
+            async move {
+                clean_up(&shop).await;
+                Ok(())
+            }
+        }
+    });
+    vec![backfill, recovery, jobs, payments, reconcile, seller_index, auto_complete, cleanup]
+}
+
+/// Trims every table that would otherwise only grow. Each step runs whatever the
+/// others did: one failing table does not keep the rest from being trimmed.
+pub async fn clean_up(shop: &Shop) {
+    let now = shop::clock::now_ms();
+    let steps: [(&str, shop::ShopResult<u64>); 8] = [
+        ("sessions", shop.accounts.delete_expired_sessions().await),
+        ("idempotency keys", shop.idempotency.delete_expired(now).await),
+        ("guest carts", shop.carts.delete_expired_guest_carts(now).await),
+        ("cart merges", shop.carts.delete_old_merges(now).await),
+        ("checkout tokens", shop.checkouts.delete_expired(now).await),
+        ("top-up days", shop.ledger.delete_old_top_up_days(now).await),
+        // One job per order change: without this the queue grows with every order.
+        ("seller index events", shop.jobs.delete_done(shop::services::seller_index::JOB_KIND, now - DELIVERED_EVENTS_KEPT_MS).await),
+        ("snapshot jobs", shop.jobs.delete_done(shop::services::snapshots::JOB_KIND, now - DELIVERED_EVENTS_KEPT_MS).await),
+    ];
+    for (what, outcome) in steps {
+        match outcome {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, what, "cleanup: expired rows removed"),
+            Err(error) => {
+                metrics::counter!("ninefold_worker_failures_total", "worker" => "expiry-cleanup").increment(1);
+                tracing::warn!(what, %error, "cleanup step failed; it runs again next time");
+            }
+        }
+    }
 }
 
 /// Runs `work` every `period` until shutdown. A failed run is logged and retried

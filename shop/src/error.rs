@@ -55,6 +55,18 @@ pub enum ShopError {
     /// Not enough stock for a line; nothing was taken for any line.
     #[error("not enough stock of product {product_id} for this order; nothing was taken")]
     InsufficientStock { product_id: i64 },
+    /// Top-ups (demo money) are switched off on this shop.
+    #[error("topping up the wallet is not available on this shop")]
+    TopUpDisabled,
+    /// Today's top-ups would pass the daily cap; nothing was deposited.
+    #[error("you can top up at most {} a day; try again after {resets_at}", crate::domain::Money::from_stored(*cap_cents))]
+    TopUpLimit { cap_cents: i64, resets_at: String, retry_after_secs: u64 },
+    /// The buyer already holds the most unpaid orders allowed; nothing was written.
+    #[error("you already have {max} unpaid orders; pay or cancel one first")]
+    TooManyUnpaidOrders { max: i64 },
+    /// The order would cost another total than the one the buyer was shown.
+    #[error("prices changed since this checkout was opened: the total is now {}; nothing was ordered, so review it and order again", crate::domain::Money::from_stored(*total_cents))]
+    PriceChanged { total_cents: i64 },
     /// The checkout token is unknown, expired, someone else's, or for another order.
     #[error("this checkout is no longer valid; open the checkout again")]
     InvalidCheckoutToken,
@@ -92,6 +104,10 @@ impl ShopError {
             ShopError::TooManyAttempts { .. } => "too_many_attempts",
             ShopError::InsufficientStock { .. } => "insufficient_stock",
             ShopError::InvalidCheckoutToken => "invalid_checkout_token",
+            ShopError::TooManyUnpaidOrders { .. } => "too_many_unpaid_orders",
+            ShopError::TopUpDisabled => "top_up_disabled",
+            ShopError::TopUpLimit { .. } => "top_up_limit",
+            ShopError::PriceChanged { .. } => "price_changed",
             ShopError::InvalidTransition { .. } => "invalid_transition",
             ShopError::InsufficientFunds { .. } => "insufficient_funds",
             ShopError::Internal(_) => "internal",
@@ -111,10 +127,12 @@ impl ShopError {
             | ShopError::StaleWaybill { .. }
             | ShopError::InsufficientStock { .. }
             | ShopError::InvalidCheckoutToken
+            | ShopError::TooManyUnpaidOrders { .. }
+            | ShopError::PriceChanged { .. }
             | ShopError::InvalidTransition { .. } => 409,
             ShopError::InvalidCredentials | ShopError::Unauthenticated => 401,
-            ShopError::Forbidden => 403,
-            ShopError::TooManyAttempts { .. } => 429,
+            ShopError::Forbidden | ShopError::TopUpDisabled => 403,
+            ShopError::TooManyAttempts { .. } | ShopError::TopUpLimit { .. } => 429,
             ShopError::InsufficientFunds { .. } => 402,
             ShopError::Internal(_) => 500,
         }
@@ -134,4 +152,12 @@ pub type ShopResult<T> = Result<T, ShopError>;
 /// does not exist: 404, as an unknown id would be.
 pub fn id_or_not_found<T: std::str::FromStr>(raw: &str, what: &'static str) -> ShopResult<T> {
     raw.trim().parse().map_err(|_| ShopError::NotFound(what))
+}
+
+/// A worker's item that failed: logged, counted in
+/// `ninefold_worker_failures_total{worker}`, and tried again on a later pass. One
+/// bad row or one unreachable shard never stops the work on the others.
+pub(crate) fn worker_failed(worker: &'static str, item: &str, error: &ShopError) {
+    metrics::counter!("ninefold_worker_failures_total", "worker" => worker).increment(1);
+    tracing::warn!(worker, item, %error, "worker item failed; it is tried again on a later pass");
 }

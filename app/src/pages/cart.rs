@@ -90,7 +90,7 @@ pub fn AddToCartForm(product_id: ProductId, price: Money, available: i64) -> imp
         match quantity.trim().parse::<i64>() {
             Ok(quantity) if (1..=MAX_LINE_QUANTITY).contains(&quantity) => {
                 #[cfg(feature = "hydrate")]
-                let added = state.update_local(|cart| cart.add(product_id, quantity, browser::now_ms(), price.cents()));
+                let added = state.update_local(|cart| cart.add(product_id, quantity, crate::state::cart::browser::now_ms(), price.cents()));
                 #[cfg(not(feature = "hydrate"))]
                 let added: Option<bool> = { let _ = price; None };
                 message.set(Some(match added {

@@ -123,6 +123,8 @@ fn CheckoutForm(order_id: String, checkout_token: String, lines: Vec<CheckoutLin
             <ActionForm action=place attr:class="form" attr:data-testid="checkout-form">
                 <input type="hidden" name="order_id" value=order_id/>
                 <input type="hidden" name="checkout_token" value=checkout_token/>
+                // The total shown above: if prices move before the submit, nothing is ordered.
+                <input type="hidden" name="expected_total_cents" value=total.cents().to_string()/>
                 <fieldset class="address">
                     <legend>"Ship to"</legend>
                     <label>"Full name" <input type="text" name="name" required maxlength="100" autocomplete="name"/></label>

@@ -167,7 +167,7 @@ async fn place(shop: &Shop, buyer: &User, product: shop::domain::ProductId) -> a
     let lines = vec![LineRequest { product_id: product, quantity: Quantity::parse("quantity", 1)? }];
     let checkout = shop.checkouts.open(buyer, lines).await?;
     let address = ShippingAddress { name: "B".into(), line1: "1 St".into(), line2: String::new(), city: "C".into(), postal_code: "1".into(), country: "NL".into() };
-    Ok(shop.orders.place(buyer, PlaceOrder { order_id: checkout.order_id, checkout_token: shop::services::checkout::checkout_token(&checkout.checkout_token)?, lines: None, shipping_address: address }).await?.order.id)
+    Ok(shop.orders.place(buyer, PlaceOrder { order_id: checkout.order_id, checkout_token: shop::services::checkout::checkout_token(&checkout.checkout_token)?, lines: None, shipping_address: address, expected_total_cents: None }).await?.order.id)
 }
 
 /// `reads` newest-page reads over `sellers`, each from the index and then from the

@@ -66,19 +66,24 @@ pub struct PlaceOrderRequest {
     checkout_token: String,
     lines: Vec<LineBody>,
     shipping_address: ShippingAddress,
+    /// The total the caller was shown (the checkout's `total_cents`): if the order
+    /// would now cost another, 409 `price_changed` with the new `total_cents`.
+    expected_total_cents: Option<i64>,
 }
 
 /// Place the order a checkout opened. A replay of the same token and id answers 200
 /// with the same order and `Idempotent-Replayed: true`.
 #[utoipa::path(post, path = "/orders", tag = "orders", security(("bearer" = [])), request_body = PlaceOrderRequest,
     responses((status = 201, body = Order), (status = 200, description = "a replay: the order already placed", body = Order),
-        (status = 409, description = "invalid_checkout_token or insufficient_stock", body = Problem), (status = 422, body = Problem)))]
+        (status = 409, description = "invalid_checkout_token, insufficient_stock, price_changed (with `total_cents`) or too_many_unpaid_orders", body = Problem),
+        (status = 422, body = Problem)))]
 async fn place_order(State(state): State<AppState>, caller: AuthUser, ApiJson(body): ApiJson<PlaceOrderRequest>) -> Result<Response, Problem> {
     let request = PlaceOrder {
         order_id: OrderId::parse("order_id", &body.order_id)?,
         checkout_token: shop::services::checkout::checkout_token(&body.checkout_token)?,
         lines: Some(parse_lines(body.lines)?),
         shipping_address: ShippingAddress::parse(body.shipping_address)?,
+        expected_total_cents: body.expected_total_cents,
     };
     let placed = state.shop.orders.place(&caller.user, request).await?;
     Ok(if placed.replayed {

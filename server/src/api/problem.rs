@@ -23,6 +23,9 @@ pub struct Problem {
     /// The current state of a record an edit went stale against.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current: Option<serde_json::Value>,
+    /// `price_changed`: the order's total as priced now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_cents: Option<i64>,
     #[serde(skip)]
     retry_after_secs: Option<u64>,
 }
@@ -37,6 +40,7 @@ impl Problem {
             code: code.to_owned(),
             field: None,
             current: None,
+            total_cents: None,
             retry_after_secs: None,
         }
     }
@@ -64,7 +68,12 @@ impl From<ShopError> for Problem {
             ShopError::EmailTaken => problem = problem.with_field("email"),
             ShopError::StaleVersion { current_version } => problem.current = Some(serde_json::json!({ "version": current_version })),
             ShopError::TooManyAttempts { retry_after_secs } => problem.retry_after_secs = Some(retry_after_secs),
+            ShopError::TopUpLimit { retry_after_secs, ref resets_at, .. } => {
+                problem.current = Some(serde_json::json!({ "resets_at": resets_at }));
+                problem.retry_after_secs = Some(retry_after_secs);
+            }
             ShopError::StaleWaybill { current } => problem.current = serde_json::to_value(current).ok(),
+            ShopError::PriceChanged { total_cents } => problem.total_cents = Some(total_cents),
             ShopError::InsufficientFunds { balance_cents, needed_cents } => {
                 problem.current = Some(serde_json::json!({ "balance_cents": balance_cents, "needed_cents": needed_cents }))
             }
@@ -78,6 +87,8 @@ impl From<ShopError> for Problem {
             | ShopError::Forbidden
             | ShopError::InsufficientStock { .. }
             | ShopError::InvalidCheckoutToken
+            | ShopError::TooManyUnpaidOrders { .. }
+            | ShopError::TopUpDisabled
             | ShopError::InvalidTransition { .. } => {}
         }
         problem

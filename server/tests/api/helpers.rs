@@ -58,6 +58,10 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
         databases,
         hold_ttl_secs: 1800,
         seed_demo: false,
+        max_unpaid_orders: 5,
+        // Tests fund many orders; the cap has its own tests (abuse.rs).
+        top_ups: shop::services::ledger::TopUpPolicy { enabled: true, daily_cap_cents: i64::MAX / 4 },
+        auto_complete_secs: 14 * 24 * 60 * 60,
         secure_cookies: false,
         json_logs: false,
         schedules: Default::default(),
@@ -71,7 +75,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
     let base = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
     if workers {
-        server::workers::spawn_all(&shop, &settings.schedules, &shutdown);
+        server::workers::spawn_all(&shop, &settings, &shutdown);
     }
     tokio::spawn(app.serve(listener, shutdown.clone()));
     let client = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();

@@ -35,7 +35,7 @@ fn address() -> ShippingAddress {
 async fn place(shop: &shop::Shop, buyer: &User, product: ProductId) -> OrderId {
     let lines = vec![LineRequest { product_id: product, quantity: Quantity::parse("quantity", 1).unwrap() }];
     let checkout = shop.checkouts.open(buyer, lines).await.unwrap();
-    let request = PlaceOrder { order_id: checkout.order_id, checkout_token: shop::services::checkout::checkout_token(&checkout.checkout_token).unwrap(), lines: None, shipping_address: address() };
+    let request = PlaceOrder { order_id: checkout.order_id, checkout_token: shop::services::checkout::checkout_token(&checkout.checkout_token).unwrap(), lines: None, shipping_address: address(), expected_total_cents: None };
     shop.orders.place(buyer, request).await.unwrap().order.id
 }
 

@@ -55,6 +55,9 @@ pub struct Accounts {
 const USER_COLUMNS: &str = "id, email, name, role";
 
 impl Accounts {
+    /// Sessions one user may hold at once (browsers, devices, API clients).
+    pub const MAX_SESSIONS_PER_USER: i64 = 20;
+
     pub const DEFAULT_SESSION_TTL_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 
     pub fn new(db: Db) -> Self {
@@ -151,16 +154,28 @@ impl Accounts {
         Ok(())
     }
 
+    /// Opens a session; a user keeps at most [`Accounts::MAX_SESSIONS_PER_USER`],
+    /// the oldest ending first, so signing in in a loop cannot fill the table.
     async fn open_session(&self, user_id: UserId) -> ShopResult<SessionToken> {
         let token = SessionToken::generate()?;
         let now = now_ms();
+        let mut tx = self.db.begin_write().await?;
         sqlx::query("INSERT INTO sessions (token_sha256, user_id, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4)")
             .bind(token.sha256())
             .bind(user_id.get())
             .bind(now)
             .bind(now + self.session_ttl_ms)
-            .execute(self.db.pool())
+            .execute(&mut *tx)
             .await?;
+        sqlx::query(
+            "DELETE FROM sessions WHERE user_id = $1 AND token_sha256 NOT IN \
+             (SELECT token_sha256 FROM sessions WHERE user_id = $1 ORDER BY created_at_ms DESC, token_sha256 LIMIT $2)",
+        )
+        .bind(user_id.get())
+        .bind(Self::MAX_SESSIONS_PER_USER)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(token)
     }
 

@@ -298,6 +298,13 @@ impl Carts {
     }
 
     /// Deletes guest carts unused for the TTL, with their lines; run by a worker.
+    /// Forgets merges older than a guest cart lives: no browser still holds the
+    /// cart they came from, so none can be retried.
+    pub async fn delete_old_merges(&self, now: i64) -> ShopResult<u64> {
+        let done = sqlx::query("DELETE FROM cart_merges WHERE applied_at_ms <= $1").bind(now - self.guest_ttl_ms).execute(self.db.pool()).await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn delete_expired_guest_carts(&self, now: i64) -> ShopResult<u64> {
         let cutoff = now - self.guest_ttl_ms;
         let mut tx = self.db.begin_write().await?;

@@ -6,6 +6,7 @@
 //! the order under that id, so one token yields at most one order.
 
 use crate::accounts::User;
+use crate::cart::MAX_LINE_QUANTITY;
 use crate::catalog::Product;
 use crate::clock::{now_ms, rfc3339};
 use crate::domain::{FieldError, OrderId};
@@ -28,13 +29,6 @@ pub enum CheckoutView {
     /// Already used: the page sends the buyer to this order.
     Placed(OrderId),
     Expired,
-}
-
-/// A checkout as stored: its lines, and until when its token is valid.
-#[derive(Debug, Clone)]
-pub(crate) struct OpenCheckout {
-    pub lines: Vec<LineRequest>,
-    pub expires_at_ms: i64,
 }
 
 /// A token as a client presented it: anything not of the shape we issue is simply
@@ -118,8 +112,8 @@ impl Checkouts {
         })
     }
 
-    /// The checkout, if the token is this buyer's, for this order, unexpired.
-    pub(crate) async fn valid(&self, buyer: &User, order_id: OrderId, token: &CheckoutToken) -> ShopResult<OpenCheckout> {
+    /// The checkout's lines, if the token is this buyer's, for this order, unexpired.
+    pub(crate) async fn valid_lines(&self, buyer: &User, order_id: OrderId, token: &CheckoutToken) -> ShopResult<Vec<LineRequest>> {
         let row = sqlx::query("SELECT token, buyer_id, lines, expires_at_ms FROM checkout_tokens WHERE order_id = $1")
             .bind(order_id.get())
             .fetch_optional(self.shards.of_order(order_id).pool())
@@ -132,7 +126,7 @@ impl Checkouts {
             return Err(ShopError::InvalidCheckoutToken);
         }
         let lines: String = row.try_get("lines")?;
-        Ok(OpenCheckout { lines: serde_json::from_str(&lines).map_err(anyhow::Error::from)?, expires_at_ms })
+        Ok(serde_json::from_str(&lines).map_err(anyhow::Error::from)?)
     }
 
     /// The products of the lines, as they are now; all of one seller.
@@ -152,6 +146,23 @@ impl Checkouts {
     }
 }
 
+impl Checkouts {
+    /// How long an expired checkout is kept, so its page can still say "expired".
+    pub const KEPT_AFTER_EXPIRY_MS: i64 = 24 * 60 * 60 * 1000;
+
+    /// Deletes checkouts that expired more than a day ago, used or not, on every
+    /// shard; run by the cleanup worker. (A placed order no longer needs its
+    /// token: a replay finds the order first.)
+    pub async fn delete_expired(&self, now_ms: i64) -> ShopResult<u64> {
+        let mut deleted = 0;
+        for shard in self.shards.all() {
+            let done = sqlx::query("DELETE FROM checkout_tokens WHERE expires_at_ms < $1").bind(now_ms - Self::KEPT_AFTER_EXPIRY_MS).execute(shard.pool()).await?;
+            deleted += done.rows_affected();
+        }
+        Ok(deleted)
+    }
+}
+
 /// Consumes the token in the caller's shard transaction (a conditional UPDATE
 /// from unconsumed). `false`: another submit consumed it first.
 pub(crate) async fn consume_in(tx: &mut Transaction<'static, Any>, order_id: OrderId, token: &CheckoutToken) -> ShopResult<bool> {
@@ -164,10 +175,14 @@ pub(crate) async fn consume_in(tx: &mut Transaction<'static, Any>, order_id: Ord
     Ok(consumed.rows_affected() == 1)
 }
 
-/// Sorted by product id, one line per product, 1..=MAX_LINES lines.
+/// Sorted by product id, one line per product, 1..=MAX_LINES lines, each of at
+/// most the cart's per-line cap: one limit for every door.
 pub(crate) fn normalised(mut lines: Vec<LineRequest>) -> ShopResult<Vec<LineRequest>> {
     if lines.is_empty() || lines.len() > MAX_LINES {
         return Err(FieldError::new("lines", format!("must hold between 1 and {MAX_LINES} lines")).into());
+    }
+    if lines.iter().any(|l| l.quantity.get() > MAX_LINE_QUANTITY) {
+        return Err(FieldError::new("lines", format!("at most {MAX_LINE_QUANTITY} of one product per order")).into());
     }
     lines.sort_by_key(|l| l.product_id);
     if lines.windows(2).any(|w| w[0].product_id == w[1].product_id) {

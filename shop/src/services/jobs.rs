@@ -171,9 +171,9 @@ impl Jobs {
     }
 
     /// Deletes `kind`'s finished jobs that finished before `before_ms`. Only for
-    /// kinds whose key need not be remembered once done: a seller-index event that
-    /// is enqueued again just runs again, harmlessly. (Snapshot jobs stay: their
-    /// done row is what makes the next order of the same content enqueue nothing.)
+    /// kinds whose handler is idempotent, so a job enqueued again after its done
+    /// row is gone just runs again, harmlessly: a seller-index event, a snapshot
+    /// (its row is already written; the insert changes nothing).
     pub async fn delete_done(&self, kind: &str, before_ms: i64) -> ShopResult<u64> {
         let deleted = sqlx::query("DELETE FROM jobs WHERE state = 'done' AND kind = $1 AND finished_at_ms < $2")
             .bind(kind)

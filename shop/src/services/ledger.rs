@@ -49,11 +49,28 @@ pub struct Transfer<'a> {
 #[derive(Clone, Debug)]
 pub struct Ledger {
     db: Db,
+    top_ups: TopUpPolicy,
+}
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Top-ups stand in for an external payment provider's deposits: money from
+/// nowhere. They are on only in demo mode, and capped per user and UTC day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopUpPolicy {
+    pub enabled: bool,
+    pub daily_cap_cents: i64,
+}
+
+impl TopUpPolicy {
+    pub const DEFAULT_DAILY_CAP_CENTS: i64 = 1_000_000;
+    pub const DEMO: TopUpPolicy = TopUpPolicy { enabled: true, daily_cap_cents: Self::DEFAULT_DAILY_CAP_CENTS };
+    pub const OFF: TopUpPolicy = TopUpPolicy { enabled: false, daily_cap_cents: 0 };
 }
 
 impl Ledger {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, top_ups: TopUpPolicy) -> Self {
+        Self { db, top_ups }
     }
 
     /// Deposits `amount` into the user's wallet, once per `key` (an
@@ -62,13 +79,39 @@ impl Ledger {
         if key.is_empty() || key.len() > 200 {
             return Err(FieldError::new("idempotency_key", "must be 1 to 200 characters").into());
         }
+        if !self.top_ups.enabled {
+            return Err(ShopError::TopUpDisabled);
+        }
         let wallet = wallet_of(user.id);
         let mut tx = self.db.begin_write().await?;
         ensure_wallet(&mut tx, user.id).await?;
         let transfer = Transfer { id: format!("topup:{}:{key}", user.id), kind: TransferKind::TopUp, from: DEPOSITS, to: &wallet, amount, order_id: None };
-        transfer_in(&mut tx, &transfer).await?;
+        // A replayed key moves nothing and so counts nothing against the cap.
+        if transfer_in(&mut tx, &transfer).await? && !self.count_against_daily_cap(&mut tx, user.id, amount).await? {
+            let resets_at_ms = (now_ms() / DAY_MS + 1) * DAY_MS;
+            return Err(ShopError::TopUpLimit { cap_cents: self.top_ups.daily_cap_cents, resets_at: rfc3339(resets_at_ms), retry_after_secs: ((resets_at_ms - now_ms()) / 1000).max(1) as u64 });
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Adds `amount` to the user's top-ups of today (UTC), unless that would pass
+    /// the daily cap: one conditional UPDATE, so concurrent top-ups cannot pass it together.
+    async fn count_against_daily_cap(&self, tx: &mut Transaction<'static, Any>, user: UserId, amount: Money) -> ShopResult<bool> {
+        let day = now_ms() / DAY_MS;
+        sqlx::query("INSERT INTO top_up_days (user_id, day, total_cents) VALUES ($1, $2, 0) ON CONFLICT (user_id, day) DO NOTHING")
+            .bind(user.get())
+            .bind(day)
+            .execute(&mut **tx)
+            .await?;
+        let counted = sqlx::query("UPDATE top_up_days SET total_cents = total_cents + $1 WHERE user_id = $2 AND day = $3 AND total_cents + $1 <= $4")
+            .bind(amount.cents())
+            .bind(user.get())
+            .bind(day)
+            .bind(self.top_ups.daily_cap_cents)
+            .execute(&mut **tx)
+            .await?;
+        Ok(counted.rows_affected() == 1)
     }
 
     pub async fn balance(&self, user: UserId) -> ShopResult<i64> {
@@ -76,10 +119,16 @@ impl Ledger {
         Ok(balance.unwrap_or(0))
     }
 
-    /// The wallet's balance and a page of its statement, newest first.
+    /// Forgets the daily top-up totals of days before yesterday (UTC).
+    pub async fn delete_old_top_up_days(&self, now: i64) -> ShopResult<u64> {
+        let done = sqlx::query("DELETE FROM top_up_days WHERE day < $1").bind(now / DAY_MS - 1).execute(self.db.pool()).await?;
+        Ok(done.rows_affected())
+    }
+
     /// Statement lines on one page of the wallet.
     pub const STATEMENT_PAGE: i64 = 20;
 
+    /// The wallet's balance and a page of its statement, newest first.
     pub async fn wallet(&self, user: &User, cursor: Option<&str>, limit: i64) -> ShopResult<Wallet> {
         let (before_ms, before_id) = match cursor {
             Some(raw) => parse_cursor(raw)?,

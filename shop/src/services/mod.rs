@@ -59,8 +59,14 @@ pub struct Shop {
 /// Settings the services need beyond database URLs.
 #[derive(Debug, Clone)]
 pub struct ShopSettings {
-    /// How long a reservation holds stock.
+    /// How long a reservation holds stock, and so how long any order may stay unpaid.
     pub hold_ttl_ms: i64,
+    /// How many unpaid orders one buyer may hold at once.
+    pub max_unpaid_orders: i64,
+    /// Whether wallets can be topped up (demo money), and how much a day.
+    pub top_ups: ledger::TopUpPolicy,
+    /// A shipped order the buyer never confirms completes by itself after this long.
+    pub auto_complete_ms: i64,
     /// How many order ids one server reserves at a time.
     pub order_id_block: i64,
     /// Server-side guest carts unused this long are deleted.
@@ -71,6 +77,9 @@ impl Default for ShopSettings {
     fn default() -> Self {
         Self {
             hold_ttl_ms: 30 * 60 * 1000,
+            max_unpaid_orders: 5,
+            top_ups: ledger::TopUpPolicy::DEMO,
+            auto_complete_ms: 14 * 24 * 60 * 60 * 1000,
             order_id_block: order_ids::OrderIdAllocator::DEFAULT_BLOCK_SIZE,
             guest_cart_ttl_ms: carts::Carts::DEFAULT_GUEST_TTL_MS,
         }
@@ -87,15 +96,16 @@ impl Shop {
         let ids = std::sync::Arc::new(order_ids::OrderIdAllocator::new(main.clone(), settings.order_id_block));
         let checkouts = Checkouts::new(shards.clone(), catalog.clone(), ids);
         let carts = carts::Carts::new(main.clone(), catalog.clone(), checkouts.clone(), settings.guest_cart_ttl_ms);
-        let orders = Orders::new(main.clone(), shards.clone(), checkouts.clone(), carts.clone(), settings.hold_ttl_ms);
+        let limits = orders::UnpaidLimits { payment_window_ms: settings.hold_ttl_ms, max_unpaid: settings.max_unpaid_orders };
+        let orders = Orders::new(main.clone(), shards.clone(), checkouts.clone(), carts.clone(), limits);
         let snapshots = snapshots::Snapshots::new(main.clone());
         let seller_index = seller_index::SellerIndex::new(main.clone(), shards.clone());
         Ok(Self {
             accounts: Accounts::new(main.clone()),
-            ledger: ledger::Ledger::new(main.clone()),
+            ledger: ledger::Ledger::new(main.clone(), settings.top_ups),
             payments: payments::Payments::new(main.clone(), orders.clone()),
             shipping: shipping::Shipping::new(orders.clone()),
-            stock: stock::Stock::new(main.clone(), shards),
+            stock: stock::Stock::new(main.clone(), shards, settings.hold_ttl_ms),
             jobs: jobs::Jobs::new(main.clone(), vec![snapshots.job_kind(), seller_index.job_kind()]),
             seller_index,
             snapshots,

@@ -102,3 +102,27 @@ pub(crate) async fn load(shard: &crate::db::Db, id: OrderId) -> ShopResult<Optio
     let mut conn = shard.pool().acquire().await?;
     read_seller_order(&mut conn, id).await
 }
+
+/// Takes one of the buyer's unpaid-order slots in the caller's shard transaction
+/// (which is inserting an unpaid order): `false` when the buyer already holds `max`.
+pub(crate) async fn take_unpaid_slot_in(tx: &mut Transaction<'static, Any>, buyer: UserId, max: i64) -> ShopResult<bool> {
+    sqlx::query("INSERT INTO buyer_unpaid (buyer_id, unpaid) VALUES ($1, 0) ON CONFLICT (buyer_id) DO NOTHING").bind(buyer.get()).execute(&mut **tx).await?;
+    let taken = sqlx::query("UPDATE buyer_unpaid SET unpaid = unpaid + 1 WHERE buyer_id = $1 AND unpaid < $2").bind(buyer.get()).bind(max).execute(&mut **tx).await?;
+    Ok(taken.rows_affected() == 1)
+}
+
+/// Gives the order's unpaid slot back, in the transaction that has just moved it
+/// out of `pending_payment`.
+pub(crate) async fn free_unpaid_slot_in(tx: &mut Transaction<'static, Any>, id: OrderId) -> ShopResult<()> {
+    sqlx::query("UPDATE buyer_unpaid SET unpaid = unpaid - 1 WHERE buyer_id = (SELECT buyer_id FROM orders WHERE id = $1) AND unpaid > 0")
+        .bind(id.get())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// How many unpaid orders the buyer holds now (a fast refusal before any stock moves).
+pub(crate) async fn unpaid_count(shard: &crate::db::Db, buyer: UserId) -> ShopResult<i64> {
+    let unpaid: Option<i64> = sqlx::query_scalar("SELECT unpaid FROM buyer_unpaid WHERE buyer_id = $1").bind(buyer.get()).fetch_optional(shard.pool()).await?;
+    Ok(unpaid.unwrap_or(0))
+}

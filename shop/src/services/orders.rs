@@ -18,13 +18,13 @@ use crate::accounts::User;
 use crate::catalog::{Page, PageLimit, Product};
 use crate::clock::{now_ms, rfc3339};
 use crate::db::Db;
-use crate::domain::{InventoryMode, OrderId};
+use crate::domain::OrderId;
 use crate::error::{ShopError, ShopResult};
 use crate::orders::{LineRequest, Order, OrderLine, OrderStatus, SellerOrder, ShippingAddress};
 use crate::secrets::CheckoutToken;
 use crate::services::carts::{CartOwner, Carts};
 use crate::services::checkout::{self, Checkouts, normalised, total_of};
-use crate::services::order_rows::{read_seller_order, record_change, status_of};
+use crate::services::order_rows::{self, read_seller_order, record_change, status_of};
 use crate::services::shards::Shards;
 use crate::services::snapshots::{self, SnapshotJob};
 use crate::services::stock;
@@ -38,6 +38,19 @@ pub struct PlaceOrder {
     /// `None` (the checkout page) means "the checkout's lines".
     pub lines: Option<Vec<LineRequest>>,
     pub shipping_address: ShippingAddress,
+    /// The total the buyer was shown: if the order would cost another, nothing is
+    /// ordered and the buyer is told the new total. The checkout page always
+    /// sends it; API callers may.
+    pub expected_total_cents: Option<i64>,
+}
+
+/// The limits on unpaid orders (DESIGN.md, failure mode 4): stock taken for an
+/// order is held at most `payment_window_ms`, and a buyer holds at most
+/// `max_unpaid` such orders at once.
+#[derive(Debug, Clone, Copy)]
+pub struct UnpaidLimits {
+    pub payment_window_ms: i64,
+    pub max_unpaid: i64,
 }
 
 /// A placed order, and whether this call created it or found it already placed.
@@ -53,13 +66,12 @@ pub struct Orders {
     shards: Shards,
     checkouts: Checkouts,
     carts: Carts,
-    /// How long a reservation holds stock before the order is cancelled.
-    hold_ttl_ms: i64,
+    limits: UnpaidLimits,
 }
 
 impl Orders {
-    pub fn new(main: Db, shards: Shards, checkouts: Checkouts, carts: Carts, hold_ttl_ms: i64) -> Self {
-        Self { main, shards, checkouts, carts, hold_ttl_ms }
+    pub fn new(main: Db, shards: Shards, checkouts: Checkouts, carts: Carts, limits: UnpaidLimits) -> Self {
+        Self { main, shards, checkouts, carts, limits }
     }
 
     /// Places the order a checkout opened. Submitting again — a double click, a
@@ -72,27 +84,40 @@ impl Orders {
         if let Some(order) = self.load(order_id).await? {
             return replay(order, buyer);
         }
-        let checkout = self.checkouts.valid(buyer, order_id, &request.checkout_token).await?;
-        if let Some(lines) = request.lines
-            && normalised(lines)? != checkout.lines
+        let lines = self.checkouts.valid_lines(buyer, order_id, &request.checkout_token).await?;
+        if let Some(claimed) = request.lines
+            && normalised(claimed)? != lines
         {
             return Err(ShopError::InvalidCheckoutToken);
         }
-        let products = self.checkouts.products_of(&checkout.lines).await?;
-        let holds = products.iter().any(|p| p.inventory_mode == InventoryMode::Reserve);
-        let hold_expires_at_ms = holds.then(|| now_ms() + self.hold_ttl_ms);
-        self.take_stock(order_id, &products, &checkout.lines, hold_expires_at_ms, checkout.expires_at_ms).await?;
-        let draft = Draft { buyer, order_id, products: &products, lines: &checkout.lines, address: &request.shipping_address, hold_expires_at_ms };
-        match self.insert_order(draft, &request.checkout_token).await? {
-            Some(order) => {
+        let products = self.checkouts.products_of(&lines).await?;
+        let total_cents = total_of(&products, &lines);
+        if request.expected_total_cents.is_some_and(|expected| expected != total_cents) {
+            return Err(ShopError::PriceChanged { total_cents });
+        }
+        if order_rows::unpaid_count(self.shards.of_buyer(buyer.id), buyer.id).await? >= self.limits.max_unpaid {
+            return Err(ShopError::TooManyUnpaidOrders { max: self.limits.max_unpaid });
+        }
+        let deadline_ms = now_ms() + self.limits.payment_window_ms;
+        self.take_stock(order_id, &products, &lines, deadline_ms).await?;
+        let draft = Draft { buyer, order_id, products: &products, lines: &lines, address: &request.shipping_address, deadline_ms };
+        match self.insert_order(draft, &request.checkout_token).await {
+            Ok(Some(order)) => {
                 tracing::info!(order_id = %order_id, buyer_id = %buyer.id, total_cents = order.total_cents, "order placed");
                 self.take_out_of_cart(buyer, &order).await;
                 Ok(Placed { order, replayed: false })
             }
-            None => {
+            Ok(None) => {
                 let order = self.load(order_id).await?.ok_or(ShopError::InvalidCheckoutToken)?;
                 replay(order, buyer)
             }
+            Err(refused @ ShopError::TooManyUnpaidOrders { .. }) => {
+                // Another order of this buyer took the last slot meanwhile: the
+                // order was not written, so the stock it took goes back at once.
+                stock::release(&self.main, order_id).await?;
+                Err(refused)
+            }
+            Err(other) => Err(other),
         }
     }
 
@@ -108,10 +133,10 @@ impl Orders {
     /// Step 1: take every line's stock, or none, and enqueue the snapshots (the
     /// job carries the content as it is now; enqueuing here costs no extra round
     /// trip, and a job's failure never reaches the order).
-    async fn take_stock(&self, order_id: OrderId, products: &[Product], lines: &[LineRequest], hold_expires_at_ms: Option<i64>, checkout_expires_at_ms: i64) -> ShopResult<()> {
+    async fn take_stock(&self, order_id: OrderId, products: &[Product], lines: &[LineRequest], deadline_ms: i64) -> ShopResult<()> {
         let mut tx = self.main.begin_write().await?;
         snapshots::enqueue_in(&mut tx, products).await?;
-        stock::take_in(&mut tx, order_id, products, lines, hold_expires_at_ms, checkout_expires_at_ms).await?;
+        stock::take_in(&mut tx, order_id, products, lines, deadline_ms).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -119,11 +144,15 @@ impl Orders {
     /// Step 2: consume the token and insert the order, in one shard transaction.
     /// Returns the order as written, or `None` if another submit consumed the token first.
     async fn insert_order(&self, draft: Draft<'_>, token: &CheckoutToken) -> ShopResult<Option<Order>> {
-        let Draft { buyer, order_id, products, lines, address, hold_expires_at_ms } = draft;
+        let Draft { buyer, order_id, products, lines, address, deadline_ms } = draft;
+        let hold_expires_at_ms = Some(deadline_ms);
         let now = now_ms();
         let mut tx = self.shards.of_order(order_id).begin_write().await?;
         if !checkout::consume_in(&mut tx, order_id, token).await? {
             return Ok(None);
+        }
+        if !order_rows::take_unpaid_slot_in(&mut tx, buyer.id, self.limits.max_unpaid).await? {
+            return Err(ShopError::TooManyUnpaidOrders { max: self.limits.max_unpaid });
         }
         let order = Order {
             id: order_id,
@@ -235,6 +264,9 @@ impl Orders {
         .execute(&mut *tx)
         .await?;
         if moved.rows_affected() == 1 {
+            if from == OrderStatus::PendingPayment {
+                order_rows::free_unpaid_slot_in(&mut tx, id).await?;
+            }
             record_change(&mut tx, id).await?;
             tx.commit().await?;
             return Ok(to);
@@ -267,7 +299,8 @@ struct Draft<'a> {
     products: &'a [Product],
     lines: &'a [LineRequest],
     address: &'a ShippingAddress,
-    hold_expires_at_ms: Option<i64>,
+    /// The payment deadline: unpaid by then, the order is cancelled.
+    deadline_ms: i64,
 }
 
 fn replay(order: Order, buyer: &User) -> ShopResult<Placed> {

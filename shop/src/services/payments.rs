@@ -22,7 +22,7 @@ use crate::accounts::User;
 use crate::clock::now_ms;
 use crate::db::Db;
 use crate::domain::Money;
-use crate::error::{RefusingState, ShopError, ShopResult};
+use crate::error::{RefusingState, ShopError, ShopResult, worker_failed};
 use crate::faults::crash_point;
 use crate::orders::{Order, OrderId, OrderStatus};
 use crate::ledger::PaymentState;
@@ -164,20 +164,63 @@ impl Payments {
     /// The buyer confirms receipt of a shipped order: escrow → seller.
     pub async fn confirm_receipt(&self, buyer: &User, id: OrderId) -> ShopResult<Order> {
         let order = self.orders.get(buyer, id).await?;
-        match order.status {
-            OrderStatus::Completed => {
-                self.finish_release(&order).await?;
-                return Ok(order);
+        self.complete(&order).await?;
+        self.orders.get(buyer, id).await
+    }
+
+    /// Completes shipped orders whose buyer has not confirmed receipt within
+    /// `window_ms` of their last change, through the same step as a confirmation
+    /// (escrow → seller), so a seller's money is not held forever. Returns how many
+    /// it completed; an order that fails is logged, counted and left for the next pass.
+    pub async fn complete_unconfirmed(&self, now_ms: i64, window_ms: i64, batch: i64) -> u64 {
+        let mut completed = 0;
+        for shard in self.orders.shards().all() {
+            let due: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar("SELECT id FROM orders WHERE status = 'shipped' AND updated_at_ms <= $1 ORDER BY updated_at_ms LIMIT $2")
+                .bind(now_ms - window_ms)
+                .bind(batch)
+                .fetch_all(shard.pool())
+                .await;
+            let due = match due {
+                Ok(due) => due,
+                Err(error) => {
+                    worker_failed("auto-complete", &format!("listing shipped orders on {}", shard.name()), &error.into());
+                    continue;
+                }
+            };
+            for id in due.into_iter().map(OrderId::from_stored) {
+                let outcome = match self.orders.load(id).await {
+                    Ok(Some(order)) => self.complete(&order).await,
+                    Ok(None) => Ok(()),
+                    Err(error) => Err(error),
+                };
+                match outcome {
+                    Ok(()) => {
+                        tracing::info!(order_id = %id, "not confirmed in time: completed, escrow released to the seller");
+                        completed += 1;
+                    }
+                    // Cancelled or confirmed meanwhile: nothing to do.
+                    Err(ShopError::InvalidTransition { .. }) => {}
+                    Err(error) => worker_failed("auto-complete", &format!("order {id}"), &error),
+                }
             }
+        }
+        completed
+    }
+
+    /// Receipt of a shipped order, confirmed by its buyer or by time: the order
+    /// completes and escrow goes to the seller.
+    async fn complete(&self, order: &Order) -> ShopResult<()> {
+        let id = order.id;
+        match order.status {
+            OrderStatus::Completed => return self.finish_release(order).await,
             OrderStatus::Shipped => {}
             other => return Err(ShopError::order_is(other)),
         }
         if !self.request(id, PaymentState::ReleaseRequested, PaymentState::Released).await? {
-            return self.orders.get(buyer, id).await;
+            return Ok(());
         }
         crash_point("release:requested");
-        self.drive_release(&order).await?;
-        self.orders.get(buyer, id).await
+        self.drive_release(order).await
     }
 
     async fn drive_release(&self, order: &Order) -> ShopResult<()> {
@@ -283,30 +326,39 @@ impl Payments {
         let mut handled = 0;
         for (raw_id, state) in stuck {
             let id = OrderId::from_stored(raw_id);
-            let Some(order) = self.orders.load(id).await? else {
-                tracing::error!(order_id = %id, "a payment names an order that does not exist");
-                continue;
-            };
-            let result = match PaymentState::parse(&state) {
-                Some(PaymentState::Charged) => self.finish_charge(&order).await,
-                Some(PaymentState::RefundRequested) => match order.status {
-                    OrderStatus::Cancelled => self.finish_refund(&order).await,
-                    _ => self.drive_refund(&order).await,
-                },
-                _ => match order.status {
-                    OrderStatus::Completed => self.finish_release(&order).await,
-                    _ => self.drive_release(&order).await,
-                },
-            };
-            match result {
-                Ok(()) | Err(ShopError::InvalidTransition { .. }) => {
+            match self.drive_on(id, &state).await {
+                Ok(()) => {
                     tracing::info!(order_id = %id, from = state, "interrupted payment driven to its end");
                     handled += 1;
                 }
-                Err(error) => return Err(error),
+                Err(error) => {
+                    worker_failed("payment-recovery", &format!("order {id}"), &error);
+                    // To the back of the queue, so it cannot fill every batch.
+                    let _ = sqlx::query("UPDATE payments SET updated_at_ms = $1 WHERE order_id = $2").bind(now_ms()).bind(id.get()).execute(self.main.pool()).await;
+                }
             }
         }
         Ok(handled)
+    }
+
+    /// Drives one interrupted payment, found in `state`, to its end.
+    async fn drive_on(&self, id: OrderId, state: &str) -> ShopResult<()> {
+        let order = self.orders.load(id).await?.ok_or_else(|| anyhow::anyhow!("a payment names an order that does not exist"))?;
+        let result = match PaymentState::parse(state) {
+            Some(PaymentState::Charged) => self.finish_charge(&order).await,
+            Some(PaymentState::RefundRequested) => match order.status {
+                OrderStatus::Cancelled => self.finish_refund(&order).await,
+                _ => self.drive_refund(&order).await,
+            },
+            _ => match order.status {
+                OrderStatus::Completed => self.finish_release(&order).await,
+                _ => self.drive_release(&order).await,
+            },
+        };
+        match result {
+            Ok(()) | Err(ShopError::InvalidTransition { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
     }
 
     /// The payment state of an order, if it has one (for tests and the admin).
@@ -332,3 +384,4 @@ async fn advance_in(tx: &mut Transaction<'static, Any>, id: OrderId, from: Payme
         .await?;
     Ok(moved.rows_affected() == 1)
 }
+

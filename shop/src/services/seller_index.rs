@@ -21,7 +21,7 @@ use crate::accounts::User;
 use crate::catalog::{Page, PageLimit};
 use crate::clock::now_ms;
 use crate::db::Db;
-use crate::error::ShopResult;
+use crate::error::{ShopResult, worker_failed};
 use crate::faults::crash_point;
 use crate::orders::{OrderId, OrderStatus, SellerOrder};
 use crate::services::catalog::require_seller;
@@ -147,43 +147,58 @@ impl SellerIndex {
 
     /// Moves up to `batch` outbox rows per shard into the job queue. Only each
     /// order's newest event in the batch is enqueued: the handler would ignore the
-    /// older ones anyway. Returns how many outbox rows it consumed.
+    /// older ones anyway. Returns how many outbox rows it consumed. A shard that
+    /// fails is logged and counted, and the others are relayed all the same.
     pub async fn relay(&self, batch: i64) -> ShopResult<u64> {
         let mut consumed = 0;
+        let mut failures = 0;
         for shard in self.shards.all() {
-            let rows = sqlx::query("SELECT order_id, version, payload, created_at_ms FROM order_outbox ORDER BY created_at_ms LIMIT $1")
-                .bind(batch)
-                .fetch_all(shard.pool())
-                .await?;
-            if rows.is_empty() {
-                continue;
-            }
-            let mut newest: BTreeMap<i64, NewestEvent> = BTreeMap::new();
-            for row in &rows {
-                let (order_id, version, created): (i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(3)?);
-                let entry = newest.entry(order_id).or_insert_with(|| NewestEvent { version, payload: String::new(), oldest_ms: created });
-                if version >= entry.version {
-                    entry.version = version;
-                    entry.payload = row.try_get(2)?;
+            match self.relay_shard(shard, batch).await {
+                Ok(rows) => consumed += rows,
+                Err(error) => {
+                    failures += 1;
+                    worker_failed("seller-index-relay", shard.name(), &error);
                 }
-                entry.oldest_ms = entry.oldest_ms.min(created);
             }
-            self.enqueue(&newest).await?;
-            crash_point("seller_index.after_enqueue");
-            // Deleting up to each order's newest version also drops events that
-            // arrived after the read but are older: they were superseded.
-            for chunk in newest.iter().collect::<Vec<_>>().chunks(100) {
-                let condition = (0..chunk.len()).map(|i| format!("(order_id = ${} AND version <= ${})", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(" OR ");
-                let sql = format!("DELETE FROM order_outbox WHERE {condition}");
-                let mut query = sqlx::query(&sql);
-                for (order_id, event) in chunk {
-                    query = query.bind(**order_id).bind(event.version);
-                }
-                query.execute(shard.pool()).await?;
-            }
-            consumed += rows.len() as u64;
+        }
+        if failures == self.shards.all().len() && failures > 0 {
+            return Err(anyhow::anyhow!("the relay failed on every shard").into());
         }
         Ok(consumed)
+    }
+
+    async fn relay_shard(&self, shard: &Db, batch: i64) -> ShopResult<u64> {
+        let rows = sqlx::query("SELECT order_id, version, payload, created_at_ms FROM order_outbox ORDER BY created_at_ms LIMIT $1")
+            .bind(batch)
+            .fetch_all(shard.pool())
+            .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut newest: BTreeMap<i64, NewestEvent> = BTreeMap::new();
+        for row in &rows {
+            let (order_id, version, created): (i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(3)?);
+            let entry = newest.entry(order_id).or_insert_with(|| NewestEvent { version, payload: String::new(), oldest_ms: created });
+            if version >= entry.version {
+                entry.version = version;
+                entry.payload = row.try_get(2)?;
+            }
+            entry.oldest_ms = entry.oldest_ms.min(created);
+        }
+        self.enqueue(&newest).await?;
+        crash_point("seller_index.after_enqueue");
+        // Deleting up to each order's newest version also drops events that
+        // arrived after the read but are older: they were superseded.
+        for chunk in newest.iter().collect::<Vec<_>>().chunks(100) {
+            let condition = (0..chunk.len()).map(|i| format!("(order_id = ${} AND version <= ${})", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(" OR ");
+            let sql = format!("DELETE FROM order_outbox WHERE {condition}");
+            let mut query = sqlx::query(&sql);
+            for (order_id, event) in chunk {
+                query = query.bind(**order_id).bind(event.version);
+            }
+            query.execute(shard.pool()).await?;
+        }
+        Ok(rows.len() as u64)
     }
 
     async fn enqueue(&self, newest: &BTreeMap<i64, NewestEvent>) -> ShopResult<()> {

@@ -1,0 +1,274 @@
+//! Cheap abuse, tried as an attacker would (issue: abuse and faults): hoarding stock
+//! through unpaid orders, huge lines, a changed price, escrow held forever, free
+//! money, a worker stalled by one bad row, tables that only grow.
+
+use crate::helpers::{Backend, Reply, TestApp, spawn_app_with};
+use futures::future::join_all;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+crate::on_both_backends!(
+    a_line_is_capped_at_99_units_at_every_door,
+    a_changed_price_refuses_the_order_with_the_new_total_and_writes_nothing,
+    a_worker_pass_survives_a_bad_row_and_finishes_the_good_ones,
+    signing_in_in_a_loop_keeps_twenty_sessions_and_the_cleanup_trims_spent_rows,
+);
+
+/// Runs `$test` on both backends with `$adjust`ed settings and the workers running.
+macro_rules! with_settings_on_both_backends {
+    ($test:ident, $adjust:expr) => {
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                let app = super::spawn_app_with(super::Backend::Sqlite, $adjust, true).await.expect("SQLite is always available");
+                super::$test(app).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                if let Some(app) = super::spawn_app_with(super::Backend::Postgres, $adjust, true).await {
+                    super::$test(app).await;
+                }
+            }
+        }
+    };
+}
+
+with_settings_on_both_backends!(unpaid_orders_in_every_mode_lapse_at_their_deadline_and_give_the_stock_back, |s| {
+    s.hold_ttl_secs = 1;
+    s.schedules.recovery_ms = 100;
+});
+with_settings_on_both_backends!(a_buyer_holds_at_most_the_configured_unpaid_orders_even_when_racing, |s| s.max_unpaid_orders = 3);
+with_settings_on_both_backends!(a_shipped_order_never_confirmed_completes_and_pays_the_seller, |s| {
+    s.auto_complete_secs = 1;
+    s.schedules.auto_complete_ms = 100;
+});
+with_settings_on_both_backends!(top_ups_are_capped_per_day_even_when_racing, |s| s.top_ups = shop::services::ledger::TopUpPolicy::DEMO);
+with_settings_on_both_backends!(top_ups_can_be_switched_off, |s| s.top_ups = shop::services::ledger::TopUpPolicy::OFF);
+
+fn address() -> Value {
+    json!({"name": "Mallory", "line1": "1 Road", "city": "Town", "postal_code": "1000", "country": "NL"})
+}
+
+async fn product(app: &TestApp, seller: &str, stock: i64, mode: &str) -> i64 {
+    let reply = app.post("/api/v1/seller/products", Some(seller), &json!({"title": format!("Item {mode}"), "price_cents": 500, "stock": stock, "inventory_mode": mode})).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    reply.body["id"].as_i64().unwrap()
+}
+
+async fn open_checkout(app: &TestApp, buyer: &str, product: i64, quantity: i64) -> Value {
+    let reply = app.post("/api/v1/checkout", Some(buyer), &json!({"lines": [{"product_id": product, "quantity": quantity}]})).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    reply.body
+}
+
+fn place_body(checkout: &Value) -> Value {
+    json!({"order_id": checkout["order_id"], "checkout_token": checkout["checkout_token"], "lines": checkout["lines"], "shipping_address": address()})
+}
+
+async fn place(app: &TestApp, buyer: &str, checkout: &Value) -> Reply {
+    app.post("/api/v1/orders", Some(buyer), &place_body(checkout)).await
+}
+
+async fn stock(app: &TestApp, product: i64) -> Value {
+    app.get(&format!("/api/v1/products/{product}"), None).await.body["stock"].clone()
+}
+
+async fn top_up(app: &TestApp, token: &str, cents: i64, key: &str) -> Reply {
+    let request = app.client.post(app.url("/api/v1/wallet/top-up")).bearer_auth(token).header("idempotency-key", key).json(&json!({"amount_cents": cents}));
+    Reply::read(request.send().await.unwrap()).await
+}
+
+/// Polls `check` until it holds or `limit` passes.
+async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// The attack: check out a product's whole stock and never pay. With the real
+/// expiry worker and a 1-second payment window, every unpaid order — stock taken
+/// at order time, reserved, or only checked — is cancelled and the stock is back.
+async fn unpaid_orders_in_every_mode_lapse_at_their_deadline_and_give_the_stock_back(app: TestApp) {
+    let (seller, _) = app.signed_in("hoard-seller@example.com", "seller").await;
+    let (hoarder, _) = app.signed_in("hoarder@example.com", "buyer").await;
+    let mut placed = Vec::new();
+    for mode in ["on_order", "reserve", "on_payment"] {
+        let id = product(&app, &seller, 40, mode).await;
+        let order = place(&app, &hoarder, &open_checkout(&app, &hoarder, id, 40).await).await;
+        assert_eq!(order.status, 201, "{}", order.text);
+        assert!(order.body["hold_expires_at"].is_string(), "every unpaid order has a payment deadline: {}", order.text);
+        placed.push((id, mode, order.body["id"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(stock(&app, placed[0].0).await["available"], 0, "on order: taken");
+    assert_eq!(stock(&app, placed[1].0).await["reserved"], 40, "reserve: held");
+    for (id, mode, order) in &placed {
+        let lapsed = eventually(Duration::from_secs(15), || async { app.get(&format!("/api/v1/orders/{order}"), Some(&hoarder)).await.body["status"] == "cancelled" }).await;
+        assert!(lapsed, "the unpaid {mode} order was never cancelled");
+        assert_eq!(stock(&app, *id).await, json!({"available": 40, "reserved": 0, "sold": 0}), "{mode}: every unit is back");
+    }
+    // Cancelled orders no longer count against the cap on unpaid orders.
+    for _ in 0..5 {
+        assert_eq!(place(&app, &hoarder, &open_checkout(&app, &hoarder, placed[0].0, 1).await).await.status, 201);
+    }
+}
+
+async fn a_line_is_capped_at_99_units_at_every_door(app: TestApp) {
+    let (seller, _) = app.signed_in("cap-seller@example.com", "seller").await;
+    let id = product(&app, &seller, 2_000_000, "on_order").await;
+    let (buyer, _) = app.signed_in("cap-buyer@example.com", "buyer").await;
+    for quantity in [1_000_000, 100] {
+        let refused = app.post("/api/v1/checkout", Some(&buyer), &json!({"lines": [{"product_id": id, "quantity": quantity}]})).await;
+        assert_eq!(refused.status, 422, "{quantity}: {}", refused.text);
+    }
+    assert_eq!(place(&app, &buyer, &open_checkout(&app, &buyer, id, 99).await).await.status, 201);
+    assert_eq!(stock(&app, id).await["available"], 2_000_000 - 99);
+}
+
+/// The buyer's concurrent submits race for the last slots: the cap holds exactly,
+/// and a refused order takes no stock.
+async fn a_buyer_holds_at_most_the_configured_unpaid_orders_even_when_racing(app: TestApp) {
+    let (seller, _) = app.signed_in("slots-seller@example.com", "seller").await;
+    let id = product(&app, &seller, 100, "on_order").await;
+    let (buyer, _) = app.signed_in("slots-buyer@example.com", "buyer").await;
+    let mut checkouts = Vec::new();
+    for _ in 0..12 {
+        checkouts.push(open_checkout(&app, &buyer, id, 2).await);
+    }
+    let replies = join_all(checkouts.iter().map(|c| place(&app, &buyer, c))).await;
+    let placed = replies.iter().filter(|r| r.status == 201).count();
+    assert_eq!(placed, 3, "{:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>());
+    for refused in replies.iter().filter(|r| r.status != 201) {
+        refused.assert_problem(409, "too_many_unpaid_orders");
+    }
+    assert_eq!(stock(&app, id).await, json!({"available": 94, "reserved": 0, "sold": 6}), "refused orders took nothing");
+    // Paying one frees a slot.
+    let first = replies.iter().find(|r| r.status == 201).unwrap().body["id"].as_str().unwrap().to_owned();
+    assert_eq!(top_up(&app, &buyer, 5000, "slots").await.status, 200);
+    assert_eq!(app.post(&format!("/api/v1/orders/{first}/pay"), Some(&buyer), &json!({})).await.status, 200);
+    assert_eq!(place(&app, &buyer, &open_checkout(&app, &buyer, id, 1).await).await.status, 201);
+    place(&app, &buyer, &open_checkout(&app, &buyer, id, 1).await).await.assert_problem(409, "too_many_unpaid_orders");
+}
+
+async fn a_changed_price_refuses_the_order_with_the_new_total_and_writes_nothing(app: TestApp) {
+    let (seller, _) = app.signed_in("price-seller@example.com", "seller").await;
+    let id = product(&app, &seller, 10, "reserve").await;
+    let (buyer, _) = app.signed_in("price-buyer@example.com", "buyer").await;
+    let checkout = open_checkout(&app, &buyer, id, 2).await;
+    assert_eq!(checkout["total_cents"], 1000);
+    let edited = app.patch(&format!("/api/v1/seller/products/{id}"), Some(&seller), &json!({"expected_version": 1, "price_cents": 900})).await;
+    assert_eq!(edited.status, 200, "{}", edited.text);
+    let mut body = place_body(&checkout);
+    body["expected_total_cents"] = json!(1000);
+    let refused = app.post("/api/v1/orders", Some(&buyer), &body).await;
+    refused.assert_problem(409, "price_changed");
+    assert_eq!(refused.body["total_cents"], 1800);
+    assert_eq!(stock(&app, id).await, json!({"available": 10, "reserved": 0, "sold": 0}));
+    assert_eq!(app.get(&format!("/api/v1/orders/{}", checkout["order_id"].as_str().unwrap()), Some(&buyer)).await.status, 404);
+    body["expected_total_cents"] = json!(1800);
+    let placed = app.post("/api/v1/orders", Some(&buyer), &body).await;
+    assert_eq!((placed.status.as_u16(), placed.body["total_cents"].as_i64()), (201, Some(1800)), "{}", placed.text);
+}
+
+async fn a_shipped_order_never_confirmed_completes_and_pays_the_seller(app: TestApp) {
+    let (seller, _) = app.signed_in("escrow-seller@example.com", "seller").await;
+    let id = product(&app, &seller, 5, "reserve").await;
+    let (buyer, _) = app.signed_in("escrow-buyer@example.com", "buyer").await;
+    assert_eq!(top_up(&app, &buyer, 5000, "escrow").await.status, 200);
+    let order = place(&app, &buyer, &open_checkout(&app, &buyer, id, 2).await).await.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.post(&format!("/api/v1/orders/{order}/pay"), Some(&buyer), &json!({})).await.status, 200);
+    let waybill = json!({"carrier": "DHL", "tracking_number": "1", "expected_version": 0});
+    assert_eq!(app.send_json(reqwest::Method::PUT, &format!("/api/v1/seller/orders/{order}/shipping"), Some(&seller), &waybill).await.status, 200);
+    let completed = eventually(Duration::from_secs(15), || async { app.get(&format!("/api/v1/orders/{order}"), Some(&buyer)).await.body["status"] == "completed" }).await;
+    assert!(completed, "the shipped order never completed by itself");
+    assert_eq!(app.get("/api/v1/wallet", Some(&seller)).await.body["balance_cents"], 1000, "escrow released to the seller");
+    let report = app.shop.ledger.reconcile().await.unwrap();
+    assert!(report.mismatches.is_empty() && report.unbalanced_transfers.is_empty());
+}
+
+/// Demo money is capped per user and day: racing top-ups cannot pass it together,
+/// a refused one deposits nothing, and a replayed key does not count twice.
+async fn top_ups_are_capped_per_day_even_when_racing(app: TestApp) {
+    let (buyer, _) = app.signed_in("mint@example.com", "buyer").await;
+    let replies = join_all((0..20).map(|i| {
+        let buyer = buyer.clone();
+        let app = &app;
+        async move { top_up(app, &buyer, 100_000, &format!("race-{i}")).await }
+    }))
+    .await;
+    assert_eq!(replies.iter().filter(|r| r.status == 200).count(), 10);
+    for refused in replies.iter().filter(|r| r.status != 200) {
+        refused.assert_problem(429, "top_up_limit");
+        assert!(refused.headers.get("retry-after").is_some());
+        assert!(refused.body["current"]["resets_at"].is_string(), "{}", refused.text);
+    }
+    let granted = replies.iter().position(|r| r.status == 200).unwrap();
+    assert_eq!(top_up(&app, &buyer, 100_000, &format!("race-{granted}")).await.status, 200, "a replay is answered, not refused");
+    assert_eq!(app.get("/api/v1/wallet", Some(&buyer)).await.body["balance_cents"], 1_000_000);
+}
+
+async fn top_ups_can_be_switched_off(app: TestApp) {
+    let (buyer, _) = app.signed_in("nomint@example.com", "buyer").await;
+    top_up(&app, &buyer, 100, "off").await.assert_problem(403, "top_up_disabled");
+    assert_eq!(app.get("/api/v1/wallet", Some(&buyer)).await.body["balance_cents"], 0);
+}
+
+/// One unpaid order whose row cannot be read back (its address is garbage) is
+/// past its deadline beside a good one: the pass cancels the good one, counts the
+/// bad one as a failure, and does not stop.
+async fn a_worker_pass_survives_a_bad_row_and_finishes_the_good_ones(app: TestApp) {
+    let (seller, _) = app.signed_in("bad-row-seller@example.com", "seller").await;
+    let id = product(&app, &seller, 10, "on_order").await;
+    let (buyer, user) = app.signed_in("bad-row-buyer@example.com", "buyer").await;
+    let good = place(&app, &buyer, &open_checkout(&app, &buyer, id, 3).await).await.body["id"].as_str().unwrap().to_owned();
+    let bad = place(&app, &buyer, &open_checkout(&app, &buyer, id, 2).await).await.body["id"].as_str().unwrap().to_owned();
+    let buyer_id = shop::domain::UserId::parse("id", user["id"].as_i64().unwrap()).unwrap();
+    let shard = app.shop.orders.shards().of_buyer(buyer_id).clone();
+    sqlx::query("UPDATE orders SET shipping_address = 'not json' WHERE id = $1").bind(bad.parse::<i64>().unwrap()).execute(shard.pool()).await.unwrap();
+    let pass = app.shop.stock.recover(shop::clock::now_ms() + 31 * 60 * 1000, 1).await;
+    assert!(pass.acted == 1 && pass.failed >= 1, "{pass:?}");
+    assert_eq!(app.get(&format!("/api/v1/orders/{good}"), Some(&buyer)).await.body["status"], "cancelled");
+    assert_eq!(stock(&app, id).await["available"], 8, "the good order's 3 units are back; the bad one's 2 wait for a repair");
+    assert!(app.get("/metrics", None).await.text.contains("ninefold_worker_failures_total{worker=\"hold-expiry\"}"));
+}
+
+async fn signing_in_in_a_loop_keeps_twenty_sessions_and_the_cleanup_trims_spent_rows(app: TestApp) {
+    app.register("loop@example.com", "buyer").await;
+    let first = app.login("loop@example.com").await;
+    for _ in 0..24 {
+        app.login("loop@example.com").await;
+    }
+    assert_eq!(app.count("sessions").await, 20);
+    assert_eq!(app.get("/api/v1/me", Some(&first)).await.status, 401, "the oldest session was ended");
+
+    let (seller, _) = app.signed_in("trim-seller@example.com", "seller").await;
+    let id = product(&app, &seller, 10, "reserve").await;
+    let (buyer, _) = app.signed_in("trim-buyer@example.com", "buyer").await;
+    let spent = open_checkout(&app, &buyer, id, 1).await;
+    assert_eq!(place(&app, &buyer, &spent).await.status, 201);
+    let day = 24 * 60 * 60 * 1000;
+    for shard in &app.shop.databases.shards {
+        sqlx::query("UPDATE checkout_tokens SET expires_at_ms = expires_at_ms - $1").bind(2 * day).execute(shard.pool()).await.unwrap();
+    }
+    let main = app.shop.databases.main.pool();
+    sqlx::query("INSERT INTO cart_merges (user_id, merge_id, applied_at_ms) VALUES (1, 'old', 0)").execute(main).await.unwrap();
+    app.shop.jobs.run_due(shop::clock::now_ms(), 100).await.unwrap();
+    sqlx::query("UPDATE jobs SET finished_at_ms = 0").execute(main).await.unwrap();
+    server::workers::clean_up(&app.shop).await;
+    let mut tokens = 0;
+    for shard in &app.shop.databases.shards {
+        tokens += sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM checkout_tokens").fetch_one(shard.pool()).await.unwrap();
+    }
+    assert_eq!(tokens, 0);
+    assert_eq!(app.count("cart_merges").await, 0);
+    assert_eq!(app.count("jobs").await, 0, "done snapshot and index jobs are gone");
+    assert_eq!(app.get(&format!("/api/v1/orders/{}", spent["order_id"].as_str().unwrap()), Some(&buyer)).await.status, 200, "the order stays");
+}
