@@ -31,7 +31,7 @@ wait_for() { for _ in $(seq 1 300); do curl -fs "$1" >/dev/null 2>&1 && return 0
 
 # One log line per request is the product's default; at these rates it would
 # measure the terminal, so the benchmark logs warnings only.
-NINEFOLD_ADDR=127.0.0.1:$app_port NINEFOLD_DATA_DIR="$work/data" RUST_LOG=warn ./target/release/server >"$work/server.log" 2>&1 &
+NINEFOLD_ADDR=127.0.0.1:$app_port NINEFOLD_DATA_DIR="$work/data" NINEFOLD_RATE_LIMITS=off RUST_LOG=warn ./target/release/server >"$work/server.log" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$app_port/healthz"
 

@@ -43,6 +43,11 @@ mod ssr {
         }
     }
 
+    /// The address this request came from (recorded by the server's middleware).
+    pub fn client_addr() -> std::net::IpAddr {
+        use_context::<http::request::Parts>().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |parts| web::ClientAddr::from_extensions(&parts.extensions))
+    }
+
     pub fn set_cookie(value: String) {
         if let (Some(response), Ok(value)) = (use_context::<leptos_axum::ResponseOptions>(), http::HeaderValue::from_str(&value)) {
             response.append_header(http::header::SET_COOKIE, value);
@@ -96,7 +101,7 @@ pub async fn sign_in(email: String, password: String, next: Option<String>) -> R
     use shop::domain::{Email, Password};
     let email = Email::parse("email", &email)?;
     let password = Password::parse_attempt("password", &password)?;
-    let (token, user) = ssr::shop()?.accounts.sign_in(&email, password).await?;
+    let (token, user) = ssr::shop()?.accounts.sign_in(&email, password, ssr::client_addr()).await?;
     ssr::set_cookie(ssr::cookie_policy().issue(&token));
     leptos_axum::redirect(&ssr::land_after_sign_in(&user, ssr::safe_next(next)).await?);
     Ok(())
@@ -112,9 +117,7 @@ pub async fn register(email: String, password: String, name: String, role: Strin
         name: PersonName::parse("name", &name)?,
         role: Role::parse_self_service("role", &role)?,
     };
-    let shop = ssr::shop()?;
-    let user = shop.accounts.register(account.clone()).await?;
-    let (token, _) = shop.accounts.sign_in(&user.email, account.password).await?;
+    let (token, user) = ssr::shop()?.accounts.register_and_sign_in(account).await?;
     ssr::set_cookie(ssr::cookie_policy().issue(&token));
     leptos_axum::redirect(&ssr::land_after_sign_in(&user, "/".to_owned()).await?);
     Ok(())

@@ -27,12 +27,58 @@ pub struct Settings {
     pub top_ups: shop::services::ledger::TopUpPolicy,
     /// A shipped order the buyer never confirms completes after this long.
     pub auto_complete_secs: u64,
+    /// Per-client-address limits on sign-in, registration, guest carts and checkout.
+    pub rate_limits: RateLimitSettings,
+    /// Behind a proxy that appends the client's address to `X-Forwarded-For`:
+    /// take the client address from there. Off, the header is ignored (anyone can send it).
+    pub trust_forwarded_for: bool,
+    /// Every request's deadline: past it the answer is 503 with `Retry-After`.
+    pub request_timeout_ms: u64,
     /// Mark session cookies `Secure`: turn on whenever the site is served over HTTPS.
     pub secure_cookies: bool,
     /// Print logs as JSON lines rather than human-readable text.
     pub json_logs: bool,
     /// How often the background workers run.
     pub schedules: Schedules,
+}
+
+/// Per-client-address rate limits (`[rate_limits]` in the TOML file): a rate per
+/// minute and a burst for each limited action.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    pub sign_in_per_minute: u32,
+    pub sign_in_burst: u32,
+    pub registration_per_minute: u32,
+    pub registration_burst: u32,
+    pub guest_cart_per_minute: u32,
+    pub guest_cart_burst: u32,
+    pub checkout_per_minute: u32,
+    pub checkout_burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            sign_in_per_minute: 60,
+            sign_in_burst: 10,
+            registration_per_minute: 30,
+            registration_burst: 5,
+            guest_cart_per_minute: 120,
+            guest_cart_burst: 20,
+            checkout_per_minute: 120,
+            checkout_burst: 20,
+        }
+    }
+}
+
+impl RateLimitSettings {
+    /// No limits (load tests and benchmarks that register hundreds of accounts from one address).
+    pub fn off() -> Self {
+        Self { enabled: false, ..Self::default() }
+    }
 }
 
 /// Worker periods (`[schedules]` in the TOML file).
@@ -76,6 +122,9 @@ struct FileSettings {
     max_unpaid_orders: Option<i64>,
     auto_complete_days: Option<u64>,
     wallet: Option<FileWallet>,
+    rate_limits: Option<RateLimitSettings>,
+    trust_forwarded_for: Option<bool>,
+    request_timeout_ms: Option<u64>,
     secure_cookies: Option<bool>,
     json_logs: Option<bool>,
     databases: Option<FileDatabases>,
@@ -168,6 +217,19 @@ impl Settings {
             daily_cap_cents: wallet.top_up_daily_cap_cents.unwrap_or(shop::services::ledger::TopUpPolicy::DEFAULT_DAILY_CAP_CENTS),
         };
         let demo = file.demo.or(file.seed_demo).unwrap_or(!configured);
+        let mut rate_limits = file.rate_limits.unwrap_or_default();
+        if let Some(value) = var("NINEFOLD_RATE_LIMITS") {
+            rate_limits.enabled = match value.trim() {
+                "off" | "0" | "false" => false,
+                "on" | "1" | "true" => true,
+                other => anyhow::bail!("NINEFOLD_RATE_LIMITS must be on or off, not {other}"),
+            };
+        }
+        let request_timeout_ms = match var("NINEFOLD_REQUEST_TIMEOUT_MS") {
+            Some(s) => s.parse().with_context(|| format!("NINEFOLD_REQUEST_TIMEOUT_MS is not a number of milliseconds: {s}"))?,
+            None => file.request_timeout_ms.unwrap_or(10_000),
+        };
+        anyhow::ensure!(request_timeout_ms > 0, "the request timeout must be positive");
         Ok(Self {
             addr,
             data_dir,
@@ -177,6 +239,9 @@ impl Settings {
             max_unpaid_orders,
             top_ups,
             auto_complete_secs,
+            rate_limits,
+            trust_forwarded_for: flag("NINEFOLD_TRUST_FORWARDED_FOR").or(file.trust_forwarded_for).unwrap_or(false),
+            request_timeout_ms,
             secure_cookies: flag("NINEFOLD_SECURE_COOKIES").or(file.secure_cookies).unwrap_or(false),
             json_logs: flag("NINEFOLD_JSON_LOGS").or(file.json_logs).unwrap_or(false),
             schedules: file.schedules.unwrap_or_default(),

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod config;
+pub mod guards;
 pub mod page_cache;
 pub mod pages;
 pub mod state;
@@ -62,6 +63,10 @@ impl Application {
             .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+            .layer(axum::middleware::from_fn_with_state(
+                guards::Guards::new(&settings.rate_limits, settings.trust_forwarded_for, std::time::Duration::from_millis(settings.request_timeout_ms)),
+                guards::guard,
+            ))
             .layer(telemetry::request_logging())
             .with_state(state);
         Ok(Self { router, shop })
@@ -69,7 +74,8 @@ impl Application {
 
     /// Serves until `shutdown` fires, then lets in-flight requests finish.
     pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
-        axum::serve(listener, self.router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+        let service = self.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
     }
 }
 

@@ -28,9 +28,13 @@ struct Server {
 
 /// The server's configuration file: the payment recovery worker looks every
 /// 200 ms at payments stuck that long, the seller index is relayed and the job
-/// queue polled every 50 ms; PostgreSQL databases when given.
+/// queue polled every 50 ms; PostgreSQL databases when given. Demo money on and no
+/// abuse limits: the tests fund and place many orders from one address.
 fn write_config(data_dir: &Path, databases: Option<&DatabaseConfig>) {
-    let mut text = String::from("[schedules]\npayments_ms = 200\nseller_index_ms = 50\njobs_ms = 50\n");
+    let mut text = String::from(
+        "max_unpaid_orders = 1000000\n[rate_limits]\nenabled = false\n[wallet]\ntop_up = \"demo\"\ntop_up_daily_cap_cents = 1000000000000\n\
+         [schedules]\npayments_ms = 200\nseller_index_ms = 50\njobs_ms = 50\n",
+    );
     if let Some(databases) = databases {
         let url = |u: &shop::db::DatabaseUrl| format!("{{ url = {:?} }}", u.url);
         text.push_str(&format!(

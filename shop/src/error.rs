@@ -55,6 +55,9 @@ pub enum ShopError {
     /// Not enough stock for a line; nothing was taken for any line.
     #[error("not enough stock of product {product_id} for this order; nothing was taken")]
     InsufficientStock { product_id: i64 },
+    /// More work is waiting than the server takes on; try again shortly.
+    #[error("the server is busy; try again in a moment")]
+    Overloaded { retry_after_secs: u64 },
     /// Top-ups (demo money) are switched off on this shop.
     #[error("topping up the wallet is not available on this shop")]
     TopUpDisabled,
@@ -106,6 +109,7 @@ impl ShopError {
             ShopError::InvalidCheckoutToken => "invalid_checkout_token",
             ShopError::TooManyUnpaidOrders { .. } => "too_many_unpaid_orders",
             ShopError::TopUpDisabled => "top_up_disabled",
+            ShopError::Overloaded { .. } => "overloaded",
             ShopError::TopUpLimit { .. } => "top_up_limit",
             ShopError::PriceChanged { .. } => "price_changed",
             ShopError::InvalidTransition { .. } => "invalid_transition",
@@ -134,6 +138,7 @@ impl ShopError {
             ShopError::Forbidden | ShopError::TopUpDisabled => 403,
             ShopError::TooManyAttempts { .. } | ShopError::TopUpLimit { .. } => 429,
             ShopError::InsufficientFunds { .. } => 402,
+            ShopError::Overloaded { .. } => 503,
             ShopError::Internal(_) => 500,
         }
     }

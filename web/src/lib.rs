@@ -141,3 +141,36 @@ pub fn presented_bearer(headers: &HeaderMap) -> Presented {
         .and_then(|t| SessionToken::parse(t.trim()));
     token.map_or(Presented::Garbage, Presented::Token)
 }
+
+/// The address a request came from, as the server determined it once per request
+/// (the TCP peer, or a trusted proxy's `X-Forwarded-For`), kept in the request's
+/// extensions for both doors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl ClientAddr {
+    /// The client of a request from `peer`: behind a proxy that is trusted to
+    /// append it, the last address in `X-Forwarded-For` (the one that proxy saw);
+    /// otherwise the peer itself, whatever the headers claim.
+    pub fn of(headers: &HeaderMap, peer: std::net::IpAddr, trust_forwarded_for: bool) -> Self {
+        if trust_forwarded_for {
+            let forwarded = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .flat_map(|value| value.split(','))
+                .filter_map(|part| part.trim().parse::<std::net::IpAddr>().ok())
+                .last();
+            if let Some(client) = forwarded {
+                return Self(client);
+            }
+        }
+        Self(peer)
+    }
+
+    /// The client address a request's extensions hold; "unspecified" if none was
+    /// recorded (a request that did not come through the server's middleware).
+    pub fn from_extensions(extensions: &http::Extensions) -> std::net::IpAddr {
+        extensions.get::<ClientAddr>().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |client| client.0)
+    }
+}

@@ -64,10 +64,11 @@ async fn register(State(state): State<AppState>, ApiJson(body): ApiJson<Register
 /// Sign in: returns a bearer token and sets the session cookie.
 #[utoipa::path(post, path = "/auth/login", tag = "accounts", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = Problem), (status = 429, description = "too_many_attempts, with Retry-After", body = Problem)))]
-async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<LoginRequest>) -> Result<impl IntoResponse, Problem> {
+async fn login(State(state): State<AppState>, parts: Parts, ApiJson(body): ApiJson<LoginRequest>) -> Result<impl IntoResponse, Problem> {
     let email = Email::parse("email", &body.email)?;
     let password = Password::parse_attempt("password", &body.password)?;
-    let (token, user) = state.shop.accounts.sign_in(&email, password).await?;
+    let client = web::ClientAddr::from_extensions(&parts.extensions);
+    let (token, user) = state.shop.accounts.sign_in(&email, password, client).await?;
     let cookie = HeaderValue::from_str(&state.cookies.issue(&token)).map_err(|e| shop::ShopError::Internal(e.into()))?;
     Ok(([(header::SET_COOKIE, cookie)], Json(LoginResponse { token: token.expose().to_owned(), user })))
 }

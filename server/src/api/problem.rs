@@ -50,6 +50,12 @@ impl Problem {
         self
     }
 
+    /// Adds `Retry-After` to the response.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
     pub fn not_found(what: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
     }
@@ -67,7 +73,7 @@ impl From<ShopError> for Problem {
             ShopError::Invalid(field) => problem = problem.with_field(field.field),
             ShopError::EmailTaken => problem = problem.with_field("email"),
             ShopError::StaleVersion { current_version } => problem.current = Some(serde_json::json!({ "version": current_version })),
-            ShopError::TooManyAttempts { retry_after_secs } => problem.retry_after_secs = Some(retry_after_secs),
+            ShopError::TooManyAttempts { retry_after_secs } | ShopError::Overloaded { retry_after_secs } => problem.retry_after_secs = Some(retry_after_secs),
             ShopError::TopUpLimit { retry_after_secs, ref resets_at, .. } => {
                 problem.current = Some(serde_json::json!({ "resets_at": resets_at }));
                 problem.retry_after_secs = Some(retry_after_secs);

@@ -12,6 +12,7 @@ crate::on_both_backends!(
     a_changed_price_refuses_the_order_with_the_new_total_and_writes_nothing,
     a_worker_pass_survives_a_bad_row_and_finishes_the_good_ones,
     signing_in_in_a_loop_keeps_twenty_sessions_and_the_cleanup_trims_spent_rows,
+    a_full_hashing_queue_turns_sign_ins_away_with_503_never_500,
 );
 
 /// Runs `$test` on both backends with `$adjust`ed settings and the workers running.
@@ -44,6 +45,12 @@ with_settings_on_both_backends!(a_shipped_order_never_confirmed_completes_and_pa
 });
 with_settings_on_both_backends!(top_ups_are_capped_per_day_even_when_racing, |s| s.top_ups = shop::services::ledger::TopUpPolicy::DEMO);
 with_settings_on_both_backends!(top_ups_can_be_switched_off, |s| s.top_ups = shop::services::ledger::TopUpPolicy::OFF);
+with_settings_on_both_backends!(floods_are_rate_limited_per_client_address, |s| s.rate_limits = Default::default());
+with_settings_on_both_backends!(forwarded_addresses_count_only_behind_a_trusted_proxy, |s| {
+    s.rate_limits = Default::default();
+    s.trust_forwarded_for = true;
+});
+with_settings_on_both_backends!(a_request_past_its_deadline_gets_503_with_retry_after, |s| s.request_timeout_ms = 1);
 
 fn address() -> Value {
     json!({"name": "Mallory", "line1": "1 Road", "city": "Town", "postal_code": "1000", "country": "NL"})
@@ -271,4 +278,92 @@ async fn signing_in_in_a_loop_keeps_twenty_sessions_and_the_cleanup_trims_spent_
     assert_eq!(app.count("cart_merges").await, 0);
     assert_eq!(app.count("jobs").await, 0, "done snapshot and index jobs are gone");
     assert_eq!(app.get(&format!("/api/v1/orders/{}", spent["order_id"].as_str().unwrap()), Some(&buyer)).await.status, 200, "the order stays");
+}
+
+fn client_from(address: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder().local_address(std::net::IpAddr::from(address)).build().unwrap()
+}
+
+async fn post_from(app: &TestApp, client: &reqwest::Client, path: &str, body: Value, forwarded_for: Option<&str>) -> Reply {
+    let mut request = client.post(app.url(path)).json(&body);
+    if let Some(address) = forwarded_for {
+        request = request.header("x-forwarded-for", address);
+    }
+    Reply::read(request.send().await.unwrap()).await
+}
+
+/// Sign-in, registration and new guest carts from one address are limited after
+/// their burst (429 `rate_limited`, Retry-After); another address is not affected,
+/// and a cart write that names its cart opens none and is not limited.
+async fn floods_are_rate_limited_per_client_address(app: TestApp) {
+    let flood = client_from([127, 0, 0, 4]);
+    let login = json!({"email": "nobody@example.com", "password": "guess guess guess"});
+    let mut statuses = Vec::new();
+    for _ in 0..15 {
+        statuses.push(post_from(&app, &flood, "/api/v1/auth/login", login.clone(), None).await);
+    }
+    let limited: Vec<_> = statuses.iter().filter(|r| r.body["code"] == "rate_limited").collect();
+    assert!(limited.len() >= 4, "{:?}", statuses.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert!(limited[0].headers.get("retry-after").is_some() && limited[0].status == 429);
+    assert!(statuses.iter().all(|r| r.status.as_u16() < 500));
+    let elsewhere = post_from(&app, &client_from([127, 0, 0, 5]), "/api/v1/auth/login", login, None).await;
+    assert_ne!(elsewhere.body["code"], "rate_limited");
+
+    let mut registrations = Vec::new();
+    for i in 0..8 {
+        let body = json!({"email": format!("flood{i}@example.com"), "password": "correct horse", "name": "F", "role": "buyer"});
+        registrations.push(post_from(&app, &flood, "/api/v1/auth/register", body, None).await.status.as_u16());
+    }
+    assert!(registrations.contains(&429) && registrations.iter().filter(|s| **s == 201).count() >= 5, "{registrations:?}");
+
+    let (seller, _) = app.signed_in("carts-seller@example.com", "seller").await;
+    let id = product(&app, &seller, 10, "reserve").await;
+    let mut opened = Vec::new();
+    for _ in 0..25 {
+        let reply = flood.put(app.url(&format!("/api/v1/cart/lines/{id}"))).json(&json!({"quantity": 1})).send().await.unwrap();
+        opened.push(Reply::read(reply).await);
+    }
+    assert!(opened.iter().any(|r| r.body["code"] == "rate_limited"), "new guest carts are limited");
+    let token = opened.iter().find(|r| r.status == 200).unwrap().body["cart_token"].as_str().unwrap().to_owned();
+    for _ in 0..5 {
+        let reply = flood.put(app.url(&format!("/api/v1/cart/lines/{id}"))).header("x-cart-token", &token).json(&json!({"quantity": 2})).send().await.unwrap();
+        assert_eq!(reply.status(), 200, "writing to one's own cart is not limited");
+    }
+}
+
+/// `X-Forwarded-For` is anyone's to send: it names the client only when the
+/// server is told it sits behind a proxy that sets it.
+async fn forwarded_addresses_count_only_behind_a_trusted_proxy(app: TestApp) {
+    let proxy = client_from([127, 0, 0, 6]);
+    let login = json!({"email": "nobody@example.com", "password": "guess guess guess"});
+    for _ in 0..12 {
+        post_from(&app, &proxy, "/api/v1/auth/login", login.clone(), Some("198.51.100.7")).await;
+    }
+    let same_client = post_from(&app, &proxy, "/api/v1/auth/login", login.clone(), Some("198.51.100.7")).await;
+    assert_eq!(same_client.body["code"], "rate_limited");
+    let other_client = post_from(&app, &proxy, "/api/v1/auth/login", login, Some("10.1.2.3, 198.51.100.8")).await;
+    assert_ne!(other_client.body["code"], "rate_limited", "the last forwarded address is the client");
+}
+
+async fn a_request_past_its_deadline_gets_503_with_retry_after(app: TestApp) {
+    // Sign-in costs a password hash: far longer than the 1 ms deadline.
+    let reply = app.post("/api/v1/auth/login", None, &json!({"email": "late@example.com", "password": "correct horse"})).await;
+    reply.assert_problem(503, "request_timeout");
+    assert!(reply.headers.get("retry-after").is_some());
+    assert_eq!(reply.content_type(), "application/problem+json");
+}
+
+/// Hundreds of sign-ins at once (limits off, as from many addresses): a few hash,
+/// a bounded number wait, the rest are turned away at once with 503 and
+/// Retry-After; none fails with a 500.
+async fn a_full_hashing_queue_turns_sign_ins_away_with_503_never_500(app: TestApp) {
+    let replies = join_all((0..300).map(|i| {
+        let app = &app;
+        async move { app.post("/api/v1/auth/login", None, &json!({"email": format!("x{i}@example.com"), "password": "guess guess guess"})).await }
+    }))
+    .await;
+    let overloaded: Vec<_> = replies.iter().filter(|r| r.status == 503).collect();
+    assert!(!overloaded.is_empty(), "the queue never filled");
+    assert!(overloaded.iter().all(|r| r.body["code"] == "overloaded" && r.headers.get("retry-after").is_some()));
+    assert!(replies.iter().all(|r| r.status == 401 || r.status == 503), "{:?}", replies.iter().map(|r| r.status).collect::<std::collections::BTreeSet<_>>());
 }

@@ -11,7 +11,60 @@ crate::on_both_backends!(
     invalid_registrations_are_refused_and_create_nothing,
     expired_and_garbage_tokens_get_401,
     concurrent_registrations_of_one_email_create_one_account,
+    guessing_from_one_address_never_locks_the_owner_out_elsewhere,
+    unknown_emails_are_throttled_exactly_like_known_ones,
+    failed_sign_ins_are_forgiven_with_time,
 );
+
+/// A client whose requests come from another loopback address than the default.
+fn client_from(address: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder().local_address(std::net::IpAddr::from(address)).build().unwrap()
+}
+
+async fn sign_in_from(app: &TestApp, client: &reqwest::Client, email: &str, password: &str) -> crate::helpers::Reply {
+    let request = client.post(app.url("/api/v1/auth/login")).json(&json!({"email": email, "password": password}));
+    crate::helpers::Reply::read(request.send().await.unwrap()).await
+}
+
+/// Lockout is no weapon: an attacker blocked at an email from one address leaves
+/// its owner, signing in from another, untouched.
+async fn guessing_from_one_address_never_locks_the_owner_out_elsewhere(app: TestApp) {
+    app.register("victim@example.com", "buyer").await;
+    let attacker = client_from([127, 0, 0, 1]);
+    for _ in 0..shop::services::sign_in_throttle::FREE_FAILURES + 1 {
+        sign_in_from(&app, &attacker, "victim@example.com", "guess guess").await.assert_problem(401, "invalid_credentials");
+    }
+    sign_in_from(&app, &attacker, "victim@example.com", "guess guess").await.assert_problem(429, "too_many_attempts");
+    let owner = client_from([127, 0, 0, 2]);
+    assert_eq!(sign_in_from(&app, &owner, "victim@example.com", "correct horse").await.status, 200);
+}
+
+/// Lockout is no oracle: an email without an account answers exactly as one with
+/// an account does, failure after failure.
+async fn unknown_emails_are_throttled_exactly_like_known_ones(app: TestApp) {
+    app.register("known@example.com", "buyer").await;
+    let client = client_from([127, 0, 0, 3]);
+    for _ in 0..shop::services::sign_in_throttle::FREE_FAILURES + 2 {
+        let known = sign_in_from(&app, &client, "known@example.com", "guess guess").await;
+        let unknown = sign_in_from(&app, &client, "unknown@example.com", "guess guess").await;
+        assert_eq!((known.status, &known.body["code"], &known.body["detail"]), (unknown.status, &unknown.body["code"], &unknown.body["detail"]));
+        assert_eq!(known.headers.get("retry-after"), unknown.headers.get("retry-after"));
+    }
+}
+
+/// Failures decay: once time has passed without more, the next wrong password is
+/// an ordinary 401 again, not a block.
+async fn failed_sign_ins_are_forgiven_with_time(app: TestApp) {
+    app.register("slow@example.com", "buyer").await;
+    for _ in 0..shop::services::sign_in_throttle::FREE_FAILURES + 1 {
+        app.post("/api/v1/auth/login", None, &json!({"email": "slow@example.com", "password": "guess guess"})).await;
+    }
+    app.post("/api/v1/auth/login", None, &json!({"email": "slow@example.com", "password": "guess guess"})).await.assert_problem(429, "too_many_attempts");
+    let later = 10 * shop::services::sign_in_throttle::DECAY_MS;
+    sqlx::query("UPDATE sign_in_throttle SET last_failure_ms = last_failure_ms - $1, blocked_until_ms = 0").bind(later).execute(app.shop.databases.main.pool()).await.unwrap();
+    app.post("/api/v1/auth/login", None, &json!({"email": "slow@example.com", "password": "guess guess"})).await.assert_problem(401, "invalid_credentials");
+    app.post("/api/v1/auth/login", None, &json!({"email": "slow@example.com", "password": "guess guess"})).await.assert_problem(401, "invalid_credentials");
+}
 
 async fn a_buyer_registers_signs_in_sees_themself_and_signs_out(app: TestApp) {
     let user = app.register("ann@example.com", "buyer").await;
@@ -71,7 +124,7 @@ async fn repeated_failed_sign_ins_are_slowed_down(app: TestApp) {
     app.register("dan@example.com", "buyer").await;
     let app = &app;
     let attempt = |password: &'static str| async move { app.post("/api/v1/auth/login", None, &json!({"email": "dan@example.com", "password": password})).await };
-    for _ in 0..shop::services::accounts::FREE_SIGN_IN_FAILURES + 1 {
+    for _ in 0..shop::services::sign_in_throttle::FREE_FAILURES + 1 {
         attempt("guess guess").await.assert_problem(401, "invalid_credentials");
     }
     let blocked = attempt("guess again").await;

@@ -58,10 +58,15 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
         databases,
         hold_ttl_secs: 1800,
         seed_demo: false,
-        max_unpaid_orders: 5,
+        // Tests place many orders per buyer; the cap has its own tests (abuse.rs).
+        max_unpaid_orders: 1_000_000,
         // Tests fund many orders; the cap has its own tests (abuse.rs).
         top_ups: shop::services::ledger::TopUpPolicy { enabled: true, daily_cap_cents: i64::MAX / 4 },
         auto_complete_secs: 14 * 24 * 60 * 60,
+        // Tests register many accounts from one address; the limits have their own tests.
+        rate_limits: server::config::RateLimitSettings::off(),
+        trust_forwarded_for: false,
+        request_timeout_ms: 30_000,
         secure_cookies: false,
         json_logs: false,
         schedules: Default::default(),

@@ -16,6 +16,9 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
+use crate::services::sign_in_throttle::{self, SignInThrottle};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::Semaphore;
 
@@ -28,28 +31,18 @@ pub struct NewAccount {
     pub role: Role,
 }
 
-/// Sign-in throttling policy. The first [`FREE_SIGN_IN_FAILURES`] failures cost
-/// nothing; each later one doubles the wait before the next attempt, up to 15 minutes.
-pub const FREE_SIGN_IN_FAILURES: i64 = 5;
-const MAX_SIGN_IN_BLOCK_MS: i64 = 15 * 60 * 1000;
-
-fn sign_in_block_ms(consecutive_failures: i64) -> i64 {
-    let over = consecutive_failures - FREE_SIGN_IN_FAILURES;
-    if over <= 0 {
-        return 0;
-    }
-    let seconds = 1i64.checked_shl(over.min(20) as u32).unwrap_or(i64::MAX);
-    (seconds.saturating_mul(1000)).min(MAX_SIGN_IN_BLOCK_MS)
-}
-
 #[derive(Clone, Debug)]
 pub struct Accounts {
     db: Db,
+    throttle: SignInThrottle,
     /// How long a session lasts after sign-in.
     session_ttl_ms: i64,
     /// Argon2 costs ~20 ms of CPU and 19 MiB per hash. Bounding how many run at once
     /// keeps a burst of sign-ins from starving every other request of CPU and memory.
     hashing: Arc<Semaphore>,
+    /// Hashes waiting for a permit. Past [`Accounts::MAX_WAITING_HASHES`] a request
+    /// is turned away at once (503, Retry-After) instead of queueing without bound.
+    waiting: Arc<AtomicUsize>,
 }
 
 const USER_COLUMNS: &str = "id, email, name, role";
@@ -60,9 +53,34 @@ impl Accounts {
 
     pub const DEFAULT_SESSION_TTL_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 
+    /// How many password hashes may wait for a CPU at once.
+    pub const MAX_WAITING_HASHES: usize = 32;
+
     pub fn new(db: Db) -> Self {
         let permits = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        Self { db, session_ttl_ms: Self::DEFAULT_SESSION_TTL_MS, hashing: Arc::new(Semaphore::new(permits)) }
+        Self {
+            throttle: SignInThrottle::new(db.clone()),
+            db,
+            session_ttl_ms: Self::DEFAULT_SESSION_TTL_MS,
+            hashing: Arc::new(Semaphore::new(permits)),
+            waiting: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// A permit to hash: at once if a CPU is free, after a wait in a bounded
+    /// queue otherwise, or refused with [`ShopError::Overloaded`] when the queue is full.
+    async fn hashing_permit(&self) -> ShopResult<tokio::sync::SemaphorePermit<'_>> {
+        if let Ok(permit) = self.hashing.try_acquire() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= Self::MAX_WAITING_HASHES {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            metrics::counter!("ninefold_hashing_queue_full_total").increment(1);
+            return Err(ShopError::Overloaded { retry_after_secs: 1 });
+        }
+        let permit = self.hashing.acquire().await.map_err(|e| anyhow::anyhow!(e));
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        Ok(permit?)
     }
 
     pub async fn register(&self, account: NewAccount) -> ShopResult<User> {
@@ -90,68 +108,42 @@ impl Accounts {
         Ok(user)
     }
 
-    /// Checks the password and opens a session.
-    ///
-    /// The attempt is charged as a failure *before* the password is checked, in one
-    /// conditional UPDATE that also refuses a blocked account. So a burst of parallel
-    /// guesses cannot all slip past the block while the first is still hashing; a
-    /// correct password then clears the charge.
-    pub async fn sign_in(&self, email: &Email, password: Password) -> ShopResult<(SessionToken, User)> {
+    /// Checks the password and opens a session. Every attempt, at a known email
+    /// or not, is charged to the (email, client address) throttle first and costs
+    /// one password hash, so neither the answer nor its timing reveals whether the
+    /// account exists.
+    pub async fn sign_in(&self, email: &Email, password: Password, client: IpAddr) -> ShopResult<(SessionToken, User)> {
+        let throttle_key = sign_in_throttle::key(email, client);
+        self.throttle.charge(&throttle_key).await?;
         let found = sqlx::query(&format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1"))
             .bind(email.as_str())
             .fetch_optional(self.db.pool())
             .await?;
         let Some(row) = found else {
-            // Same work as a real check, so timing does not reveal which emails exist.
             self.verify_password(password, dummy_hash().to_owned()).await?;
             return Err(ShopError::InvalidCredentials);
         };
         let user = user_from_row(&row)?;
-        let stored_hash: String = row.try_get("password_hash")?;
-
-        self.charge_sign_in_attempt(user.id).await?;
-        if !self.verify_password(password, stored_hash).await? {
+        if !self.verify_password(password, row.try_get("password_hash")?).await? {
             tracing::info!(user_id = %user.id, "sign-in refused: wrong password");
             return Err(ShopError::InvalidCredentials);
         }
-        sqlx::query("UPDATE users SET failed_sign_ins = 0, sign_in_blocked_until_ms = 0 WHERE id = $1")
-            .bind(user.id.get())
-            .execute(self.db.pool())
-            .await?;
+        self.throttle.clear(&throttle_key).await?;
         let token = self.open_session(user.id).await?;
         Ok((token, user))
     }
 
-    async fn charge_sign_in_attempt(&self, user_id: UserId) -> ShopResult<()> {
-        let now = now_ms();
-        let mut tx = self.db.begin_write().await?;
-        let charged = sqlx::query(
-            "UPDATE users SET failed_sign_ins = failed_sign_ins + 1 \
-             WHERE id = $1 AND sign_in_blocked_until_ms <= $2 RETURNING failed_sign_ins",
-        )
-        .bind(user_id.get())
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(charged) = charged else {
-            let blocked_until: i64 = sqlx::query_scalar("SELECT sign_in_blocked_until_ms FROM users WHERE id = $1")
-                .bind(user_id.get())
-                .fetch_one(&mut *tx)
-                .await?;
-            let retry_after_secs = ((blocked_until - now).max(0) as u64).div_ceil(1000).max(1);
-            return Err(ShopError::TooManyAttempts { retry_after_secs });
-        };
-        let failures: i64 = charged.try_get(0)?;
-        let block_ms = sign_in_block_ms(failures);
-        if block_ms > 0 {
-            sqlx::query("UPDATE users SET sign_in_blocked_until_ms = $2 WHERE id = $1")
-                .bind(user_id.get())
-                .bind(now + block_ms)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+    /// Registers and opens the new account's first session, with one password
+    /// hash (the page's registration form signs the shopper in at once).
+    pub async fn register_and_sign_in(&self, account: NewAccount) -> ShopResult<(SessionToken, User)> {
+        let user = self.register(account).await?;
+        let token = self.open_session(user.id).await?;
+        Ok((token, user))
+    }
+
+    /// Forgets throttle rows nobody has failed at for a day.
+    pub async fn delete_old_throttles(&self, now: i64) -> ShopResult<u64> {
+        self.throttle.delete_old(now).await
     }
 
     /// Opens a session; a user keeps at most [`Accounts::MAX_SESSIONS_PER_USER`],
@@ -216,7 +208,7 @@ impl Accounts {
     }
 
     async fn hash_password(&self, password: Password) -> ShopResult<String> {
-        let _permit = self.hashing.acquire().await.map_err(|e| anyhow::anyhow!(e))?;
+        let _permit = self.hashing_permit().await?;
         let mut salt = [0u8; 16];
         getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness for a salt: {e}"))?;
         tokio::task::spawn_blocking(move || {
@@ -231,7 +223,7 @@ impl Accounts {
     }
 
     async fn verify_password(&self, password: Password, stored_hash: String) -> ShopResult<bool> {
-        let _permit = self.hashing.acquire().await.map_err(|e| anyhow::anyhow!(e))?;
+        let _permit = self.hashing_permit().await?;
         tokio::task::spawn_blocking(move || {
             let parsed = PasswordHash::new(&stored_hash).map_err(|e| anyhow::anyhow!("stored password hash is malformed: {e}"))?;
             Ok(Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok())

@@ -28,6 +28,7 @@ pub mod payments;
 pub mod seller_index;
 pub mod shards;
 pub mod shipping;
+pub mod sign_in_throttle;
 pub mod snapshots;
 pub mod stock;
 
