@@ -32,7 +32,7 @@ wait_for() { for _ in $(seq 1 300); do curl -fs "$1" >/dev/null 2>&1 && return 0
 
 run_sale() { # backend-name main-database-url [env for the server...]
   local name=$1 url=$2; shift 2
-  env "$@" NINEFOLD_ADDR=127.0.0.1:$port NINEFOLD_NO_DEMO=1 NINEFOLD_RATE_LIMITS=off NINEFOLD_MAX_UNPAID_ORDERS=1000000 RUST_LOG=warn ./target/release/server >"$work/$name.log" 2>&1 &
+  env "$@" NINEFOLD_ADDR=127.0.0.1:$port NINEFOLD_NO_DEMO=1 NINEFOLD_RATE_LIMITS=off NINEFOLD_MAX_UNPAID_ORDERS=1000000 NINEFOLD_DB_ACQUIRE_TIMEOUT_MS=30000 RUST_LOG=warn ./target/release/server >"$work/$name.log" 2>&1 &
   server_pid=$!
   wait_for "http://127.0.0.1:$port/healthz"
   log "flash sale on $name"

@@ -4,6 +4,8 @@
 # `postgres` user when we are root, since PostgreSQL refuses to run as root.
 #
 #   scripts/pg-throwaway.sh start <dir>   prints the admin URL on stdout
+#   scripts/pg-throwaway.sh halt <dir>    kills it (as a crash would) and keeps <dir>
+#   scripts/pg-throwaway.sh resume <dir>  starts a halted cluster again, same port
 #   scripts/pg-throwaway.sh stop <dir>    stops it and deletes <dir>
 set -euo pipefail
 
@@ -16,6 +18,13 @@ as_owner() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+run_cluster() {
+  local port=$1
+  as_owner "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=500 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=128MB" \
+    start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+}
+
 case "$action" in
   start)
     mkdir -p "$dir"
@@ -24,10 +33,15 @@ case "$action" in
     as_owner "$pg_bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    as_owner "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=500 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=128MB" \
-      start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+    echo "$port" >"$dir/port"
+    run_cluster "$port"
     echo "postgres://postgres@127.0.0.1:$port/postgres"
+    ;;
+  halt)
+    as_owner "$pg_bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null
+    ;;
+  resume)
+    run_cluster "$(cat "$dir/port")"
     ;;
   stop)
     if [ -d "$dir/data" ]; then

@@ -34,6 +34,8 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// Every request's deadline: past it the answer is 503 with `Retry-After`.
     pub request_timeout_ms: u64,
+    /// How long SIGTERM waits for in-flight requests and workers before stopping anyway.
+    pub shutdown_grace_secs: u64,
     /// Mark session cookies `Secure`: turn on whenever the site is served over HTTPS.
     pub secure_cookies: bool,
     /// Print logs as JSON lines rather than human-readable text.
@@ -125,6 +127,7 @@ struct FileSettings {
     rate_limits: Option<RateLimitSettings>,
     trust_forwarded_for: Option<bool>,
     request_timeout_ms: Option<u64>,
+    shutdown_grace_secs: Option<u64>,
     secure_cookies: Option<bool>,
     json_logs: Option<bool>,
     databases: Option<FileDatabases>,
@@ -154,6 +157,9 @@ struct FileDatabases {
     main: DatabaseUrl,
     shards: Vec<DatabaseUrl>,
     archive: DatabaseUrl,
+    /// `[databases.timeouts]`: `acquire_ms` (default 2000), `statement_ms` (default 10000).
+    #[serde(default)]
+    timeouts: shop::db::DbTimeouts,
 }
 
 impl Settings {
@@ -195,10 +201,14 @@ impl Settings {
         };
         anyhow::ensure!(hold_ttl_secs > 0, "the hold TTL must be positive");
         let databases = match file.databases {
-            Some(d) => DatabaseConfig { main: d.main, shards: d.shards, archive: d.archive },
+            Some(d) => DatabaseConfig { main: d.main, shards: d.shards, archive: d.archive, timeouts: d.timeouts },
             None => DatabaseConfig::sqlite_in(&data_dir, DEFAULT_SQLITE_SHARDS),
         };
         anyhow::ensure!(!databases.shards.is_empty(), "configure at least one order shard");
+        let mut databases = databases;
+        if let Some(ms) = var("NINEFOLD_DB_ACQUIRE_TIMEOUT_MS") {
+            databases.timeouts.acquire_ms = ms.parse().with_context(|| format!("NINEFOLD_DB_ACQUIRE_TIMEOUT_MS is not a number of milliseconds: {ms}"))?;
+        }
         let max_unpaid_orders = match var("NINEFOLD_MAX_UNPAID_ORDERS") {
             Some(s) => s.parse().with_context(|| format!("NINEFOLD_MAX_UNPAID_ORDERS is not a number: {s}"))?,
             None => file.max_unpaid_orders.unwrap_or(5),
@@ -242,6 +252,10 @@ impl Settings {
             rate_limits,
             trust_forwarded_for: flag("NINEFOLD_TRUST_FORWARDED_FOR").or(file.trust_forwarded_for).unwrap_or(false),
             request_timeout_ms,
+            shutdown_grace_secs: match var("NINEFOLD_SHUTDOWN_GRACE_SECS") {
+                Some(s) => s.parse().with_context(|| format!("NINEFOLD_SHUTDOWN_GRACE_SECS is not a number of seconds: {s}"))?,
+                None => file.shutdown_grace_secs.unwrap_or(10),
+            },
             secure_cookies: flag("NINEFOLD_SECURE_COOKIES").or(file.secure_cookies).unwrap_or(false),
             json_logs: flag("NINEFOLD_JSON_LOGS").or(file.json_logs).unwrap_or(false),
             schedules: file.schedules.unwrap_or_default(),

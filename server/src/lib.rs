@@ -132,28 +132,44 @@ pub async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
 }
 
-/// Runs the whole server: listen, workers, graceful shutdown.
+/// Runs the whole server: listen, workers, graceful shutdown. On SIGTERM,
+/// in-flight requests and workers get `shutdown_grace_secs` to finish, whatever
+/// the databases do; past that the process stops anyway and exits non-zero.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(&settings).await?;
     let listener = TcpListener::bind(settings.addr).await.with_context(|| format!("binding {}", settings.addr))?;
     tracing::info!(addr = %settings.addr, "Ninefold is listening on http://{}", settings.addr);
     let shutdown = CancellationToken::new();
     let workers = workers::spawn_all(&app.shop, &settings, &shutdown);
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: finishing in-flight requests");
+    let shop = app.shop.clone();
+    let mut serving = tokio::spawn(app.serve(listener, shutdown.clone()));
+    tokio::select! {
+        stopped = &mut serving => {
+            shutdown.cancel();
+            stopped.context("the server task failed")?.context("serving")?;
+        }
+        _ = shutdown_signal() => {
+            tracing::info!(grace_secs = settings.shutdown_grace_secs, "shutting down: finishing in-flight requests and worker steps");
             shutdown.cancel();
         }
-    });
-    let shop = app.shop.clone();
-    app.serve(listener, shutdown.clone()).await?;
-    shutdown.cancel();
-    for worker in workers {
-        let _ = worker.await;
     }
-    shop.databases.close().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(settings.shutdown_grace_secs);
+    let mut cut_short = Vec::new();
+    if !serving.is_finished() && tokio::time::timeout_at(deadline, &mut serving).await.is_err() {
+        serving.abort();
+        cut_short.push("in-flight requests");
+    }
+    for worker in workers {
+        if tokio::time::timeout_at(deadline, worker).await.is_err() {
+            cut_short.push("a worker");
+        }
+    }
+    if tokio::time::timeout_at(deadline, shop.databases.close()).await.is_err() {
+        cut_short.push("closing the database pools");
+    }
+    if !cut_short.is_empty() {
+        anyhow::bail!("stopped after the {} s grace period, cutting short: {}", settings.shutdown_grace_secs, cut_short.join(", "));
+    }
     tracing::info!("stopped");
     Ok(())
 }

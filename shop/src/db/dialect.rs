@@ -40,8 +40,13 @@ pub fn write_transaction_begin(backend: Backend) -> Option<&'static str> {
     }
 }
 
-/// Per-connection settings. SQLite's are per connection, not per file.
-pub async fn prepare_connection(backend: Backend, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+/// Per-connection settings. SQLite's are per connection, not per file. On
+/// PostgreSQL a statement running longer than `statement_timeout_ms` is cancelled
+/// by the server, so a stuck database answers a request with a 503, not a hang.
+pub async fn prepare_connection(backend: Backend, conn: &mut AnyConnection, statement_timeout_ms: u64) -> Result<(), sqlx::Error> {
+    if backend == Backend::Postgres {
+        conn.execute(format!("SET statement_timeout = {statement_timeout_ms}").as_str()).await?;
+    }
     if backend == Backend::Sqlite {
         // WAL lets readers run beside the single writer; the busy timeout makes
         // writers queue instead of failing; foreign keys are off by default in SQLite.
@@ -109,6 +114,19 @@ pub fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
 }
 
 /// Whether an error is a unique-constraint violation, whichever backend raised it.
+/// Whether the error means a database did not answer (as opposed to refusing a
+/// statement): no connection within the acquire timeout, a connection lost, a
+/// statement cancelled by its timeout, a server shutting down. These are 503s.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
+        // PostgreSQL: 57014 query_canceled (statement_timeout), 57P01..57P03 shutting
+        // down or cannot connect now, class 08 connection exceptions.
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| code == "57014" || code.starts_with("57P") || code.starts_with("08")),
+        _ => false,
+    }
+}
+
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Database(db) => db.is_unique_violation(),

@@ -41,6 +41,24 @@ pub struct DatabaseConfig {
     pub main: DatabaseUrl,
     pub shards: Vec<DatabaseUrl>,
     pub archive: DatabaseUrl,
+    #[serde(default)]
+    pub timeouts: DbTimeouts,
+}
+
+/// How long to wait for a database before answering 503: for a pooled connection
+/// (`acquire_ms`, also bounding a connect to a server that is down), and for one
+/// statement on PostgreSQL (`statement_ms`, enforced by the server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct DbTimeouts {
+    pub acquire_ms: u64,
+    pub statement_ms: u64,
+}
+
+impl Default for DbTimeouts {
+    fn default() -> Self {
+        Self { acquire_ms: 2_000, statement_ms: 10_000 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -70,6 +88,7 @@ impl DatabaseConfig {
             main: file("main.db"),
             shards: (0..shard_count).map(|k| file(&format!("shard_{k}.db"))).collect(),
             archive: file("archive.db"),
+            timeouts: DbTimeouts::default(),
         }
     }
 }
@@ -87,16 +106,16 @@ impl Databases {
     /// cannot reach one of its databases should not start.
     pub async fn connect_and_migrate(config: &DatabaseConfig) -> anyhow::Result<Self> {
         anyhow::ensure!(!config.shards.is_empty(), "at least one order shard must be configured");
-        let main = Db::connect("main", &config.main).await?;
+        let main = Db::connect("main", &config.main, config.timeouts).await?;
         main.migrate(Role::Main).await?;
         dialect::install_append_only_guards(main.backend, &main.pool).await.map_err(|e| anyhow::anyhow!("guarding the journal: {e}"))?;
         let mut shards = Vec::with_capacity(config.shards.len());
         for (k, shard) in config.shards.iter().enumerate() {
-            let db = Db::connect(&format!("shard_{k}"), shard).await?;
+            let db = Db::connect(&format!("shard_{k}"), shard, config.timeouts).await?;
             db.migrate(Role::Shard).await?;
             shards.push(db);
         }
-        let archive = Db::connect("archive", &config.archive).await?;
+        let archive = Db::connect("archive", &config.archive, config.timeouts).await?;
         archive.migrate(Role::Archive).await?;
         Ok(Self { main, shards, archive })
     }
@@ -119,7 +138,7 @@ impl Databases {
 }
 
 impl Db {
-    pub async fn connect(name: &str, config: &DatabaseUrl) -> anyhow::Result<Self> {
+    pub async fn connect(name: &str, config: &DatabaseUrl, timeouts: DbTimeouts) -> anyhow::Result<Self> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(install_default_drivers);
 
@@ -130,8 +149,8 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(config.max_connections.unwrap_or(backend.default_max_connections()))
             .min_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _meta| Box::pin(async move { dialect::prepare_connection(backend, conn).await }))
+            .acquire_timeout(Duration::from_millis(timeouts.acquire_ms))
+            .after_connect(move |conn, _meta| Box::pin(async move { dialect::prepare_connection(backend, conn, timeouts.statement_ms).await }))
             .connect(&config.url)
             .await
             .map_err(|e| anyhow::anyhow!("connecting to the {name} database: {e}"))?;

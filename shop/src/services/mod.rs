@@ -119,11 +119,14 @@ impl Shop {
         })
     }
 
-    /// Whether every database answers. Returns the first that does not.
-    pub async fn health(&self) -> Result<(), String> {
-        for db in self.databases.all() {
-            db.ping().await.map_err(|e| format!("{}: {e}", db.name()))?;
+    /// Whether each database answers within `within`, by name, asked all at once.
+    pub async fn health(&self, within: std::time::Duration) -> Vec<(String, bool)> {
+        let mut pings = tokio::task::JoinSet::new();
+        for (index, db) in self.databases.all().cloned().enumerate() {
+            pings.spawn(async move { (index, db.name().to_owned(), matches!(tokio::time::timeout(within, db.ping()).await, Ok(Ok(())))) });
         }
-        Ok(())
+        let mut answers = pings.join_all().await;
+        answers.sort_by_key(|(index, ..)| *index);
+        answers.into_iter().map(|(_, name, up)| (name, up)).collect()
     }
 }
