@@ -33,6 +33,8 @@ cargo test -p server --features fault-injection
 # variables but the usual PATH. The browser tests then run against that build.
 log "building the release as the README says: 'cargo leptos build --release' in a fresh shell"
 env -i HOME="$HOME" PATH="$HOME/.cargo/bin:/usr/local/bin:/usr/bin:/bin" bash --noprofile --norc -c 'cargo leptos build --release'
+log "load: a sign-in flood while a real buyer signs in and orders (limits, bounded hashing queue, memory)"
+scripts/load-sign-in-flood.sh
 log "Playwright in Chromium against the release build (screenshots in end2end/test-results)"
 (cd end2end && E2E_PROFILE=release npx playwright test)
 

@@ -87,11 +87,17 @@ pub fn WalletPage() -> impl IntoView {
                     Ok(page) => view! {
                         <section class="order wallet">
                             <p class="balance">"Balance " <strong data-testid="wallet-balance">{format!("${}", Money::from_stored(page.wallet.balance_cents))}</strong></p>
-                            <ActionForm action=top_up attr:class="form top-up" attr:data-testid="top-up-form">
-                                <input type="hidden" name="nonce" value=page.top_up_nonce/>
-                                <label>"Top up (stands in for a card payment)" <input type="text" inputmode="decimal" name="amount" placeholder="25.00" required data-testid="top-up-amount"/></label>
-                                <button type="submit" disabled=move || pending.get() data-testid="top-up">{move || if pending.get() { "Adding…" } else { "Add money" }}</button>
-                            </ActionForm>
+                            {match page.top_up_daily_cap {
+                                Some(cap) => view! {
+                                    <ActionForm action=top_up attr:class="form top-up" attr:data-testid="top-up-form">
+                                        <input type="hidden" name="nonce" value=page.top_up_nonce/>
+                                        <label>"Top up (demo money, standing in for a card payment)" <input type="text" inputmode="decimal" name="amount" placeholder="25.00" required data-testid="top-up-amount"/></label>
+                                        <button type="submit" disabled=move || pending.get() data-testid="top-up">{move || if pending.get() { "Adding…" } else { "Add money" }}</button>
+                                        <p class="muted">{format!("Up to ${cap} a day.")}</p>
+                                    </ActionForm>
+                                }.into_any(),
+                                None => view! { <p class="muted" data-testid="top-up-off">"Adding money to the wallet is not available on this shop."</p> }.into_any(),
+                            }}
                             {form_failure(move || top_up.value().get())}
                             <h2>"Statement"</h2>
                             {if page.wallet.entries.is_empty() {

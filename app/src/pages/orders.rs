@@ -119,7 +119,7 @@ fn CheckoutForm(order_id: String, checkout_token: String, lines: Vec<CheckoutLin
                 </tbody>
                 <tfoot><tr><th colspan="3">"Total"</th><th data-testid="checkout-total">{format!("${total}")}</th></tr></tfoot>
             </table>
-            {reserves.then(|| view! { <p class="muted">"Placing the order reserves the stock for 30 minutes while you pay."</p> })}
+            <p class="muted">{if reserves { "Placing the order reserves the stock while you pay; pay within 30 minutes, or the order is cancelled." } else { "Pay within 30 minutes of placing the order, or it is cancelled." }}</p>
             <ActionForm action=place attr:class="form" attr:data-testid="checkout-form">
                 <input type="hidden" name="order_id" value=order_id/>
                 <input type="hidden" name="checkout_token" value=checkout_token/>

@@ -13,6 +13,8 @@ use shop::ledger::{Reconciliation, Wallet};
 pub struct WalletPageData {
     pub wallet: Wallet,
     pub top_up_nonce: String,
+    /// How much demo money a day the form may add; `None` when top-ups are off.
+    pub top_up_daily_cap: Option<shop::domain::Money>,
 }
 
 /// What the payment-success page shows.
@@ -36,7 +38,9 @@ pub async fn wallet_page(cursor: Option<String>) -> Result<WalletPageData, AppEr
     let shop = super::ssr::shop()?;
     let wallet = shop.ledger.wallet(&user, cursor.as_deref().filter(|c| !c.is_empty()), shop::services::ledger::Ledger::STATEMENT_PAGE).await?;
     let top_up_nonce = shop::secrets::FormNonce::generate()?.expose().to_owned();
-    Ok(WalletPageData { wallet, top_up_nonce })
+    let policy = shop.ledger.top_up_policy();
+    let top_up_daily_cap = policy.enabled.then(|| shop::domain::Money::from_stored(policy.daily_cap_cents));
+    Ok(WalletPageData { wallet, top_up_nonce, top_up_daily_cap })
 }
 
 /// The top-up form. `amount` is in major units ("25.00"); `nonce` comes from the

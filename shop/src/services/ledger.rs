@@ -119,6 +119,11 @@ impl Ledger {
         Ok(balance.unwrap_or(0))
     }
 
+    /// Whether top-ups are on, and their daily cap.
+    pub fn top_up_policy(&self) -> TopUpPolicy {
+        self.top_ups
+    }
+
     /// Forgets the daily top-up totals of days before yesterday (UTC).
     pub async fn delete_old_top_up_days(&self, now: i64) -> ShopResult<u64> {
         let done = sqlx::query("DELETE FROM top_up_days WHERE day < $1").bind(now / DAY_MS - 1).execute(self.db.pool()).await?;
