@@ -3,6 +3,8 @@
 //! never a 200), `/healthz` answers within a second, the site recovers by itself
 //! when the database returns, and SIGTERM still stops the process in bounded time.
 
+mod common;
+
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -53,24 +55,16 @@ fn start_server(data_dir: &Path, admin_url: &str) -> Server {
         role("archive")
     );
     std::fs::write(data_dir.join("ninefold.toml"), config).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_server"))
+    let port = common::free_port();
+    let child = common::server_command(port)
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .env("NINEFOLD_ADDR", format!("127.0.0.1:{port}"))
         .env("NINEFOLD_CONFIG", data_dir.join("ninefold.toml"))
-        .env("NINEFOLD_RATE_LIMITS", "off")
         .env("NINEFOLD_SHUTDOWN_GRACE_SECS", "3")
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(60), "the server never started");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Server { child, base: format!("http://127.0.0.1:{port}") }
+    Server { child: common::listening(child, port).expect("the server starts"), base: format!("http://127.0.0.1:{port}") }
 }
 
 async fn timed(client: &reqwest::Client, url: &str) -> (u16, Option<String>, String, Duration) {
@@ -143,7 +137,7 @@ async fn a_stopped_database_gets_fast_503s_recovery_and_a_bounded_shutdown() {
     // Gone again, and the server is told to stop: it stops within its grace period.
     cluster("halt", &pg_path);
     let mut server = server;
-    Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    common::terminate(&server.child);
     let stopping = Instant::now();
     loop {
         if server.child.try_wait().unwrap().is_some() {

@@ -1,33 +1,26 @@
 //! The real binary refuses to start when the configured order shards do not match
 //! the shard map stored on its first start: a clear message, exit 1, nothing moved.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Output, Stdio};
 
 /// Runs the server on `data_dir` (with `config`, if given) until it listens, and
 /// returns its port and the child; or, if it exits first, its output.
 fn start(data_dir: &Path, config: Option<&Path>) -> Result<(u16, std::process::Child), Output> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
-    command.env("NINEFOLD_ADDR", format!("127.0.0.1:{port}")).env("NINEFOLD_DATA_DIR", data_dir).env("NINEFOLD_NO_DEMO", "1");
+    let port = common::free_port();
+    let mut command = common::server_command(port);
+    command.env("NINEFOLD_DATA_DIR", data_dir).env("NINEFOLD_NO_DEMO", "1");
     if let Some(config) = config {
         command.env("NINEFOLD_CONFIG", config);
     }
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if child.try_wait().unwrap().is_some() {
-            return Err(child.wait_with_output().unwrap());
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "the server neither listened nor exited");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok((port, child))
+    let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    Ok((port, common::listening(child, port)?))
 }
 
 fn stop(mut child: std::process::Child) {
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    common::terminate(&child);
     child.wait().unwrap();
 }
 

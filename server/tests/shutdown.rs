@@ -1,27 +1,17 @@
 //! The real binary stops gracefully on SIGTERM: it exits 0, promptly.
 
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[test]
 fn the_server_exits_cleanly_on_sigterm() {
     let data_dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-        .env("NINEFOLD_ADDR", format!("127.0.0.1:{port}"))
-        .env("NINEFOLD_DATA_DIR", data_dir.path())
-        .env("NINEFOLD_NO_DEMO", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(60), "the server never started listening");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    let port = common::free_port();
+    let child = common::server_command(port).env("NINEFOLD_DATA_DIR", data_dir.path()).env("NINEFOLD_NO_DEMO", "1").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = common::listening(child, port).expect("the server starts");
+    common::terminate(&child);
     let stopping = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {

@@ -160,7 +160,7 @@ impl ClientAddr {
                 .filter_map(|value| value.to_str().ok())
                 .flat_map(|value| value.split(','))
                 .filter_map(|part| part.trim().parse::<std::net::IpAddr>().ok())
-                .last();
+                .next_back();
             if let Some(client) = forwarded {
                 return Self(client);
             }

@@ -186,20 +186,7 @@ fn OrderDetail(view: OrderView, just_placed: bool, cancel: ServerAction<CancelOr
             {order.hold_expires_at.clone().map(|until| view! {
                 <p class="hold" data-testid="hold-expires">"Your items are reserved until " {when(&until)} ". Pay before then, or the order is cancelled and the items go back on sale."</p>
             })}
-            <table class="lines">
-                <thead><tr><th>"Item (as sold)"</th><th>"Qty"</th><th>"Price"</th><th>"Total"</th></tr></thead>
-                <tbody>
-                    {order.lines.iter().zip(titles).map(|(line, title)| view! {
-                        <tr>
-                            <td>{title}</td>
-                            <td>{line.quantity}</td>
-                            <td>{format!("${}", Money::from_stored(line.unit_price_cents))}</td>
-                            <td>{format!("${}", Money::from_stored(line.unit_price_cents * line.quantity))}</td>
-                        </tr>
-                    }).collect_view()}
-                </tbody>
-                <tfoot><tr><th colspan="3">"Total"</th><th>{format!("${}", Money::from_stored(order.total_cents))}</th></tr></tfoot>
-            </table>
+            <LinesAsSold lines=order.lines.clone() titles=titles total_cents=order.total_cents/>
             {order.status.awaits_payment().then(|| view! { <PayBox order_id=order.id.to_string() total=order.total_cents balance=balance_cents/> })}
             {waybill.map(|w| view! {
                 <p class="waybill" data-testid="waybill">"Shipped with " <strong data-testid="carrier">{w.carrier}</strong> " · tracking number " <strong data-testid="tracking-number">{w.tracking_number}</strong></p>
@@ -291,5 +278,27 @@ fn OrderRow(order: Order) -> impl IntoView {
             <span class="status">{status_label(order.status)}</span>
             <span class="price">{format!("${}", Money::from_stored(order.total_cents))}</span>
         </a>
+    }
+}
+
+/// An order's lines as they were sold (each title from its snapshot), with the
+/// total: the buyer's order page and the seller's show the same table.
+#[component]
+pub fn LinesAsSold(lines: Vec<shop::orders::OrderLine>, titles: Vec<String>, total_cents: i64) -> impl IntoView {
+    view! {
+        <table class="lines">
+            <thead><tr><th>"Item (as sold)"</th><th>"Qty"</th><th>"Price"</th><th>"Total"</th></tr></thead>
+            <tbody>
+                {lines.iter().zip(titles).map(|(line, title)| view! {
+                    <tr>
+                        <td data-testid="line-title">{title}</td>
+                        <td>{line.quantity}</td>
+                        <td>{format!("${}", Money::from_stored(line.unit_price_cents))}</td>
+                        <td>{format!("${}", Money::from_stored(line.unit_price_cents * line.quantity))}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+            <tfoot><tr><th colspan="3">"Total"</th><th>{format!("${}", Money::from_stored(total_cents))}</th></tr></tfoot>
+        </table>
     }
 }

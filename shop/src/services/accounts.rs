@@ -261,26 +261,3 @@ pub(crate) async fn next_counter(tx: &mut Transaction<'static, Any>, name: &str)
         .await?;
     Ok(value)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_first_failures_are_free_then_the_wait_doubles_up_to_a_cap() {
-        assert_eq!(sign_in_block_ms(FREE_SIGN_IN_FAILURES), 0);
-        assert_eq!(sign_in_block_ms(FREE_SIGN_IN_FAILURES + 1), 2_000);
-        assert_eq!(sign_in_block_ms(FREE_SIGN_IN_FAILURES + 2), 4_000);
-        assert_eq!(sign_in_block_ms(1_000_000), MAX_SIGN_IN_BLOCK_MS);
-    }
-
-    #[test]
-    fn only_tokens_of_the_issued_shape_parse() {
-        let token = SessionToken::generate().unwrap();
-        assert_eq!(SessionToken::parse(token.expose()), Some(token.clone()));
-        for garbage in ["", "abc", &"g".repeat(64), &"A".repeat(64), &"a".repeat(63), "'; DROP TABLE users; --"] {
-            assert!(SessionToken::parse(garbage).is_none(), "{garbage:?} parsed");
-        }
-        assert_eq!(format!("{token:?}"), "SessionToken(***)");
-    }
-}

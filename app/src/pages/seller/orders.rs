@@ -3,7 +3,7 @@
 
 use super::{DashboardNav, clock_time, load_failure};
 use crate::error::AppError;
-use crate::pages::orders::{status_label, when};
+use crate::pages::orders::{LinesAsSold, status_label, when};
 use crate::server_fns::seller::{
     SaveWaybill, SellerOrderData, SellerOrdersData, WaybillOutcome, load_seller_order, seller_orders, waybill_history,
 };
@@ -136,20 +136,7 @@ fn SellerOrderDetail(
         <section class="order" data-testid="seller-order-detail">
             <h1>"Order " <span data-testid="order-id">{order.id.to_string()}</span></h1>
             <p>"Status: " <strong data-testid="order-status">{status_label(order.status)}</strong> " · placed " {when(&order.created_at)}</p>
-            <table class="lines">
-                <thead><tr><th>"Item (as sold)"</th><th>"Qty"</th><th>"Price"</th><th>"Total"</th></tr></thead>
-                <tbody>
-                    {order.lines.iter().zip(titles).map(|(line, title)| view! {
-                        <tr>
-                            <td data-testid="line-title">{title}</td>
-                            <td>{line.quantity}</td>
-                            <td>{format!("${}", Money::from_stored(line.unit_price_cents))}</td>
-                            <td>{format!("${}", Money::from_stored(line.unit_price_cents * line.quantity))}</td>
-                        </tr>
-                    }).collect_view()}
-                </tbody>
-                <tfoot><tr><th colspan="3">"Total"</th><th>{format!("${}", Money::from_stored(order.total_cents))}</th></tr></tfoot>
-            </table>
+            <LinesAsSold lines=order.lines.clone() titles=titles total_cents=order.total_cents/>
             <h2>"Ship to"</h2>
             <address data-testid="ship-to">
                 {address.name}<br/>{address.line1}<br/>
