@@ -24,6 +24,8 @@ export NINEFOLD_TEST_PG_URL NINEFOLD_TEST_REQUIRE_PG=1
 
 log "shop: unit and property tests (plain types, as compiled for the browser)"
 cargo test -p shop
+log "web: what both doors read from HTTP (cookies, tokens, origins)"
+cargo test -p web
 log "shop: storage and services"
 cargo test -p shop --features server
 log "server: configuration, the API, and the crash tests (SIGKILL at every step of paying) on SQLite and on PostgreSQL"

@@ -41,7 +41,9 @@ test('buy now, check out, double-click place: one order, shown once, even after 
   await expect(page.getByTestId('order-id')).toHaveText(orderId);
 
   // The browser resubmitting the old form (what a reload after POST does).
+  // A browser resubmitting a form sends its page's origin.
   const resubmit = await page.request.post('/fn/place_order', {
+    headers: { Origin: new URL(page.url()).origin },
     form: { order_id: orderId, checkout_token: token, name: 'Bea Buyer', line1: '1 Tea Street', line2: '', city: 'Leafton', postal_code: '12345', country: 'Netherlands', expected_total_cents: expectedTotal },
     maxRedirects: 0,
   });

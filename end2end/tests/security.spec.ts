@@ -1,5 +1,8 @@
 import { test, expect, APIRequestContext } from '@playwright/test';
-import { open, uniqueEmail } from './helpers';
+import { open, uniqueEmail, demoBuyer } from './helpers';
+
+const demoBuyerEmail = demoBuyer.email;
+const demoBuyerPassword = demoBuyer.password;
 
 /** A new seller through the JSON API: its bearer token. */
 async function newSeller(request: APIRequestContext) {
@@ -39,4 +42,54 @@ test('product titles holding markup open without running it and show literally',
     await expect(page.getByTestId('product-card').filter({ hasText: title })).toHaveCount(1);
   }
   expect(dialogs).toEqual([]);
+});
+
+/** The same server under another origin: localhost instead of 127.0.0.1 is another site to the browser. */
+function otherOrigin(baseURL: string) {
+  const url = new URL(baseURL);
+  url.hostname = 'localhost';
+  return url.origin;
+}
+
+/** From a page of `origin`, posts a real HTML form to `action` and returns the response. */
+async function postFormFrom(page: import('@playwright/test').Page, origin: string, action: string, fields: Record<string, string>) {
+  await page.goto(`${origin}/`);
+  const answered = page.waitForResponse((response) => response.url() === action && response.request().method() === 'POST');
+  await page.evaluate(({ action, fields }) => {
+    const form = document.createElement('form');
+    form.method = 'POST';
+    form.action = action;
+    for (const [name, value] of Object.entries(fields)) {
+      const input = document.createElement('input');
+      input.name = name;
+      input.value = value;
+      form.appendChild(input);
+    }
+    document.body.appendChild(form);
+    form.submit();
+  }, { action, fields });
+  return answered;
+}
+
+test('a sign-in form posted from another site is refused: the victim is not put in the attacker\'s account', async ({ page, request, baseURL }) => {
+  const attacker = { email: uniqueEmail('csrf-attacker'), password: 'a good long password', name: 'Mallory', role: 'buyer' };
+  expect((await request.post('/api/v1/auth/register', { data: attacker })).status()).toBe(201);
+  const response = await postFormFrom(page, otherOrigin(baseURL!), `${baseURL}/fn/sign_in`, { email: attacker.email, password: attacker.password });
+  expect(response.status()).toBe(403);
+  expect(await response.text()).toContain('cross_site_request');
+  await open(page, '/');
+  await expect(page.getByTestId('sign-in-link')).toBeVisible();
+  expect((await page.context().cookies(baseURL!)).find((c) => c.name === 'nf_session')).toBeUndefined();
+});
+
+test('a sign-out form posted from another site leaves the shopper signed in', async ({ page, baseURL }) => {
+  await open(page, '/login');
+  await page.getByLabel('Email').fill(demoBuyerEmail);
+  await page.getByLabel('Password').fill(demoBuyerPassword);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('signed-in-as')).toBeVisible();
+  const response = await postFormFrom(page, otherOrigin(baseURL!), `${baseURL}/fn/sign_out`, {});
+  expect(response.status()).toBe(403);
+  await open(page, '/');
+  await expect(page.getByTestId('signed-in-as')).toBeVisible();
 });

@@ -1,7 +1,8 @@
-//! What every request passes first: its client address is settled once (the TCP
-//! peer, or a trusted proxy's `X-Forwarded-For`), the actions a script could
-//! flood — sign-in, registration, opening a guest cart, checkout — are rate
-//! limited per client address, and every request has a deadline.
+//! What every request passes first: a state-changing request from another site
+//! is refused (CSRF), its client address is settled once (the TCP peer, or a
+//! trusted proxy's `X-Forwarded-For`), the actions a script could flood —
+//! sign-in, registration, opening a guest cart, checkout — are rate limited per
+//! client address, and every request has a deadline.
 
 use crate::api::problem::Problem;
 use crate::config::RateLimitSettings;
@@ -122,8 +123,12 @@ impl Guards {
     }
 }
 
-/// The middleware: client address, rate limit, deadline.
+/// The middleware: cross-site check, client address, rate limit, deadline.
 pub async fn guard(State(guards): State<Arc<Guards>>, mut request: Request, next: Next) -> Response {
+    if web::is_cross_site_write(request.method(), request.headers()) {
+        metrics::counter!("ninefold_cross_site_requests_refused_total").increment(1);
+        return Problem::new(StatusCode::FORBIDDEN, "cross_site_request", "this request came from another site; make it from the shop's own pages").into_response();
+    }
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
     let client = ClientAddr::of(request.headers(), peer, guards.trust_forwarded_for);
     request.extensions_mut().insert(client);

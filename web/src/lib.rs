@@ -174,3 +174,81 @@ impl ClientAddr {
         extensions.get::<ClientAddr>().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |client| client.0)
     }
 }
+
+/// Where a request says it was made, by the first of `Origin`, `Sec-Fetch-Site`
+/// and `Referer` it carries: `Some(true)` from this site's own origin (the one in
+/// `Host`), `Some(false)` from another, `None` when it carries none of them (not a
+/// browser, or a very old one).
+pub fn made_on_this_site(headers: &HeaderMap) -> Option<bool> {
+    let host = headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_ascii_lowercase);
+    let same_authority = |url: &str| {
+        let authority = url.split_once("://").map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or("")).unwrap_or("");
+        host.as_deref().is_some_and(|host| !authority.is_empty() && authority.eq_ignore_ascii_case(host))
+    };
+    if let Some(origin) = headers.get(http::header::ORIGIN) {
+        // "null" (a sandboxed frame, a file, some redirects) is no origin of ours.
+        return Some(origin.to_str().is_ok_and(same_authority));
+    }
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return Some(matches!(site.to_str(), Ok("same-origin") | Ok("none")));
+    }
+    headers.get(http::header::REFERER).map(|referer| referer.to_str().is_ok_and(same_authority))
+}
+
+/// Whether the request carries a cookie that authenticates it (a session, or a
+/// guest cart): what a forged cross-site request would ride on.
+pub fn carries_credentials_cookie(headers: &HeaderMap) -> bool {
+    !matches!(presented_cookie(headers), Presented::Nothing) || !matches!(presented_cart_cookie(headers), Ok(None))
+}
+
+/// Whether a state-changing request must be refused as cross-site request
+/// forgery: it is authenticated by a bearer token (exempt: no browser sends one by
+/// itself) or made on this site, or it says nothing of where it was made and rides
+/// on no cookie (a script, not a browser). Anything else is refused, sign-in and
+/// registration included (a forged sign-in would put the victim in the attacker's account).
+pub fn is_cross_site_write(method: &http::Method, headers: &HeaderMap) -> bool {
+    let writes = !matches!(*method, http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
+    if !writes || !matches!(presented_bearer(headers), Presented::Nothing) {
+        return false;
+    }
+    match made_on_this_site(headers) {
+        Some(same_site) => !same_site,
+        None => carries_credentials_cookie(headers),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderValue, Method};
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    const SESSION: &str = "nf_session=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    #[test]
+    fn writes_from_another_origin_are_refused_and_this_sites_pass() {
+        let post = Method::POST;
+        assert!(is_cross_site_write(&post, &headers(&[("host", "shop.test"), ("origin", "https://evil.test"), ("cookie", SESSION)])));
+        assert!(is_cross_site_write(&post, &headers(&[("host", "shop.test"), ("origin", "null"), ("cookie", SESSION)])));
+        assert!(is_cross_site_write(&post, &headers(&[("host", "shop.test"), ("origin", "https://evil.test")])), "login CSRF: no cookie needed");
+        assert!(is_cross_site_write(&post, &headers(&[("host", "shop.test"), ("sec-fetch-site", "cross-site"), ("cookie", SESSION)])));
+        assert!(is_cross_site_write(&post, &headers(&[("host", "shop.test"), ("sec-fetch-site", "same-site"), ("cookie", SESSION)])), "a sibling subdomain is another origin");
+        assert!(is_cross_site_write(&post, &headers(&[("host", "shop.test"), ("referer", "https://evil.test/page"), ("cookie", SESSION)])));
+        assert!(is_cross_site_write(&post, &headers(&[("host", "shop.test"), ("cookie", SESSION)])), "a cookie and no word of where");
+        assert!(is_cross_site_write(&post, &headers(&[("host", "shop.test"), ("origin", "https://shop.test.evil.test"), ("cookie", SESSION)])));
+        assert!(!is_cross_site_write(&post, &headers(&[("host", "shop.test"), ("origin", "https://shop.test"), ("cookie", SESSION)])));
+        assert!(!is_cross_site_write(&post, &headers(&[("host", "127.0.0.1:3000"), ("origin", "http://127.0.0.1:3000"), ("cookie", SESSION)])));
+        assert!(!is_cross_site_write(&post, &headers(&[("host", "shop.test"), ("referer", "https://shop.test/checkout/1"), ("cookie", SESSION)])));
+        assert!(!is_cross_site_write(&post, &headers(&[("host", "shop.test"), ("sec-fetch-site", "same-origin"), ("cookie", SESSION)])));
+        assert!(!is_cross_site_write(&post, &headers(&[("host", "shop.test")])), "a script with no cookie");
+        assert!(!is_cross_site_write(&post, &headers(&[("host", "shop.test"), ("origin", "https://evil.test"), ("authorization", "Bearer x")])), "bearer tokens are exempt");
+        assert!(!is_cross_site_write(&Method::GET, &headers(&[("host", "shop.test"), ("origin", "https://evil.test"), ("cookie", SESSION)])));
+    }
+}

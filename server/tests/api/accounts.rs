@@ -95,7 +95,7 @@ async fn the_sign_in_cookie_is_http_only_same_site_lax_and_works(app: TestApp) {
     let pair = cookie.split(';').next().unwrap();
     let me = app.client.get(app.url("/api/v1/me")).header("cookie", pair).send().await.unwrap();
     assert_eq!(me.status(), 200);
-    let out = app.client.post(app.url("/api/v1/auth/logout")).header("cookie", pair).send().await.unwrap();
+    let out = app.client.post(app.url("/api/v1/auth/logout")).header("cookie", pair).header("origin", app.base.clone()).send().await.unwrap();
     assert_eq!(out.status(), 204);
     assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
     let me = app.client.get(app.url("/api/v1/me")).header("cookie", pair).send().await.unwrap();

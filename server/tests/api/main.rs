@@ -5,6 +5,7 @@ mod helpers;
 mod abuse;
 mod accounts;
 mod cart;
+mod csrf;
 mod catalog;
 mod errors;
 mod idempotency;
