@@ -62,10 +62,6 @@ mod ssr {
             .unwrap_or(false)
     }
 
-    /// Only local paths, so a crafted link cannot bounce a shopper to another site.
-    pub fn safe_next(next: Option<String>) -> String {
-        next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\')).unwrap_or_else(|| "/".to_owned())
-    }
 
     /// After sign-in: merges a server-side guest cart into the account and says
     /// so on the page it lands on (`cart_merged`, `cart_capped` in the query).
@@ -103,7 +99,7 @@ pub async fn sign_in(email: String, password: String, next: Option<String>) -> R
     let password = Password::parse_attempt("password", &password)?;
     let (token, user) = ssr::shop()?.accounts.sign_in(&email, password, ssr::client_addr()).await?;
     ssr::set_cookie(ssr::cookie_policy().issue(&token));
-    leptos_axum::redirect(&ssr::land_after_sign_in(&user, ssr::safe_next(next)).await?);
+    leptos_axum::redirect(&ssr::land_after_sign_in(&user, web::safe_next(next.as_deref())).await?);
     Ok(())
 }
 

@@ -36,6 +36,10 @@ pub struct Settings {
     pub request_timeout_ms: u64,
     /// How long SIGTERM waits for in-flight requests and workers before stopping anyway.
     pub shutdown_grace_secs: u64,
+    /// When set, `/metrics` requires `Authorization: Bearer <metrics_token>`.
+    pub metrics_token: Option<String>,
+    /// A session unused this long ends (besides its absolute expiry).
+    pub session_idle_secs: u64,
     /// Mark session cookies `Secure`: turn on whenever the site is served over HTTPS.
     pub secure_cookies: bool,
     /// Print logs as JSON lines rather than human-readable text.
@@ -128,6 +132,8 @@ struct FileSettings {
     trust_forwarded_for: Option<bool>,
     request_timeout_ms: Option<u64>,
     shutdown_grace_secs: Option<u64>,
+    metrics_token: Option<String>,
+    session_idle_days: Option<u64>,
     secure_cookies: Option<bool>,
     json_logs: Option<bool>,
     databases: Option<FileDatabases>,
@@ -169,6 +175,7 @@ impl Settings {
             max_unpaid_orders: self.max_unpaid_orders,
             top_ups: self.top_ups,
             auto_complete_ms: self.auto_complete_secs as i64 * 1000,
+            session_idle_ms: self.session_idle_secs as i64 * 1000,
             ..Default::default()
         }
     }
@@ -256,6 +263,11 @@ impl Settings {
                 Some(s) => s.parse().with_context(|| format!("NINEFOLD_SHUTDOWN_GRACE_SECS is not a number of seconds: {s}"))?,
                 None => file.shutdown_grace_secs.unwrap_or(10),
             },
+            session_idle_secs: match var("NINEFOLD_SESSION_IDLE_SECS") {
+                Some(s) => s.parse().with_context(|| format!("NINEFOLD_SESSION_IDLE_SECS is not a number of seconds: {s}"))?,
+                None => file.session_idle_days.unwrap_or(7) * 24 * 60 * 60,
+            },
+            metrics_token: var("NINEFOLD_METRICS_TOKEN").or(file.metrics_token).filter(|t| !t.is_empty()),
             secure_cookies: flag("NINEFOLD_SECURE_COOKIES").or(file.secure_cookies).unwrap_or(false),
             json_logs: flag("NINEFOLD_JSON_LOGS").or(file.json_logs).unwrap_or(false),
             schedules: file.schedules.unwrap_or_default(),

@@ -13,4 +13,6 @@ pub struct AppState {
     pub cookies: CookiePolicy,
     /// The OpenAPI document, serialised once at start-up.
     pub openapi_json: Arc<str>,
+    /// When set, `/metrics` answers only `Authorization: Bearer <this>`.
+    pub metrics_token: Option<Arc<str>>,
 }

@@ -109,18 +109,7 @@ pub struct ShippingAddress {
 impl ShippingAddress {
     /// Trims every field and checks its length; `field` prefixes the names in errors.
     pub fn parse(raw: ShippingAddress) -> Result<Self, FieldError> {
-        let bounded = |name: &str, value: &str, min: usize, max: usize| -> Result<String, FieldError> {
-            let value = value.trim();
-            let chars = value.chars().count();
-            let field = format!("shipping_address.{name}");
-            if chars < min {
-                return Err(FieldError::new(&field, "must not be empty"));
-            }
-            if chars > max || value.chars().any(char::is_control) {
-                return Err(FieldError::new(&field, format!("must be at most {max} characters, on one line")));
-            }
-            Ok(value.to_owned())
-        };
+        let bounded = |name: &str, value: &str, min: usize, max: usize| crate::domain::one_line(&format!("shipping_address.{name}"), value, min, max);
         Ok(Self {
             name: bounded("name", &raw.name, 1, 100)?,
             line1: bounded("line1", &raw.line1, 1, 200)?,
@@ -205,15 +194,10 @@ impl WaybillInput {
     pub const MAX_CHARS: usize = 60;
 
     pub fn parse(carrier: &str, tracking_number: &str) -> Result<Self, FieldError> {
-        let field = |name: &str, raw: &str| {
-            let value = raw.trim();
-            if value.is_empty() || value.chars().count() > Self::MAX_CHARS || value.chars().any(char::is_control) {
-                Err(FieldError::new(name, format!("must be 1 to {} characters", Self::MAX_CHARS)))
-            } else {
-                Ok(value.to_owned())
-            }
-        };
-        Ok(Self { carrier: field("carrier", carrier)?, tracking_number: field("tracking_number", tracking_number)? })
+        Ok(Self {
+            carrier: crate::domain::one_line("carrier", carrier, 1, Self::MAX_CHARS)?,
+            tracking_number: crate::domain::one_line("tracking_number", tracking_number, 1, Self::MAX_CHARS)?,
+        })
     }
 }
 

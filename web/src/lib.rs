@@ -217,10 +217,47 @@ pub fn is_cross_site_write(method: &http::Method, headers: &HeaderMap) -> bool {
     }
 }
 
+/// Where to send a shopper after signing in: `next` if it is a path on this
+/// site, else the home page. Only a path that starts with one `/` and holds
+/// nothing but visible ASCII is a path on this site: browsers drop tabs and
+/// newlines and read `\` as `/`, so `/\t/evil.example` or `/\evil.example` would
+/// take them elsewhere, and a newline could not go in the redirect's header anyway.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') => path.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use http::{HeaderValue, Method};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever `next` holds, the target stays on this site and fits a header.
+        #[test]
+        fn the_target_after_sign_in_never_leaves_the_site(raw in "\\PC{0,40}|[/\\\\\t\n\r ]{0,3}[a-z./:@%]{0,20}") {
+            let target = safe_next(Some(&raw));
+            let base = url::Url::parse("http://shop.invalid/login").unwrap();
+            let resolved = base.join(&target).unwrap();
+            prop_assert_eq!(resolved.host_str(), Some("shop.invalid"), "{:?} -> {:?}", raw, target);
+            prop_assert!(target.starts_with('/') && !target.starts_with("//"));
+            prop_assert!(HeaderValue::from_str(&target).is_ok());
+        }
+    }
+
+    #[test]
+    fn known_escapes_go_home_and_local_paths_stay() {
+        for evil in ["//evil.example", "/\\evil.example", "/\t/evil.example", "/\n/evil.example", "https://evil.example", " /orders", "/\\/evil.example", "javascript:alert(1)", "/orders\r\nSet-Cookie: x=1"] {
+            assert_eq!(safe_next(Some(evil)), "/", "{evil:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+        for local in ["/", "/orders", "/checkout/1000000000001000001?x=1&y=%2F%2Fevil", "/seller/orders#top"] {
+            assert_eq!(safe_next(Some(local)), local);
+        }
+    }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

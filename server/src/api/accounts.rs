@@ -17,7 +17,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(register)).routes(routes!(login)).routes(routes!(logout)).routes(routes!(me))
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(logout_all))
+        .routes(routes!(change_password))
+        .routes(routes!(me))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -92,4 +98,35 @@ async fn logout(State(state): State<AppState>, parts: Parts) -> Result<impl Into
     responses((status = 200, body = UserResponse), (status = 401, body = Problem)))]
 async fn me(caller: AuthUser) -> Json<UserResponse> {
     Json(UserResponse { user: caller.user })
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ChangePasswordRequest {
+    current_password: String,
+    /// 8 to 128 characters.
+    new_password: String,
+}
+
+/// Change the password, giving the current one. Every other session of the user
+/// ends; this one stays. A wrong current password is 401 and counts as a failed
+/// sign-in.
+#[utoipa::path(post, path = "/auth/password", tag = "accounts", security(("bearer" = [])), request_body = ChangePasswordRequest,
+    responses((status = 204), (status = 401, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
+async fn change_password(State(state): State<AppState>, caller: AuthUser, parts: Parts, ApiJson(body): ApiJson<ChangePasswordRequest>) -> Result<StatusCode, Problem> {
+    let current = Password::parse_attempt("current_password", &body.current_password)?;
+    let new = Password::parse("new_password", &body.new_password)?;
+    let client = web::ClientAddr::from_extensions(&parts.extensions);
+    state.shop.accounts.change_password(&caller.user, &caller.token, current, new, client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sign out everywhere: every session of the user ends, this one too.
+#[utoipa::path(post, path = "/auth/logout-all", tag = "accounts", security(("bearer" = [])), responses((status = 204), (status = 401, body = Problem)))]
+async fn logout_all(State(state): State<AppState>, caller: AuthUser) -> Result<impl IntoResponse, Problem> {
+    state.shop.accounts.sign_out_everywhere(&caller.user).await?;
+    let mut headers = HeaderMap::new();
+    if let Ok(cookie) = HeaderValue::from_str(&state.cookies.clear()) {
+        headers.insert(header::SET_COOKIE, cookie);
+    }
+    Ok((StatusCode::NO_CONTENT, headers))
 }

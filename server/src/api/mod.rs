@@ -35,6 +35,7 @@ impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme("metrics", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("the configured metrics_token")).build()));
     }
 }
 
@@ -71,9 +72,25 @@ async fn healthz(State(state): State<AppState>) -> axum::response::Response {
 /// Prometheus text: HTTP requests and their latency (`ninefold_http_*`), orders
 /// paid, oversells refused, stale waybill updates refused, ledger mismatches and
 /// the seller index's lag.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-async fn metrics_text() -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::metrics().render())
+/// With `metrics_token` configured, only `Authorization: Bearer <metrics_token>`
+/// is answered: the figures tell a competitor the shop's sales.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security((), ("metrics" = [])),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 401, body = problem::Problem)))]
+async fn metrics_text(State(state): State<AppState>, headers: axum::http::HeaderMap) -> axum::response::Response {
+    if let Some(expected) = &state.metrics_token {
+        let presented = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let matches = presented.is_some_and(|token| constant_time_eq(token.as_bytes(), expected.as_bytes()));
+        if !matches {
+            return problem::Problem::unauthenticated("send Authorization: Bearer <metrics_token> to read the metrics").into_response();
+        }
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::metrics().render()).into_response()
+}
+
+/// Compares without stopping at the first difference, so the time taken does not
+/// reveal how much of a guessed token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 /// This document.

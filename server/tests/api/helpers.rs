@@ -68,6 +68,8 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
         trust_forwarded_for: false,
         request_timeout_ms: 30_000,
         shutdown_grace_secs: 10,
+        metrics_token: None,
+        session_idle_secs: 7 * 24 * 60 * 60,
         secure_cookies: false,
         json_logs: false,
         schedules: Default::default(),

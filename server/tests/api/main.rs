@@ -8,6 +8,7 @@ mod cart;
 mod csrf;
 mod catalog;
 mod errors;
+mod hardening;
 mod idempotency;
 mod money;
 mod waybills;

@@ -14,7 +14,7 @@ pub use inventory::{InventoryMode, TakeState};
 pub use money::Money;
 pub use quantity::{Quantity, StockLevel};
 pub use role::Role;
-pub use text::{Description, Email, Password, PersonName, Title};
+pub use text::{Description, Email, Password, PersonName, Title, is_spoofing, one_line};
 
 /// A value that failed to parse, naming the field so the caller can point at it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]

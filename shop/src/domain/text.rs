@@ -5,6 +5,19 @@ use super::FieldError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// Characters that make text show other than it reads: bidirectional overrides
+/// and isolates (a title that renders "gpj.exe" as "exe.jpg") and invisible
+/// zero-width characters (two names that look the same and are not).
+pub fn is_spoofing(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Trimmed text of `min_chars..=max_chars` characters, on one line, with no
+/// control or spoofing characters: what every short text field accepts.
+pub fn one_line(field: &str, raw: &str, min_chars: usize, max_chars: usize) -> Result<String, FieldError> {
+    bounded(field, raw, min_chars, max_chars, false)
+}
+
 fn bounded(field: &str, raw: &str, min_chars: usize, max_chars: usize, multiline: bool) -> Result<String, FieldError> {
     let trimmed = raw.trim();
     let chars = trimmed.chars().count();
@@ -17,6 +30,9 @@ fn bounded(field: &str, raw: &str, min_chars: usize, max_chars: usize, multiline
     let bad_control = |c: char| c.is_control() && !(multiline && (c == '\n' || c == '\r' || c == '\t'));
     if trimmed.chars().any(bad_control) {
         return Err(FieldError::new(field, "must not contain control characters"));
+    }
+    if trimmed.chars().any(is_spoofing) {
+        return Err(FieldError::new(field, "must not contain invisible or direction-changing characters"));
     }
     Ok(trimmed.to_owned())
 }
@@ -149,6 +165,17 @@ impl fmt::Debug for Password {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn text_that_reads_other_than_it_shows_is_refused() {
+        for spoof in ["gpj\u{202E}exe.jpg", "Ann\u{200B}a", "\u{2066}Shop\u{2069}", "Bob\u{FEFF}", "a\u{200F}b"] {
+            let error = Title::parse("title", spoof).unwrap_err();
+            assert_eq!(error.field, "title");
+            assert!(PersonName::parse("name", spoof).is_err(), "{spoof:?}");
+            assert!(one_line("shipping_address.city", spoof, 1, 100).is_err(), "{spoof:?}");
+        }
+        assert!(Title::parse("title", "Crème brûlée, 日本茶 & ☕").is_ok(), "ordinary non-ASCII text is fine");
+    }
 
     #[test]
     fn titles_are_trimmed_and_bounded() {

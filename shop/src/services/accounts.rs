@@ -37,6 +37,8 @@ pub struct Accounts {
     throttle: SignInThrottle,
     /// How long a session lasts after sign-in.
     session_ttl_ms: i64,
+    /// How long a session lasts unused.
+    session_idle_ms: i64,
     /// Argon2 costs ~20 ms of CPU and 19 MiB per hash. Bounding how many run at once
     /// keeps a burst of sign-ins from starving every other request of CPU and memory.
     hashing: Arc<Semaphore>,
@@ -56,12 +58,18 @@ impl Accounts {
     /// How many password hashes may wait for a CPU at once.
     pub const MAX_WAITING_HASHES: usize = 32;
 
-    pub fn new(db: Db) -> Self {
+    pub const DEFAULT_SESSION_IDLE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+    /// A session's last use is written at most this often (not on every request),
+    /// and at least ten times per idle timeout.
+    const SEEN_RESOLUTION_MS: i64 = 60 * 1000;
+
+    pub fn new(db: Db, session_idle_ms: i64) -> Self {
         let permits = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Self {
             throttle: SignInThrottle::new(db.clone()),
             db,
             session_ttl_ms: Self::DEFAULT_SESSION_TTL_MS,
+            session_idle_ms,
             hashing: Arc::new(Semaphore::new(permits)),
             waiting: Arc::new(AtomicUsize::new(0)),
         }
@@ -152,7 +160,7 @@ impl Accounts {
         let token = SessionToken::generate()?;
         let now = now_ms();
         let mut tx = self.db.begin_write().await?;
-        sqlx::query("INSERT INTO sessions (token_sha256, user_id, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4)")
+        sqlx::query("INSERT INTO sessions (token_sha256, user_id, created_at_ms, expires_at_ms, last_seen_at_ms) VALUES ($1, $2, $3, $4, $3)")
             .bind(token.sha256())
             .bind(user_id.get())
             .bind(now)
@@ -178,22 +186,57 @@ impl Accounts {
         Ok(())
     }
 
-    /// The user a live session belongs to, or `None` for an unknown or expired token.
+    /// The user a live session belongs to, or `None` for an unknown token, or one
+    /// past its expiry or unused for longer than the idle timeout.
     pub async fn user_for_token(&self, token: &SessionToken) -> ShopResult<Option<User>> {
+        let now = now_ms();
         let row = sqlx::query(
-            "SELECT u.id, u.email, u.name, u.role FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_sha256 = $1 AND s.expires_at_ms > $2",
+            "SELECT u.id, u.email, u.name, u.role, s.last_seen_at_ms FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_sha256 = $1 AND s.expires_at_ms > $2 AND s.last_seen_at_ms > $3",
         )
         .bind(token.sha256())
-        .bind(now_ms())
+        .bind(now)
+        .bind(now - self.session_idle_ms)
         .fetch_optional(self.db.pool())
         .await?;
-        row.as_ref().map(user_from_row).transpose()
+        let Some(row) = row else { return Ok(None) };
+        if row.try_get::<i64, _>("last_seen_at_ms")? < now - Self::SEEN_RESOLUTION_MS.min(self.session_idle_ms / 10) {
+            sqlx::query("UPDATE sessions SET last_seen_at_ms = $2 WHERE token_sha256 = $1").bind(token.sha256()).bind(now).execute(self.db.pool()).await?;
+        }
+        Ok(Some(user_from_row(&row)?))
+    }
+
+    /// Changes the password, given the current one, and ends every other session
+    /// of the user (a thief holding one is out). A wrong current password is a
+    /// failed sign-in: charged to the same throttle.
+    pub async fn change_password(&self, user: &User, keep: &SessionToken, current: Password, new: Password, client: IpAddr) -> ShopResult<()> {
+        let throttle_key = sign_in_throttle::key(&user.email, client);
+        self.throttle.charge(&throttle_key).await?;
+        let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1").bind(user.id.get()).fetch_one(self.db.pool()).await?;
+        if !self.verify_password(current, stored).await? {
+            tracing::info!(user_id = %user.id, "password change refused: wrong current password");
+            return Err(ShopError::InvalidCredentials);
+        }
+        self.throttle.clear(&throttle_key).await?;
+        let hash = self.hash_password(new).await?;
+        let mut tx = self.db.begin_write().await?;
+        sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1").bind(user.id.get()).bind(hash).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_sha256 <> $2").bind(user.id.get()).bind(keep.sha256()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        tracing::info!(user_id = %user.id, "password changed; other sessions ended");
+        Ok(())
+    }
+
+    /// Ends every session of the user, the caller's own included.
+    pub async fn sign_out_everywhere(&self, user: &User) -> ShopResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user.id.get()).execute(self.db.pool()).await?;
+        Ok(())
     }
 
     /// Removes sessions past their expiry; run periodically by a worker.
     pub async fn delete_expired_sessions(&self) -> ShopResult<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at_ms <= $1").bind(now_ms()).execute(self.db.pool()).await?;
+        let now = now_ms();
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at_ms <= $1 OR last_seen_at_ms <= $2").bind(now).bind(now - self.session_idle_ms).execute(self.db.pool()).await?;
         Ok(done.rows_affected())
     }
 

@@ -68,6 +68,8 @@ pub struct ShopSettings {
     pub top_ups: ledger::TopUpPolicy,
     /// A shipped order the buyer never confirms completes by itself after this long.
     pub auto_complete_ms: i64,
+    /// A session unused this long ends.
+    pub session_idle_ms: i64,
     /// How many order ids one server reserves at a time.
     pub order_id_block: i64,
     /// Server-side guest carts unused this long are deleted.
@@ -81,6 +83,7 @@ impl Default for ShopSettings {
             max_unpaid_orders: 5,
             top_ups: ledger::TopUpPolicy::DEMO,
             auto_complete_ms: 14 * 24 * 60 * 60 * 1000,
+            session_idle_ms: accounts::Accounts::DEFAULT_SESSION_IDLE_MS,
             order_id_block: order_ids::OrderIdAllocator::DEFAULT_BLOCK_SIZE,
             guest_cart_ttl_ms: carts::Carts::DEFAULT_GUEST_TTL_MS,
         }
@@ -102,7 +105,7 @@ impl Shop {
         let snapshots = snapshots::Snapshots::new(main.clone());
         let seller_index = seller_index::SellerIndex::new(main.clone(), shards.clone());
         Ok(Self {
-            accounts: Accounts::new(main.clone()),
+            accounts: Accounts::new(main.clone(), settings.session_idle_ms),
             ledger: ledger::Ledger::new(main.clone(), settings.top_ups),
             payments: payments::Payments::new(main.clone(), orders.clone()),
             shipping: shipping::Shipping::new(orders.clone()),
