@@ -1,4 +1,5 @@
-import { test, expect, Page } from '@playwright/test';
+import { Page } from '@playwright/test';
+import { test, expect } from './fixtures';
 import { open, snap, demoBuyer, openCheckout, fillAddress } from './helpers';
 
 async function signIn(page: Page) {

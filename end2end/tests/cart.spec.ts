@@ -1,4 +1,5 @@
-import { test, expect, Page, APIRequestContext } from '@playwright/test';
+import { Page, APIRequestContext } from '@playwright/test';
+import { test, expect } from './fixtures';
 import { open, snap, uniqueEmail } from './helpers';
 
 type Account = { email: string; password: string; name: string };

@@ -1,4 +1,5 @@
-import { test, expect, Page } from '@playwright/test';
+import { Page } from '@playwright/test';
+import { test, expect } from './fixtures';
 import { open, snap, uniqueEmail, openCheckout, fillAddress } from './helpers';
 
 async function registerInBrowser(page: Page, prefix: string) {

@@ -1,4 +1,5 @@
-import { test, expect, APIRequestContext } from '@playwright/test';
+import { APIRequestContext } from '@playwright/test';
+import { test, expect } from './fixtures';
 import { open, uniqueEmail, demoBuyer } from './helpers';
 
 const demoBuyerEmail = demoBuyer.email;
@@ -51,9 +52,11 @@ function otherOrigin(baseURL: string) {
   return url.origin;
 }
 
-/** From a page of `origin`, posts a real HTML form to `action` and returns the response. */
+/** From a document of `origin`, posts a real HTML form to `action` and returns the response. */
 async function postFormFrom(page: import('@playwright/test').Page, origin: string, action: string, fields: Record<string, string>) {
-  await page.goto(`${origin}/`);
+  // A plain document of that origin (not one of the shop's pages, whose policy
+  // lets forms post only to their own origin: exactly what an attacker's page would not have).
+  await page.goto(`${origin}/healthz`);
   const answered = page.waitForResponse((response) => response.url() === action && response.request().method() === 'POST');
   await page.evaluate(({ action, fields }) => {
     const form = document.createElement('form');
@@ -68,7 +71,10 @@ async function postFormFrom(page: import('@playwright/test').Page, origin: strin
     document.body.appendChild(form);
     form.submit();
   }, { action, fields });
-  return answered;
+  const response = await answered;
+  // The browser lands on the answer: wait for that before the next navigation.
+  await page.waitForURL(action);
+  return response;
 }
 
 test('a sign-in form posted from another site is refused: the victim is not put in the attacker\'s account', async ({ page, request, baseURL }) => {

@@ -1,4 +1,4 @@
-import { test, expect } from '@playwright/test';
+import { test, expect } from './fixtures';
 import { open, snap, demoBuyer, uniqueEmail } from './helpers';
 
 test('a visitor browses the catalog and opens a product', async ({ page }, testInfo) => {

@@ -101,15 +101,17 @@ pub struct Guards {
     limiters: Option<Limiters>,
     trust_forwarded_for: bool,
     request_timeout: Duration,
+    /// Served over HTTPS (secure cookies on): browsers are told to keep to it.
+    strict_transport_security: bool,
 }
 
 impl Guards {
     /// Past this many tracked addresses the idle ones are forgotten.
     const TRACKED_ADDRESSES: usize = 50_000;
 
-    pub fn new(settings: &RateLimitSettings, trust_forwarded_for: bool, request_timeout: Duration) -> Arc<Self> {
+    pub fn new(settings: &RateLimitSettings, trust_forwarded_for: bool, request_timeout: Duration, strict_transport_security: bool) -> Arc<Self> {
         let limiters = settings.enabled.then(|| Limiters::new(settings));
-        Arc::new(Self { limiters, trust_forwarded_for, request_timeout })
+        Arc::new(Self { limiters, trust_forwarded_for, request_timeout, strict_transport_security })
     }
 
     /// `Some(wait)` when `client` must wait before doing `action` again.
@@ -120,6 +122,19 @@ impl Guards {
             limiters.forget_idle();
         }
         limiter.check_key(&client).err().map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+/// Headers every response carries (the pages' Content-Security-Policy, with its
+/// per-response nonce, is set where the page is rendered).
+fn add_security_headers(response: &mut Response, strict_transport_security: bool) {
+    use axum::http::{HeaderValue, header};
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if strict_transport_security {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
     }
 }
 
@@ -142,7 +157,10 @@ pub async fn guard(State(guards): State<Arc<Guards>>, mut request: Request, next
             .into_response();
     }
     match tokio::time::timeout(guards.request_timeout, next.run(request)).await {
-        Ok(response) => response,
+        Ok(mut response) => {
+            add_security_headers(&mut response, guards.strict_transport_security);
+            response
+        }
         Err(_) => {
             metrics::counter!("ninefold_request_timeouts_total").increment(1);
             Problem::new(StatusCode::SERVICE_UNAVAILABLE, "request_timeout", "the request took too long; try again in a moment").with_retry_after(1).into_response()

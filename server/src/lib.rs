@@ -65,7 +65,7 @@ impl Application {
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
             .layer(axum::middleware::from_fn_with_state(
-                guards::Guards::new(&settings.rate_limits, settings.trust_forwarded_for, std::time::Duration::from_millis(settings.request_timeout_ms)),
+                guards::Guards::new(&settings.rate_limits, settings.trust_forwarded_for, std::time::Duration::from_millis(settings.request_timeout_ms), settings.secure_cookies),
                 guards::guard,
             ))
             .layer(telemetry::request_logging())

@@ -11,6 +11,7 @@ crate::on_both_backends!(
     idempotency_keys_have_one_limit_and_sign_in_is_never_stored,
     changing_the_password_ends_every_other_session,
     signing_out_everywhere_ends_every_session,
+    pages_carry_a_nonce_policy_and_the_security_headers,
 );
 
 macro_rules! with_settings_on_both_backends {
@@ -33,6 +34,7 @@ macro_rules! with_settings_on_both_backends {
 
 with_settings_on_both_backends!(metrics_need_the_configured_token, |s| s.metrics_token = Some("s3cret-metrics".to_owned()));
 with_settings_on_both_backends!(an_unused_session_ends_after_the_idle_timeout, |s| s.session_idle_secs = 1);
+with_settings_on_both_backends!(behind_https_browsers_are_told_to_keep_to_it, |s| s.secure_cookies = true);
 
 async fn names_and_titles_that_read_other_than_they_show_are_refused(app: TestApp) {
     let (seller, _) = app.signed_in("spoof-seller@example.com", "seller").await;
@@ -156,4 +158,34 @@ async fn an_unused_session_ends_after_the_idle_timeout(app: TestApp) {
     }
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
     app.get("/api/v1/me", Some(&token)).await.assert_problem(401, "invalid_token");
+}
+
+/// Every page: a Content-Security-Policy whose nonce is the one on the page's own
+/// scripts (and a new one each response), no framing, no sniffing, a referrer policy.
+async fn pages_carry_a_nonce_policy_and_the_security_headers(app: TestApp) {
+    let mut nonces = Vec::new();
+    for path in ["/", "/login", "/no-such-page"] {
+        let response = app.client.get(app.url(path)).header("cookie", "nf_session=garbage").send().await.unwrap();
+        let headers = response.headers().clone();
+        let html = response.text().await.unwrap();
+        let policy = headers["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(policy.contains("frame-ancestors 'none'") && policy.contains("object-src 'none'") && policy.contains("'strict-dynamic'"), "{policy}");
+        let nonce = policy.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap().to_owned();
+        assert!(html.contains(&format!("nonce=\"{nonce}\"")), "{path}: the page's scripts carry the policy's nonce");
+        assert!(!html.contains("<script>"), "{path}: no script without a nonce");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert!(headers.contains_key("referrer-policy"));
+        assert!(!headers.contains_key("strict-transport-security"), "not over plain HTTP");
+        nonces.push(nonce);
+    }
+    nonces.dedup();
+    assert_eq!(nonces.len(), 3, "a fresh nonce for every response");
+    let api = app.client.get(app.url("/api/v1/products")).send().await.unwrap();
+    assert_eq!(api.headers()["x-content-type-options"], "nosniff");
+}
+
+async fn behind_https_browsers_are_told_to_keep_to_it(app: TestApp) {
+    let response = app.client.get(app.url("/")).send().await.unwrap();
+    assert!(response.headers()["strict-transport-security"].to_str().unwrap().starts_with("max-age="));
 }
