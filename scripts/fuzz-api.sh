@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Schema-driven fuzzing of the JSON API with Schemathesis (PyPI, in a virtual
+# environment under target/): every operation of /api/v1/openapi.json, every check
+# Schemathesis has (no 5xx, request and response schema conformance, declared
+# status codes and content types, ...), as a buyer and as a seller, against a fresh
+# release server. Seeded, so a failure reproduces; bounded in time.
+# Expects `cargo leptos build --release` to have run (scripts/test.sh does).
+#   scripts/fuzz-api.sh [--max-examples N] [--seed S]
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$(repo_root)"
+
+SCHEMATHESIS_VERSION=4.32.5
+max_examples=25
+seed=20261125
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --max-examples) max_examples=$2; shift 2 ;;
+    --seed) seed=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+venv=target/fuzz-venv
+if [ "$("$venv/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}')" != "$SCHEMATHESIS_VERSION" ]; then
+  log "installing Schemathesis $SCHEMATHESIS_VERSION into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+work=$(mktemp -d /tmp/ninefold-fuzz.XXXXXX)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+base="http://127.0.0.1:$port"
+NINEFOLD_ADDR=127.0.0.1:$port NINEFOLD_DATA_DIR="$work/data" NINEFOLD_RATE_LIMITS=off NINEFOLD_MAX_UNPAID_ORDERS=100000 RUST_LOG=error \
+  ./target/release/server >"$work/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 300); do
+  python3 -c "import urllib.request; urllib.request.urlopen('$base/healthz', timeout=1)" 2>/dev/null && break
+  sleep 0.2
+done
+
+token_of() {
+  python3 - "$base" "$1" "$2" <<'PY'
+import json, sys, urllib.request
+base, email, password = sys.argv[1:]
+request = urllib.request.Request(f"{base}/api/v1/auth/login", data=json.dumps({"email": email, "password": password}).encode(), headers={"content-type": "application/json"})
+print(json.load(urllib.request.urlopen(request))["token"])
+PY
+}
+
+status=0
+for who in buyer seller; do
+  token=$(token_of "$who@ninefold.test" "$who-demo-pass")
+  log "fuzzing the API as the demo $who (seed $seed, up to $max_examples cases per operation)"
+  "$venv/bin/schemathesis" run "$base/api/v1/openapi.json" \
+    --checks all --seed "$seed" --max-examples "$max_examples" --max-time 240 --workers 2 \
+    --header "Authorization: Bearer $token" --request-timeout 10 --no-color \
+    --generation-database none --suppress-health-check too_slow \
+    || status=1
+done
+exit $status
