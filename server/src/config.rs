@@ -229,10 +229,11 @@ impl Settings {
         // Demo money and demo data only on the embedded default, unless a configuration asks.
         let wallet = file.wallet.unwrap_or_default();
         let top_up_on = wallet.top_up.map_or(!configured, |mode| mode == TopUpMode::Demo);
-        let top_ups = shop::services::ledger::TopUpPolicy {
-            enabled: top_up_on,
-            daily_cap_cents: wallet.top_up_daily_cap_cents.unwrap_or(shop::services::ledger::TopUpPolicy::DEFAULT_DAILY_CAP_CENTS),
+        let daily_cap_cents = match var("NINEFOLD_TOP_UP_DAILY_CAP_CENTS") {
+            Some(s) => s.parse().with_context(|| format!("NINEFOLD_TOP_UP_DAILY_CAP_CENTS is not a number of cents: {s}"))?,
+            None => wallet.top_up_daily_cap_cents.unwrap_or(shop::services::ledger::TopUpPolicy::DEFAULT_DAILY_CAP_CENTS),
         };
+        let top_ups = shop::services::ledger::TopUpPolicy { enabled: top_up_on, daily_cap_cents };
         let demo = file.demo.or(file.seed_demo).unwrap_or(!configured);
         let mut rate_limits = file.rate_limits.unwrap_or_default();
         if let Some(value) = var("NINEFOLD_RATE_LIMITS") {

@@ -50,7 +50,7 @@ impl Application {
             shop: shop.clone(),
             leptos_options: leptos_options(settings)?,
             cookies: web::CookiePolicy::new(settings.secure_cookies),
-            openapi_json: serde_json::to_string(&openapi).context("serialising the OpenAPI document")?.into(),
+            openapi_json: serde_json::to_string(&api::document::complete(serde_json::to_value(&openapi).context("serialising the OpenAPI document")?))?.into(),
             metrics_token: settings.metrics_token.as_deref().map(Into::into),
         };
         let api_router = api_router.layer(axum::middleware::from_fn_with_state(state.clone(), api::idempotency::idempotent_posts));

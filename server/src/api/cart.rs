@@ -135,7 +135,7 @@ fn parse_merge_lines(raw: &[MergeLine]) -> Result<Vec<CartLine>, shop::domain::F
     let now = shop::clock::now_ms();
     let mut lines = Vec::with_capacity(raw.len());
     for (i, line) in raw.iter().enumerate() {
-        let added_at_ms = match &line.added_at {
+        let added_at_ms = match line.added_at.as_deref().filter(|text| !text.is_empty()) {
             Some(text) => time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
                 .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
                 .map_err(|_| shop::domain::FieldError::new(&format!("lines[{i}].added_at"), "must be an RFC 3339 time"))?

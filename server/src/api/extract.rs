@@ -49,10 +49,10 @@ fn declares_json(req: &Request) -> bool {
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     // Syntax first, so a body that is not JSON at all (or has trailing bytes) is a 400
     // whatever its prefix holds. Bodies are capped at 64 KiB, so the extra scan is cheap.
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+    let mut body = serde_json::from_slice::<serde_json::Value>(bytes)
         .map_err(|error| Problem::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {error}")))?;
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+    whole_numbers_as_integers(&mut body);
+    let value = serde_path_to_error::deserialize(body).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         let message = inner.to_string();
@@ -60,6 +60,24 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem
         Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", strip_position(&message)).with_field(field)
     })?;
     Ok(value)
+}
+
+/// JSON has one number type: `113.0` is the integer 113 to JSON Schema (and to
+/// any client that wrote it from a float), so it is read as one.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(number) => {
+            if let Some(float) = number.as_f64().filter(|_| !number.is_i64() && !number.is_u64())
+                && float.fract() == 0.0
+                && float.abs() <= 9_007_199_254_740_992.0
+            {
+                *value = serde_json::Value::from(float as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
 }
 
 /// serde names missing and unknown fields only in its message: "missing field `email`".

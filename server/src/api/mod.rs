@@ -5,6 +5,7 @@
 mod accounts;
 mod cart;
 mod catalog;
+pub mod document;
 mod orders;
 mod seller;
 mod wallet;

@@ -94,6 +94,7 @@ async fn place_order(State(state): State<AppState>, caller: AuthUser, ApiJson(bo
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OrdersQuery {
     status: Option<String>,
     cursor: Option<String>,

@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 const ENTRIES_PER_PAGE: i64 = Ledger::STATEMENT_PAGE;
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WalletQuery {
     cursor: Option<String>,
 }
