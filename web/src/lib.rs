@@ -115,7 +115,7 @@ pub fn presented_cart_cookie(headers: &HeaderMap) -> Result<Option<CartToken>, G
 /// The guest cart token a request presents, if any: the `X-Cart-Token` header
 /// first, then the cookie.
 pub fn presented_cart_token(headers: &HeaderMap) -> Result<Option<CartToken>, GarbageCartToken> {
-    match headers.get(CART_TOKEN_HEADER) {
+    match headers.get(CART_TOKEN_HEADER).filter(|value| !value.is_empty()) {
         Some(value) => value.to_str().ok().and_then(|v| CartToken::parse(v.trim())).map(Some).ok_or(GarbageCartToken),
         None => presented_cart_cookie(headers),
     }

@@ -106,10 +106,12 @@ fn parameter_rule(path: &str, name: &str, schema: &Value) -> Option<Value> {
         "id" | "product_id" if integer => range(1, SAFE_MAX),
         "id" => pattern(ORDER_ID),
         "digest" => pattern("^[0-9a-f]{32}$"),
-        "X-Cart-Token" => pattern(TOKEN),
+        // Empty is no cart.
+        "X-Cart-Token" => pattern("^([0-9a-f]{64})?$"),
         "Idempotency-Key" => pattern("^[!-~]{1,128}$"),
         "limit" => range(1, i64::from(shop::catalog::PageLimit::MAX)),
-        "status" => json!({"enum": STATUSES.iter().map(|s| json!(s)).chain([Value::Null]).collect::<Vec<_>>()}),
+        // Empty is no filter.
+        "status" => json!({"enum": STATUSES.iter().chain(&[""]).map(|s| json!(s)).chain([Value::Null]).collect::<Vec<_>>()}),
         // An empty cursor is the first page.
         "cursor" if path.ends_with("/products") => pattern("^(p[1-9a-f][0-9a-f]{0,14})?$"),
         "cursor" if path.ends_with("/wallet") => pattern("^([0-9]{1,15}\\.[!-~]{1,200})?$"),

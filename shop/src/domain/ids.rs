@@ -14,7 +14,8 @@ macro_rules! positive_id {
 
         impl $name {
             pub fn parse(field: &str, raw: i64) -> Result<Self, FieldError> {
-                if raw > 0 {
+                // At most 2^53 - 1: every JSON reader holds such an id exactly.
+                if (1..=9_007_199_254_740_991).contains(&raw) {
                     Ok(Self(raw))
                 } else {
                     Err(FieldError::new(field, "must be a positive id"))
