@@ -13,9 +13,11 @@ macro_rules! positive_id {
         pub struct $name(i64);
 
         impl $name {
+            /// The largest id: 2^53 - 1, which every JSON reader holds exactly.
+            pub const MAX: i64 = 9_007_199_254_740_991;
+
             pub fn parse(field: &str, raw: i64) -> Result<Self, FieldError> {
-                // At most 2^53 - 1: every JSON reader holds such an id exactly.
-                if (1..=9_007_199_254_740_991).contains(&raw) {
+                if (1..=Self::MAX).contains(&raw) {
                     Ok(Self(raw))
                 } else {
                     Err(FieldError::new(field, "must be a positive id"))
@@ -91,7 +93,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn positive_ids_round_trip_through_text(raw in 1i64..) {
+        fn positive_ids_round_trip_through_text(raw in 1i64..=ProductId::MAX) {
             let id = ProductId::parse("id", raw).unwrap();
             prop_assert_eq!(id.to_string().parse::<ProductId>().unwrap(), id);
         }
@@ -99,6 +101,11 @@ mod tests {
         #[test]
         fn non_positive_ids_are_refused(raw in i64::MIN..=0) {
             prop_assert!(UserId::parse("user_id", raw).is_err());
+        }
+
+        #[test]
+        fn ids_past_what_json_readers_hold_are_refused(raw in (ProductId::MAX + 1)..) {
+            prop_assert!(ProductId::parse("id", raw).is_err());
         }
     }
 
