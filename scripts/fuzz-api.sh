@@ -29,16 +29,9 @@ if [ "$("$venv/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}')" != 
 fi
 
 work=$(mktemp -d /tmp/ninefold-fuzz.XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-base="http://127.0.0.1:$port"
-NINEFOLD_ADDR=127.0.0.1:$port NINEFOLD_DATA_DIR="$work/data" NINEFOLD_RATE_LIMITS=off NINEFOLD_MAX_UNPAID_ORDERS=100000 NINEFOLD_TOP_UP_DAILY_CAP_CENTS=1000000000000 RUST_LOG=error \
-  ./target/release/server >"$work/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 300); do
-  python3 -c "import urllib.request; urllib.request.urlopen('$base/healthz', timeout=1)" 2>/dev/null && break
-  sleep 0.2
-done
+trap 'stop_release_server; rm -rf "$work"' EXIT
+start_release_server "$work" NINEFOLD_RATE_LIMITS=off NINEFOLD_MAX_UNPAID_ORDERS=100000 NINEFOLD_TOP_UP_DAILY_CAP_CENTS=1000000000000 RUST_LOG=error
+base=$server_base
 
 token_of() {
   python3 - "$base" "$1" "$2" <<'PY'

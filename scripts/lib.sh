@@ -89,6 +89,28 @@ ensure_wasm_opt() {
   fi
 }
 
+# Starts ./target/release/server on a free port with a fresh data folder under
+# `$1` and the variables given after it, waits until it answers, and sets
+# `server_pid` and `server_base`. The caller kills it (see `stop_release_server`).
+start_release_server() {
+  local work=$1; shift
+  local port; port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  server_base="http://127.0.0.1:$port"
+  env "$@" NINEFOLD_ADDR=127.0.0.1:$port NINEFOLD_DATA_DIR="$work/data" ./target/release/server >"$work/server.log" 2>&1 &
+  server_pid=$!
+  local _
+  for _ in $(seq 1 300); do
+    python3 -c "import urllib.request; urllib.request.urlopen('$server_base/healthz', timeout=1)" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  echo "the server did not come up; its log:" >&2; cat "$work/server.log" >&2; return 1
+}
+
+stop_release_server() {
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+}
+
 ensure_playwright() {
   local dir; dir="$(repo_root)/end2end"
   # Reinstall only when the lock file changed since the last install.

@@ -7,12 +7,6 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$(repo_root)"
 work=$(mktemp -d /tmp/ninefold-flood.XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-NINEFOLD_ADDR=127.0.0.1:$port NINEFOLD_DATA_DIR="$work/data" RUST_LOG=warn ./target/release/server >"$work/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 300); do
-  python3 -c "import urllib.request,sys; urllib.request.urlopen(\"http://127.0.0.1:$port/healthz\", timeout=1)" 2>/dev/null && break
-  sleep 0.2
-done
-cargo run --quiet --release -p bench --bin sign-in-flood -- --base "http://127.0.0.1:$port" --pid "$server" "$@"
+trap 'stop_release_server; rm -rf "$work"' EXIT
+start_release_server "$work" RUST_LOG=warn
+cargo run --quiet --release -p bench --bin sign-in-flood -- --base "$server_base" --pid "$server_pid" "$@"

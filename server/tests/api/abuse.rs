@@ -2,7 +2,7 @@
 //! through unpaid orders, huge lines, a changed price, escrow held forever, free
 //! money, a worker stalled by one bad row, tables that only grow.
 
-use crate::helpers::{Backend, Reply, TestApp, spawn_app_with};
+use crate::helpers::{Reply, TestApp};
 use futures::future::join_all;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -15,42 +15,23 @@ crate::on_both_backends!(
     a_full_hashing_queue_turns_sign_ins_away_with_503_never_500,
 );
 
-/// Runs `$test` on both backends with `$adjust`ed settings and the workers running.
-macro_rules! with_settings_on_both_backends {
-    ($test:ident, $adjust:expr) => {
-        mod $test {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                let app = super::spawn_app_with(super::Backend::Sqlite, $adjust, true).await.expect("SQLite is always available");
-                super::$test(app).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                if let Some(app) = super::spawn_app_with(super::Backend::Postgres, $adjust, true).await {
-                    super::$test(app).await;
-                }
-            }
-        }
-    };
-}
-
-with_settings_on_both_backends!(unpaid_orders_in_every_mode_lapse_at_their_deadline_and_give_the_stock_back, |s| {
+crate::with_settings_on_both_backends!(unpaid_orders_in_every_mode_lapse_at_their_deadline_and_give_the_stock_back, |s| {
     s.hold_ttl_secs = 1;
     s.schedules.recovery_ms = 100;
-});
-with_settings_on_both_backends!(a_buyer_holds_at_most_the_configured_unpaid_orders_even_when_racing, |s| s.max_unpaid_orders = 3);
-with_settings_on_both_backends!(a_shipped_order_never_confirmed_completes_and_pays_the_seller, |s| {
+}, true);
+crate::with_settings_on_both_backends!(a_buyer_holds_at_most_the_configured_unpaid_orders_even_when_racing, |s| s.max_unpaid_orders = 3, true);
+crate::with_settings_on_both_backends!(a_shipped_order_never_confirmed_completes_and_pays_the_seller, |s| {
     s.auto_complete_secs = 1;
     s.schedules.auto_complete_ms = 100;
-});
-with_settings_on_both_backends!(top_ups_are_capped_per_day_even_when_racing, |s| s.top_ups = shop::services::ledger::TopUpPolicy::DEMO);
-with_settings_on_both_backends!(top_ups_can_be_switched_off, |s| s.top_ups = shop::services::ledger::TopUpPolicy::OFF);
-with_settings_on_both_backends!(floods_are_rate_limited_per_client_address, |s| s.rate_limits = Default::default());
-with_settings_on_both_backends!(forwarded_addresses_count_only_behind_a_trusted_proxy, |s| {
+}, true);
+crate::with_settings_on_both_backends!(top_ups_are_capped_per_day_even_when_racing, |s| s.top_ups = shop::services::ledger::TopUpPolicy::DEMO, true);
+crate::with_settings_on_both_backends!(top_ups_can_be_switched_off, |s| s.top_ups = shop::services::ledger::TopUpPolicy::OFF, true);
+crate::with_settings_on_both_backends!(floods_are_rate_limited_per_client_address, |s| s.rate_limits = Default::default(), true);
+crate::with_settings_on_both_backends!(forwarded_addresses_count_only_behind_a_trusted_proxy, |s| {
     s.rate_limits = Default::default();
     s.trust_forwarded_for = true;
-});
-with_settings_on_both_backends!(a_request_past_its_deadline_gets_503_with_retry_after, |s| s.request_timeout_ms = 1);
+}, true);
+crate::with_settings_on_both_backends!(a_request_past_its_deadline_gets_503_with_retry_after, |s| s.request_timeout_ms = 1, true);
 
 fn address() -> Value {
     json!({"name": "Mallory", "line1": "1 Road", "city": "Town", "postal_code": "1000", "country": "NL"})

@@ -2,7 +2,7 @@
 //! the metrics token, and the accounts controls a user expects (change password,
 //! sign out everywhere, an idle timeout).
 
-use crate::helpers::{Backend, Reply, TestApp, spawn_app_with};
+use crate::helpers::{Reply, TestApp};
 use serde_json::json;
 
 crate::on_both_backends!(
@@ -14,27 +14,10 @@ crate::on_both_backends!(
     pages_carry_a_nonce_policy_and_the_security_headers,
 );
 
-macro_rules! with_settings_on_both_backends {
-    ($test:ident, $adjust:expr) => {
-        mod $test {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                let app = super::spawn_app_with(super::Backend::Sqlite, $adjust, false).await.expect("SQLite is always available");
-                super::$test(app).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                if let Some(app) = super::spawn_app_with(super::Backend::Postgres, $adjust, false).await {
-                    super::$test(app).await;
-                }
-            }
-        }
-    };
-}
 
-with_settings_on_both_backends!(metrics_need_the_configured_token, |s| s.metrics_token = Some("s3cret-metrics".to_owned()));
-with_settings_on_both_backends!(an_unused_session_ends_after_the_idle_timeout, |s| s.session_idle_secs = 1);
-with_settings_on_both_backends!(behind_https_browsers_are_told_to_keep_to_it, |s| s.secure_cookies = true);
+crate::with_settings_on_both_backends!(metrics_need_the_configured_token, |s| s.metrics_token = Some("s3cret-metrics".to_owned()), false);
+crate::with_settings_on_both_backends!(an_unused_session_ends_after_the_idle_timeout, |s| s.session_idle_secs = 1, false);
+crate::with_settings_on_both_backends!(behind_https_browsers_are_told_to_keep_to_it, |s| s.secure_cookies = true, false);
 
 async fn names_and_titles_that_read_other_than_they_show_are_refused(app: TestApp) {
     let (seller, _) = app.signed_in("spoof-seller@example.com", "seller").await;

@@ -259,3 +259,24 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Runs `$test` on both backends with `$adjust`ed settings, the background
+/// workers running when `$workers` is true.
+#[macro_export]
+macro_rules! with_settings_on_both_backends {
+    ($test:ident, $adjust:expr, $workers:expr) => {
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                let app = $crate::helpers::spawn_app_with($crate::helpers::Backend::Sqlite, $adjust, $workers).await.expect("SQLite is always available");
+                super::$test(app).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                if let Some(app) = $crate::helpers::spawn_app_with($crate::helpers::Backend::Postgres, $adjust, $workers).await {
+                    super::$test(app).await;
+                }
+            }
+        }
+    };
+}

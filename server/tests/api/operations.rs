@@ -32,6 +32,8 @@ async fn the_openapi_document_covers_every_route(app: TestApp) {
         ("/api/v1/auth/register", "post"),
         ("/api/v1/auth/login", "post"),
         ("/api/v1/auth/logout", "post"),
+        ("/api/v1/auth/logout-all", "post"),
+        ("/api/v1/auth/password", "post"),
         ("/api/v1/me", "get"),
         ("/api/v1/products", "get"),
         ("/api/v1/products/{id}", "get"),
@@ -59,7 +61,14 @@ async fn the_openapi_document_covers_every_route(app: TestApp) {
         ("/metrics", "get"),
     ];
     for (path, method) in expected {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is missing from the OpenAPI document");
+        let operation = paths.get(path).and_then(|p| p.get(method));
+        assert!(operation.is_some(), "{method} {path} is missing from the OpenAPI document");
+        // Every problem is declared as what it is served as.
+        for (status, response) in operation.unwrap()["responses"].as_object().unwrap() {
+            if status.starts_with('4') || status.starts_with('5') {
+                assert!(response["content"].get("application/problem+json").is_some() || path == "/healthz", "{method} {path} {status}: {response}");
+            }
+        }
     }
     let distinct_paths: std::collections::HashSet<_> = expected.iter().map(|(path, _)| path).collect();
     assert_eq!(paths.len(), distinct_paths.len(), "the document lists routes this test does not know: {:?}", paths.keys().collect::<Vec<_>>());
