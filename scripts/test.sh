@@ -37,6 +37,8 @@ log "building the release as the README says: 'cargo leptos build --release' in 
 env -i HOME="$HOME" PATH="$HOME/.cargo/bin:/usr/local/bin:/usr/bin:/bin" bash --noprofile --norc -c 'cargo leptos build --release'
 log "load: a sign-in flood while a real buyer signs in and orders (limits, bounded hashing queue, memory)"
 scripts/load-sign-in-flood.sh
+log "fuzz: Schemathesis over every operation of the JSON API, every check, seeded (scripts/fuzz-api.sh)"
+scripts/fuzz-api.sh
 log "Playwright in Chromium against the release build (screenshots in end2end/test-results)"
 (cd end2end && E2E_PROFILE=release npx playwright test)
 

@@ -11,7 +11,7 @@ use leptos::prelude::*;
 use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, path};
-use pages::{EditProductPage, NewProductPage, SellerOrderPage, SellerOrdersPage, SellerProductsPage, CartPage, CheckoutPage, PaymentSuccessPage, ReconcilePage, WalletPage, HomePage, MyOrdersPage, NotFound, OrderPage, ProductPage, RegisterPage, SignInPage, auth::Header};
+use pages::{AccountPage, EditProductPage, NewProductPage, SellerOrderPage, SellerOrdersPage, SellerProductsPage, CartPage, CheckoutPage, PaymentSuccessPage, ReconcilePage, WalletPage, HomePage, MyOrdersPage, NotFound, OrderPage, ProductPage, RegisterPage, SignInPage, auth::Header};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -91,6 +91,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/cart") view=CartPage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=SignInPage ssr=SsrMode::Async/>
                     <Route path=path!("/register") view=RegisterPage ssr=SsrMode::Async/>
+                    <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                     <Route path=path!("/checkout/:order_id") view=CheckoutPage ssr=SsrMode::Async/>
                     <Route path=path!("/orders") view=MyOrdersPage ssr=SsrMode::Async/>
                     <Route path=path!("/orders/:id") view=OrderPage ssr=SsrMode::Async/>

@@ -119,6 +119,30 @@ pub async fn register(email: String, password: String, name: String, role: Strin
     Ok(())
 }
 
+/// The account page's form: the current password, then the new one. Every other
+/// session of the shopper ends; this one stays.
+#[server(prefix = "/fn", endpoint = "change_password")]
+pub async fn change_password(current_password: String, new_password: String) -> Result<(), AppError> {
+    use shop::domain::Password;
+    let user = ssr::caller().await?.ok_or_else(|| AppError::new(401, "unauthenticated", "Sign in to change your password."))?;
+    let token = ssr::session_token().ok_or_else(|| AppError::new(401, "unauthenticated", "Sign in to change your password."))?;
+    let current = Password::parse_attempt("current_password", &current_password)?;
+    let new = Password::parse("new_password", &new_password)?;
+    ssr::shop()?.accounts.change_password(&user, &token, current, new, ssr::client_addr()).await?;
+    Ok(())
+}
+
+/// Ends every session of the shopper, this one too (a lost phone, a shared computer).
+#[server(prefix = "/fn", endpoint = "sign_out_everywhere")]
+pub async fn sign_out_everywhere() -> Result<(), AppError> {
+    if let Some(user) = ssr::caller().await? {
+        ssr::shop()?.accounts.sign_out_everywhere(&user).await?;
+    }
+    ssr::set_cookie(ssr::cookie_policy().clear());
+    leptos_axum::redirect("/login");
+    Ok(())
+}
+
 #[server(prefix = "/fn", endpoint = "sign_out")]
 pub async fn sign_out() -> Result<(), AppError> {
     if let Some(token) = ssr::session_token() {

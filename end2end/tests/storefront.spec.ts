@@ -85,3 +85,46 @@ test('registering with a taken email explains the problem', async ({ page }, tes
   await expect(page.getByTestId('form-error')).toContainText('already exists');
   await snap(page, testInfo, 'email-taken');
 });
+
+test('a shopper changes their password, which signs out their other devices, then signs out everywhere', async ({ page, browser }, testInfo) => {
+  const email = uniqueEmail('account');
+  await open(page, '/register');
+  await page.getByLabel('Name').fill('Ava Account');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill('a good long password');
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page.getByTestId('signed-in-as')).toHaveText('Ava Account');
+
+  // The same shopper on another device.
+  const other = await (await browser.newContext()).newPage();
+  await open(other, '/login');
+  await other.getByLabel('Email').fill(email);
+  await other.getByLabel('Password').fill('a good long password');
+  await other.getByRole('button', { name: 'Sign in' }).click();
+  await expect(other.getByTestId('signed-in-as')).toHaveText('Ava Account');
+
+  await page.getByTestId('signed-in-as').click();
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Your account');
+  await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
+  await page.getByLabel('Current password').fill('not my password');
+  await page.getByLabel('New password (8 to 128 characters)').fill('an even better password');
+  await page.getByTestId('change-password').click();
+  await expect(page.getByTestId('form-error')).toContainText('Wrong email or password');
+  await page.getByLabel('Current password').fill('a good long password');
+  await page.getByTestId('change-password').click();
+  await expect(page.getByTestId('password-changed')).toBeVisible();
+  await snap(page, testInfo, 'account');
+
+  await other.reload();
+  await expect(other.getByTestId('sign-in-link')).toBeVisible();
+  await page.reload();
+  await expect(page.getByTestId('signed-in-as')).toHaveText('Ava Account');
+
+  await page.getByTestId('sign-out-everywhere').click();
+  await expect(page).toHaveURL(/\/login$/);
+  await expect(page.getByTestId('sign-in-link')).toBeVisible();
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill('an even better password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('signed-in-as')).toHaveText('Ava Account');
+});

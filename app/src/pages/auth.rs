@@ -23,7 +23,7 @@ pub fn Header() -> impl IntoView {
                                 <a href="/orders" data-testid="my-orders-link">"My orders"</a>
                                 <a href="/wallet" data-testid="wallet-link">"Wallet"</a>
                                 {(user.role == shop::domain::Role::Admin).then(|| view! { <a href="/admin/reconcile">"Reconcile"</a> })}
-                                <span class="who" data-testid="signed-in-as">{user.name.to_string()}</span>
+                                <a href="/account" class="who" data-testid="signed-in-as">{user.name.to_string()}</a>
                                 <ActionForm action=auth.sign_out attr:class="inline">
                                     <button type="submit" class="link" data-testid="sign-out">"Sign out"</button>
                                 </ActionForm>
@@ -89,5 +89,44 @@ pub fn RegisterPage() -> impl IntoView {
             {form_failure(move || auth.register.value().get())}
             <p>"Already have an account? "<a href="/login">"Sign in"</a></p>
         </section>
+    }
+}
+
+/// The shopper's account: who they are, a new password (which ends every other
+/// session), and signing out everywhere.
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let auth = expect_context::<Auth>();
+    let change = ServerAction::<crate::server_fns::ChangePassword>::new();
+    let everywhere = ServerAction::<crate::server_fns::SignOutEverywhere>::new();
+    let pending = change.pending();
+    view! {
+        <Title text="Your account"/>
+        <h1>"Your account"</h1>
+        <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || auth.user.get().map(|user| match user {
+                Ok(Some(user)) => view! {
+                    <section class="order account" data-testid="account">
+                        <p>{user.name.to_string()} " · " {user.email.to_string()}</p>
+                        <h2>"Change your password"</h2>
+                        <ActionForm action=change attr:class="form" attr:data-testid="change-password-form">
+                            <label>"Current password" <input type="password" name="current_password" required autocomplete="current-password"/></label>
+                            <label>"New password (8 to 128 characters)" <input type="password" name="new_password" required minlength="8" maxlength="128" autocomplete="new-password"/></label>
+                            <button type="submit" disabled=move || pending.get() data-testid="change-password">"Change password"</button>
+                        </ActionForm>
+                        {move || matches!(change.value().get(), Some(Ok(()))).then(|| view! {
+                            <p class="notice" role="status" data-testid="password-changed">"Your password is changed. Every other device was signed out."</p>
+                        })}
+                        {form_failure(move || change.value().get())}
+                        <h2>"Sign out everywhere"</h2>
+                        <p class="muted">"Ends every session of your account, on every device, this one too."</p>
+                        <ActionForm action=everywhere attr:class="inline">
+                            <button type="submit" class="secondary" data-testid="sign-out-everywhere">"Sign out everywhere"</button>
+                        </ActionForm>
+                    </section>
+                }.into_any(),
+                _ => crate::pages::orders::sign_in_prompt("/account".to_owned()).into_any(),
+            })}
+        </Transition>
     }
 }

@@ -8,7 +8,7 @@ pub mod money;
 pub mod orders;
 pub mod seller;
 
-pub use auth::{RegisterPage, SignInPage};
+pub use auth::{AccountPage, RegisterPage, SignInPage};
 pub use cart::CartPage;
 pub use catalog::{HomePage, ProductPage};
 pub use errors::{ErrorBox, NotFound};

@@ -153,7 +153,12 @@ fn constrain_parameters(path: &str, operation: &mut serde_json::Map<String, Valu
     let Some(parameters) = operation.get_mut("parameters").and_then(Value::as_array_mut) else { return };
     for parameter in parameters {
         let name = parameter.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let header = parameter.get("in").and_then(Value::as_str) == Some("header");
         let Some(schema) = parameter.get_mut("schema") else { continue };
+        // An optional header is absent or a string: a header cannot carry JSON's `null`.
+        if header && schema.get("type").is_some_and(Value::is_array) {
+            schema["type"] = json!("string");
+        }
         if let Some(rule) = parameter_rule(path, &name, schema) {
             merge(schema, rule);
         }
