@@ -50,9 +50,11 @@ pub fn document_title(page: String) -> String {
 /// scripts the server itself wrote run (Leptos puts the nonce on its hydration
 /// and data scripts; they load the rest), so markup injected through data could
 /// not run script even if it got past escaping. No framing (clickjacking), no
-/// plugins, forms only to this site.
+/// plugins, forms only to this site. Called by the server for every response it
+/// renders, right after Leptos has made the response's nonce and before anything
+/// renders (set from inside the app, the header was now and then missing).
 #[cfg(feature = "ssr")]
-fn set_content_security_policy() {
+pub fn set_content_security_policy() {
     let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>()) else { return };
     let policy = format!(
         "default-src 'self'; script-src 'nonce-{nonce}' 'strict-dynamic' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; \
@@ -68,8 +70,6 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     state::auth::provide_auth();
     state::cart::provide_cart();
-    #[cfg(feature = "ssr")]
-    set_content_security_policy();
     // Effects run only in the browser, after hydration: a marker that the page is
     // interactive, which the browser tests wait for before they click.
     Effect::new(|_| {

@@ -32,6 +32,7 @@ fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static +
     move || {
         provide_context(shop.clone());
         provide_context(cookies);
+        app::set_content_security_policy();
     }
 }
 
