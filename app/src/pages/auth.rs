@@ -98,7 +98,6 @@ pub fn RegisterPage() -> impl IntoView {
 pub fn AccountPage() -> impl IntoView {
     let auth = expect_context::<Auth>();
     let change = ServerAction::<crate::server_fns::ChangePassword>::new();
-    let everywhere = ServerAction::<crate::server_fns::SignOutEverywhere>::new();
     let pending = change.pending();
     view! {
         <Title text="Your account"/>
@@ -120,9 +119,10 @@ pub fn AccountPage() -> impl IntoView {
                         {form_failure(move || change.value().get())}
                         <h2>"Sign out everywhere"</h2>
                         <p class="muted">"Ends every session of your account, on every device, this one too."</p>
-                        <ActionForm action=everywhere attr:class="inline">
+                        // A plain form: the whole page reloads signed out, on this device as on the others.
+                        <form method="post" action="/fn/sign_out_everywhere" class="inline">
                             <button type="submit" class="secondary" data-testid="sign-out-everywhere">"Sign out everywhere"</button>
-                        </ActionForm>
+                        </form>
                     </section>
                 }.into_any(),
                 _ => crate::pages::orders::sign_in_prompt("/account".to_owned()).into_any(),
