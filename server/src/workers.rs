@@ -129,13 +129,14 @@ pub fn spawn_all(shop: &Shop, settings: &Settings, shutdown: &CancellationToken)
 /// others did: one failing table does not keep the rest from being trimmed.
 pub async fn clean_up(shop: &Shop) {
     let now = shop::clock::now_ms();
-    let steps: [(&str, shop::ShopResult<u64>); 8] = [
+    let steps: [(&str, shop::ShopResult<u64>); 9] = [
         ("sessions", shop.accounts.delete_expired_sessions().await),
         ("idempotency keys", shop.idempotency.delete_expired(now).await),
         ("guest carts", shop.carts.delete_expired_guest_carts(now).await),
         ("cart merges", shop.carts.delete_old_merges(now).await),
         ("checkout tokens", shop.checkouts.delete_expired(now).await),
         ("top-up days", shop.ledger.delete_old_top_up_days(now).await),
+        ("sign-in throttle rows", shop.accounts.delete_old_throttles(now).await),
         // One job per order change: without this the queue grows with every order.
         ("seller index events", shop.jobs.delete_done(shop::services::seller_index::JOB_KIND, now - DELIVERED_EVENTS_KEPT_MS).await),
         ("snapshot jobs", shop.jobs.delete_done(shop::services::snapshots::JOB_KIND, now - DELIVERED_EVENTS_KEPT_MS).await),

@@ -70,11 +70,6 @@ impl OrderStatus {
     pub fn accepts_waybill(self, has_waybill: bool) -> bool {
         self == Self::Paid || has_waybill
     }
-
-    /// Nothing more will happen to it.
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Completed | Self::Cancelled)
-    }
 }
 
 impl std::fmt::Display for OrderStatus {

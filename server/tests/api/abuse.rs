@@ -248,6 +248,7 @@ async fn signing_in_in_a_loop_keeps_twenty_sessions_and_the_cleanup_trims_spent_
     }
     let main = app.shop.databases.main.pool();
     sqlx::query("INSERT INTO cart_merges (user_id, merge_id, applied_at_ms) VALUES (1, 'old', 0)").execute(main).await.unwrap();
+    sqlx::query("INSERT INTO sign_in_throttle (key, failures, last_failure_ms, blocked_until_ms) VALUES ('old', 3, 0, 0)").execute(main).await.unwrap();
     app.shop.jobs.run_due(shop::clock::now_ms(), 100).await.unwrap();
     sqlx::query("UPDATE jobs SET finished_at_ms = 0").execute(main).await.unwrap();
     server::workers::clean_up(&app.shop).await;
@@ -257,6 +258,7 @@ async fn signing_in_in_a_loop_keeps_twenty_sessions_and_the_cleanup_trims_spent_
     }
     assert_eq!(tokens, 0);
     assert_eq!(app.count("cart_merges").await, 0);
+    assert_eq!(app.count("sign_in_throttle").await, 0, "throttle rows nobody failed at for a day are forgotten");
     assert_eq!(app.count("jobs").await, 0, "done snapshot and index jobs are gone");
     assert_eq!(app.get(&format!("/api/v1/orders/{}", spent["order_id"].as_str().unwrap()), Some(&buyer)).await.status, 200, "the order stays");
 }

@@ -11,7 +11,7 @@ use crate::catalog::Product;
 use crate::clock::{now_ms, rfc3339};
 use crate::domain::{FieldError, OrderId};
 use crate::error::{ShopError, ShopResult};
-use crate::orders::{Checkout, LineRequest};
+use crate::orders::{Checkout, LineRequest, MAX_ORDER_LINES};
 use crate::secrets::CheckoutToken;
 use crate::services::Catalog;
 use crate::services::order_ids::OrderIdAllocator;
@@ -20,7 +20,6 @@ use crate::services::shards::Shards;
 use sqlx::{Any, Row, Transaction};
 use std::sync::Arc;
 
-pub use crate::orders::MAX_ORDER_LINES as MAX_LINES;
 
 /// What the checkout page shows.
 #[derive(Debug, Clone)]
@@ -175,11 +174,11 @@ pub(crate) async fn consume_in(tx: &mut Transaction<'static, Any>, order_id: Ord
     Ok(consumed.rows_affected() == 1)
 }
 
-/// Sorted by product id, one line per product, 1..=MAX_LINES lines, each of at
+/// Sorted by product id, one line per product, 1..=MAX_ORDER_LINES lines, each of at
 /// most the cart's per-line cap: one limit for every door.
 pub(crate) fn normalised(mut lines: Vec<LineRequest>) -> ShopResult<Vec<LineRequest>> {
-    if lines.is_empty() || lines.len() > MAX_LINES {
-        return Err(FieldError::new("lines", format!("must hold between 1 and {MAX_LINES} lines")).into());
+    if lines.is_empty() || lines.len() > MAX_ORDER_LINES {
+        return Err(FieldError::new("lines", format!("must hold between 1 and {MAX_ORDER_LINES} lines")).into());
     }
     if lines.iter().any(|l| l.quantity.get() > MAX_LINE_QUANTITY) {
         return Err(FieldError::new("lines", format!("at most {MAX_LINE_QUANTITY} of one product per order")).into());
