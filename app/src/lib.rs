@@ -11,7 +11,7 @@ use leptos::prelude::*;
 use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, path};
-use pages::{AccountPage, EditProductPage, NewProductPage, SellerOrderPage, SellerOrdersPage, SellerProductsPage, CartPage, CheckoutPage, PaymentSuccessPage, ReconcilePage, WalletPage, HomePage, MyOrdersPage, NotFound, OrderPage, ProductPage, RegisterPage, SignInPage, auth::Header};
+use pages::{AccountPage, EditProductPage, NewProductPage, SellerOrderPage, SellerOrdersPage, SellerProductsPage, CartPage, CheckoutPage, PaymentSuccessPage, ReconcilePage, WalletPage, HomePage, MyOrdersPage, NotFound, OrderHistoryPage, OrderPage, ProductPage, RegisterPage, SignInPage, auth::Header};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -94,6 +94,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                     <Route path=path!("/checkout/:order_id") view=CheckoutPage ssr=SsrMode::Async/>
                     <Route path=path!("/orders") view=MyOrdersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/orders/history") view=OrderHistoryPage ssr=SsrMode::Async/>
                     <Route path=path!("/orders/:id") view=OrderPage ssr=SsrMode::Async/>
                     <Route path=path!("/orders/:id/paid") view=PaymentSuccessPage ssr=SsrMode::Async/>
                     <Route path=path!("/wallet") view=WalletPage ssr=SsrMode::Async/>

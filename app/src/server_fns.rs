@@ -281,6 +281,14 @@ pub async fn my_orders(cursor: Option<String>) -> Result<Page<shop::orders::Orde
     Ok(ssr::shop()?.orders.list_mine(&buyer, None, after, shop::catalog::PageLimit::DEFAULT).await?)
 }
 
+/// The buyer's archived orders, newest first ("Order history").
+#[server(prefix = "/fn", endpoint = "order_history")]
+pub async fn order_history(cursor: Option<String>) -> Result<Page<shop::orders::Order>, AppError> {
+    let buyer = signed_in_buyer().await?;
+    let after = shop::catalog::optional_cursor(cursor.as_deref(), shop::orders::OrderId::parse)?;
+    Ok(ssr::shop()?.orders.history(&buyer, after, shop::catalog::PageLimit::DEFAULT).await?)
+}
+
 #[server(prefix = "/fn", endpoint = "get_order")]
 pub async fn get_order(order_id: String) -> Result<OrderView, AppError> {
     let buyer = signed_in_buyer().await?;

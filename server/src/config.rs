@@ -46,6 +46,8 @@ pub struct Settings {
     pub json_logs: bool,
     /// How often the background workers run.
     pub schedules: Schedules,
+    /// Which finished orders move to the archive, and in what batches.
+    pub archive: shop::services::archive::ArchivePolicy,
 }
 
 /// Per-client-address rate limits (`[rate_limits]` in the TOML file): a rate per
@@ -107,11 +109,13 @@ pub struct Schedules {
     pub seller_index_ms: u64,
     /// Completing shipped orders whose buyer never confirmed receipt.
     pub auto_complete_ms: u64,
+    /// Moving finished orders past the hot window to the archive.
+    pub archive_ms: u64,
 }
 
 impl Default for Schedules {
     fn default() -> Self {
-        Self { recovery_ms: 5_000, jobs_ms: 1_000, cleanup_ms: 3_600_000, payments_ms: 10_000, reconcile_ms: 3_600_000, seller_index_ms: 250, auto_complete_ms: 60_000 }
+        Self { recovery_ms: 5_000, jobs_ms: 1_000, cleanup_ms: 3_600_000, payments_ms: 10_000, reconcile_ms: 3_600_000, seller_index_ms: 250, auto_complete_ms: 60_000, archive_ms: 3_600_000 }
     }
 }
 
@@ -138,6 +142,17 @@ struct FileSettings {
     json_logs: Option<bool>,
     databases: Option<FileDatabases>,
     schedules: Option<Schedules>,
+    archive: Option<FileArchive>,
+}
+
+/// `[archive]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileArchive {
+    /// The hot window: finished orders unchanged this long move to the archive (default 90).
+    after_days: Option<u64>,
+    /// Orders per shard per batch (default 500).
+    batch: Option<i64>,
 }
 
 /// `[wallet]` in the TOML file.
@@ -248,6 +263,7 @@ impl Settings {
             None => file.request_timeout_ms.unwrap_or(10_000),
         };
         anyhow::ensure!(request_timeout_ms > 0, "the request timeout must be positive");
+        let archive = archive_policy(var("NINEFOLD_ARCHIVE_AFTER_SECS"), file.archive.unwrap_or_default())?;
         Ok(Self {
             addr,
             data_dir,
@@ -272,8 +288,28 @@ impl Settings {
             secure_cookies: flag("NINEFOLD_SECURE_COOKIES").or(file.secure_cookies).unwrap_or(false),
             json_logs: flag("NINEFOLD_JSON_LOGS").or(file.json_logs).unwrap_or(false),
             schedules: file.schedules.unwrap_or_default(),
+            archive,
         })
     }
+}
+
+/// The hot window from `NINEFOLD_ARCHIVE_AFTER_SECS` (tests and demos), else
+/// `[archive] after_days`, else 90 days.
+fn archive_policy(after_secs: Option<String>, file: FileArchive) -> anyhow::Result<shop::services::archive::ArchivePolicy> {
+    use shop::services::archive::ArchivePolicy;
+    let after_ms = match after_secs {
+        Some(s) => s.parse::<u32>().with_context(|| format!("NINEFOLD_ARCHIVE_AFTER_SECS is not a number of seconds: {s}"))? as i64 * 1000,
+        None => match file.after_days {
+            Some(days) => {
+                anyhow::ensure!(days <= 100 * 365, "[archive] after_days must be at most 36500");
+                days as i64 * 24 * 60 * 60 * 1000
+            }
+            None => ArchivePolicy::DEFAULT_AFTER_MS,
+        },
+    };
+    let batch = file.batch.unwrap_or(ArchivePolicy::DEFAULT_BATCH);
+    anyhow::ensure!((1..=10_000).contains(&batch), "[archive] batch must be between 1 and 10000");
+    Ok(ArchivePolicy { after_ms, batch })
 }
 
 #[cfg(test)]
@@ -298,6 +334,22 @@ mod tests {
         assert!(settings.top_ups.enabled, "demo money on the embedded default");
         assert_eq!(settings.top_ups.daily_cap_cents, 1_000_000);
         assert_eq!(settings.auto_complete_secs, 14 * 24 * 60 * 60);
+        assert_eq!(settings.archive, shop::services::archive::ArchivePolicy { after_ms: 90 * 24 * 60 * 60 * 1000, batch: 500 });
+    }
+
+    #[test]
+    fn the_hot_window_comes_from_the_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("archive.toml");
+        std::fs::write(&path, "[archive]\nafter_days = 30\nbatch = 100\n").unwrap();
+        let config = path.to_string_lossy().into_owned();
+        let settings = Settings::from_lookup(lookup(&[("NINEFOLD_CONFIG", &config)])).unwrap();
+        assert_eq!((settings.archive.after_ms, settings.archive.batch), (30 * 24 * 60 * 60 * 1000, 100));
+        let settings = Settings::from_lookup(lookup(&[("NINEFOLD_CONFIG", &config), ("NINEFOLD_ARCHIVE_AFTER_SECS", "5")])).unwrap();
+        assert_eq!(settings.archive.after_ms, 5000);
+        for bad in ["-1", "soon", "99999999999"] {
+            assert!(Settings::from_lookup(lookup(&[("NINEFOLD_ARCHIVE_AFTER_SECS", bad)])).is_err(), "{bad} accepted");
+        }
     }
 
     /// A production configuration starts empty and mints no money unless it says so.

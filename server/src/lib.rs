@@ -6,6 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod api;
+pub mod archive_progress;
 pub mod config;
 pub mod guards;
 pub mod page_cache;

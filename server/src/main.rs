@@ -25,6 +25,13 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Move every finished order past the hot window to the archive (one full
+    /// pass over every shard), print what moved as JSON, then exit; with
+    /// --dry-run only count what would move.
+    Archive {
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[tokio::main]
@@ -58,6 +65,20 @@ async fn main() -> anyhow::Result<()> {
             if dry_run && !report.differences.is_empty() {
                 std::process::exit(1);
             }
+            Ok(())
+        }
+        Command::Archive { dry_run } => {
+            let shop = shop::Shop::open(&settings.databases, &settings.shop_settings()).await?;
+            let now = shop::clock::now_ms();
+            let report = if dry_run {
+                let eligible = shop.archive.eligible(now - settings.archive.after_ms).await?;
+                serde_json::json!({ "dry_run": true, "eligible": eligible.into_iter().collect::<std::collections::BTreeMap<_, _>>() })
+            } else {
+                let mut progress = server::archive_progress::ArchiveBars::new();
+                serde_json::to_value(shop.archive.pass(now, settings.archive, &mut progress).await?)?
+            };
+            shop.databases.close().await;
+            println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
     }

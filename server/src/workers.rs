@@ -122,7 +122,21 @@ pub fn spawn_all(shop: &Shop, settings: &Settings, shutdown: &CancellationToken)
             }
         }
     });
-    vec![backfill, recovery, jobs, payments, reconcile, seller_index, auto_complete, cleanup]
+    let archive = spawn_periodic("archive", every(schedules.archive_ms), shutdown.clone(), {
+        let shop = shop.clone();
+        let policy = settings.archive;
+        move || {
+            let shop = shop.clone();
+            async move {
+                let report = shop.archive.pass(shop::clock::now_ms(), policy, &mut shop::services::archive::Quiet).await?;
+                if report.moved() + report.resumed > 0 {
+                    tracing::info!(moved = report.moved(), resumed = report.resumed, "finished orders moved to the archive");
+                }
+                Ok(())
+            }
+        }
+    });
+    vec![backfill, recovery, jobs, payments, reconcile, seller_index, auto_complete, cleanup, archive]
 }
 
 /// Trims every table that would otherwise only grow. Each step runs whatever the

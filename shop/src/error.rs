@@ -83,6 +83,9 @@ pub enum ShopError {
     /// The wallet holds less than the payment; no money moved.
     #[error("your wallet holds {balance_cents} cents, less than the {needed_cents} cents due; top it up and pay again")]
     InsufficientFunds { balance_cents: i64, needed_cents: i64 },
+    /// The order was moved to the archive: it is final and takes no more changes.
+    #[error("this order is archived: it is final and can no longer be changed")]
+    Archived,
     /// The order is not in a state that allows this.
     #[error("{state}, so this cannot be done")]
     InvalidTransition { state: RefusingState },
@@ -122,6 +125,7 @@ impl ShopError {
             ShopError::TopUpLimit { .. } => "top_up_limit",
             ShopError::PriceChanged { .. } => "price_changed",
             ShopError::InvalidTransition { .. } => "invalid_transition",
+            ShopError::Archived => "archived",
             ShopError::InsufficientFunds { .. } => "insufficient_funds",
             ShopError::Internal(_) => "internal",
         }
@@ -142,7 +146,8 @@ impl ShopError {
             | ShopError::InvalidCheckoutToken
             | ShopError::TooManyUnpaidOrders { .. }
             | ShopError::PriceChanged { .. }
-            | ShopError::InvalidTransition { .. } => 409,
+            | ShopError::InvalidTransition { .. }
+            | ShopError::Archived => 409,
             ShopError::InvalidCredentials | ShopError::Unauthenticated => 401,
             ShopError::Forbidden | ShopError::TopUpDisabled => 403,
             ShopError::TooManyAttempts { .. } | ShopError::TopUpLimit { .. } => 429,

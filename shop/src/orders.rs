@@ -148,6 +148,9 @@ pub struct Order {
     /// The waybill, once the seller has entered one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shipping: Option<Waybill>,
+    /// Moved to the archive (DESIGN.md, failure mode 8): final, and no longer changes.
+    #[serde(default)]
+    pub archived: bool,
 }
 
 /// An order as its seller sees it: the copy the seller index holds, built on the

@@ -13,5 +13,5 @@ pub use cart::CartPage;
 pub use catalog::{HomePage, ProductPage};
 pub use errors::{ErrorBox, NotFound};
 pub use money::{PaymentSuccessPage, ReconcilePage, WalletPage};
-pub use orders::{CheckoutPage, MyOrdersPage, OrderPage};
+pub use orders::{CheckoutPage, MyOrdersPage, OrderHistoryPage, OrderPage};
 pub use seller::{EditProductPage, NewProductPage, SellerOrderPage, SellerOrdersPage, SellerProductsPage};

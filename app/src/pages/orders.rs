@@ -5,7 +5,7 @@ use crate::pages::errors::form_failure;
 use crate::state::auth::Auth;
 use crate::pages::{ErrorBox, NotFound};
 use crate::server_fns::money::{ConfirmReceipt as ConfirmReceiptFn, PayOrder};
-use crate::server_fns::{CancelOrder, CheckoutLineView, CheckoutPageData, OrderView, PlaceOrder, StartCheckout, get_checkout, get_order, my_orders};
+use crate::server_fns::{CancelOrder, CheckoutLineView, CheckoutPageData, OrderView, PlaceOrder, StartCheckout, get_checkout, get_order, my_orders, order_history};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::Redirect;
@@ -182,7 +182,9 @@ fn OrderDetail(view: OrderView, just_placed: bool, cancel: ServerAction<CancelOr
                 </div>
             })}
             <h2>"Order " <span data-testid="order-id">{order.id.to_string()}</span></h2>
-            <p>"Status: " <strong data-testid="order-status">{status_label(order.status)}</strong> " · placed " {when(&order.created_at)}</p>
+            <p>"Status: " <strong data-testid="order-status">{status_label(order.status)}</strong> " · placed " {when(&order.created_at)}
+                {order.archived.then(|| view! { " " <span class="badge archived" data-testid="order-archived" title="Final orders move to your order history after 90 days">"Archived"</span> })}
+            </p>
             {order.hold_expires_at.clone().map(|until| view! {
                 <p class="hold" data-testid="hold-expires">"Your items are reserved until " {when(&until)} ". Pay before then, or the order is cancelled and the items go back on sale."</p>
             })}
@@ -200,7 +202,11 @@ fn OrderDetail(view: OrderView, just_placed: bool, cancel: ServerAction<CancelOr
                 </ActionForm>
             })}
             {form_failure(move || cancel.value().get())}
-            <p><a href="/orders">"All my orders"</a></p>
+            <p>{if order.archived {
+                view! { <a href="/orders/history">"Order history"</a> }.into_any()
+            } else {
+                view! { <a href="/orders">"All my orders"</a> }.into_any()
+            }}</p>
         </section>
     }
 }
@@ -251,17 +257,39 @@ pub fn MyOrdersPage() -> impl IntoView {
     view! {
         <Title text="My orders"/>
         <h1>"My orders"</h1>
+        <p class="muted">"Recent orders. Finished ones move to your " <a href="/orders/history" data-testid="order-history-link">"order history"</a> " after 90 days."</p>
+        <OrderList orders empty="No orders yet." here="/orders"/>
+    }
+}
+
+/// The buyer's archived orders: finished, and moved out of hot storage.
+#[component]
+pub fn OrderHistoryPage() -> impl IntoView {
+    let query = use_query_map();
+    let orders = Resource::new(move || query.read().get("cursor"), order_history);
+    view! {
+        <Title text="Order history"/>
+        <h1>"Order history"</h1>
+        <p class="muted">"Completed and cancelled orders older than 90 days. " <a href="/orders">"Back to my recent orders"</a></p>
+        <OrderList orders empty="Nothing in your history yet." here="/orders/history"/>
+    }
+}
+
+/// One page of orders with a link to the next, as "my orders" and the history show them.
+#[component]
+fn OrderList(orders: Resource<Result<shop::catalog::Page<Order>, crate::error::AppError>>, empty: &'static str, here: &'static str) -> impl IntoView {
+    view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading your orders…"</p> }>
             {move || Suspend::new(async move {
                 match orders.await {
-                    Ok(page) if page.items.is_empty() => view! { <p class="notice">"No orders yet. " <a href="/">"Find something you like."</a></p> }.into_any(),
+                    Ok(page) if page.items.is_empty() => view! { <p class="notice">{empty} " " <a href="/">"Find something you like."</a></p> }.into_any(),
                     Ok(page) => view! {
                         <ul class="order-list">
                             {page.items.into_iter().map(|order| view! { <li><OrderRow order/></li> }).collect_view()}
                         </ul>
-                        {page.next_cursor.map(|cursor| view! { <p class="pager"><a class="button" href=format!("/orders?cursor={cursor}")>"Older orders"</a></p> })}
+                        {page.next_cursor.map(|cursor| view! { <p class="pager"><a class="button" href=format!("{here}?cursor={cursor}")>"Older orders"</a></p> })}
                     }.into_any(),
-                    Err(error) if error.status == 401 => sign_in_prompt("/orders".to_owned()).into_any(),
+                    Err(error) if error.status == 401 => sign_in_prompt(here.to_owned()).into_any(),
                     Err(error) => view! { <ErrorBox error/> }.into_any(),
                 }
             })}

@@ -20,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(open_checkout))
         .routes(routes!(place_order, list_orders))
+        .routes(routes!(order_history))
         .routes(routes!(get_order))
         .routes(routes!(cancel_order))
 }
@@ -125,6 +126,22 @@ async fn list_orders(State(state): State<AppState>, caller: AuthUser, ApiQuery(q
     Ok(Json(OrderList { items: page.items, next_cursor: page.next_cursor }))
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// The caller's archived orders (final, moved out of hot storage), newest first.
+#[utoipa::path(get, path = "/orders/history", tag = "orders", security(("bearer" = [])), params(HistoryQuery),
+    responses((status = 200, body = OrderList), (status = 401, body = Problem), (status = 422, body = Problem)))]
+async fn order_history(State(state): State<AppState>, caller: AuthUser, ApiQuery(query): ApiQuery<HistoryQuery>) -> Result<Json<OrderList>, Problem> {
+    let after = shop::catalog::optional_cursor(query.cursor.as_deref(), OrderId::parse)?;
+    let page = state.shop.orders.history(&caller.user, after, PageLimit::parse("limit", query.limit)?).await?;
+    Ok(Json(OrderList { items: page.items, next_cursor: page.next_cursor }))
+}
+
 /// An id in a path that cannot name an order names no order.
 pub(super) fn order_id(raw: &str) -> Result<OrderId, Problem> {
     Ok(shop::error::id_or_not_found(raw, "order")?)
@@ -140,7 +157,7 @@ async fn get_order(State(state): State<AppState>, caller: AuthUser, Path(id): Pa
 /// Cancel an order: an unpaid one releases its stock at once; a paid one that has
 /// not shipped is refunded to the wallet (escrow → buyer) and its stock comes back.
 #[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = Order), (status = 404, body = Problem), (status = 409, description = "invalid_transition", body = Problem)))]
+    responses((status = 200, body = Order), (status = 404, body = Problem), (status = 409, description = "invalid_transition, or archived", body = Problem)))]
 async fn cancel_order(State(state): State<AppState>, caller: AuthUser, Path(id): Path<String>) -> Result<Json<Order>, Problem> {
     Ok(Json(state.shop.payments.cancel(&caller.user, order_id(&id)?).await?))
 }

@@ -95,7 +95,8 @@ impl From<ShopError> for Problem {
             | ShopError::InvalidCheckoutToken
             | ShopError::TooManyUnpaidOrders { .. }
             | ShopError::TopUpDisabled
-            | ShopError::InvalidTransition { .. } => {}
+            | ShopError::InvalidTransition { .. }
+            | ShopError::Archived => {}
             ShopError::Unavailable => problem.retry_after_secs = Some(5),
         }
         problem

@@ -52,7 +52,7 @@ pub struct ShippingRequest {
 /// can never put back an older waybill.
 #[utoipa::path(put, path = "/seller/orders/{id}/shipping", tag = "seller", security(("bearer" = [])), params(("id" = String, Path)),
     request_body = ShippingRequest,
-    responses((status = 200, body = Waybill), (status = 404, body = Problem), (status = 409, description = "stale_version (with `current`) or invalid_transition", body = Problem),
+    responses((status = 200, body = Waybill), (status = 404, body = Problem), (status = 409, description = "stale_version (with `current`), invalid_transition or archived", body = Problem),
         (status = 422, body = Problem)))]
 async fn set_shipping(State(state): State<AppState>, caller: AuthUser, Path(id): Path<String>, ApiJson(body): ApiJson<ShippingRequest>) -> Result<Json<Waybill>, Problem> {
     let id = order_id(&id)?;

@@ -69,14 +69,14 @@ async fn top_up(State(state): State<AppState>, caller: AuthUser, headers: Header
 /// returns the paid order and moves nothing.
 #[utoipa::path(post, path = "/orders/{id}/pay", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = Order), (status = 402, description = "insufficient_funds", body = Problem), (status = 404, body = Problem),
-        (status = 409, description = "insufficient_stock (the hold lapsed and the stock is gone) or invalid_transition", body = Problem)))]
+        (status = 409, description = "insufficient_stock (the hold lapsed and the stock is gone), invalid_transition or archived", body = Problem)))]
 async fn pay_order(State(state): State<AppState>, caller: AuthUser, Path(id): Path<String>) -> Result<Json<Order>, Problem> {
     Ok(Json(state.shop.payments.pay(&caller.user, order_id(&id)?).await?))
 }
 
 /// Confirm a shipped order arrived: escrow → seller; the order is completed.
 #[utoipa::path(post, path = "/orders/{id}/confirm-receipt", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = Order), (status = 404, body = Problem), (status = 409, description = "invalid_transition", body = Problem)))]
+    responses((status = 200, body = Order), (status = 404, body = Problem), (status = 409, description = "invalid_transition or archived", body = Problem)))]
 async fn confirm_receipt(State(state): State<AppState>, caller: AuthUser, Path(id): Path<String>) -> Result<Json<Order>, Problem> {
     Ok(Json(state.shop.payments.confirm_receipt(&caller.user, order_id(&id)?).await?))
 }

@@ -73,6 +73,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
         secure_cookies: false,
         json_logs: false,
         schedules: Default::default(),
+        archive: Default::default(),
     };
     adjust(&mut settings);
     server::telemetry::init(false);

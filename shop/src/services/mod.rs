@@ -9,12 +9,13 @@
 //! 5. waybill ABA — `shipping`
 //! 6. balances and the ledger — `ledger`, `payments`
 //! 7. replica lag — `crate::db`
-//! 8. hot and cold orders — the archive (not yet built)
+//! 8. hot and cold orders — `archive`
 //! 9. sharding — `shards`, `orders`, `order_rows`, `seller_index`
 //!
 //! Below them: `jobs` (the queue, which knows no job's meaning), `accounts`, `catalog`.
 
 pub mod accounts;
+pub mod archive;
 pub mod carts;
 pub mod catalog;
 pub mod checkout;
@@ -55,6 +56,7 @@ pub struct Shop {
     pub payments: payments::Payments,
     pub shipping: shipping::Shipping,
     pub seller_index: seller_index::SellerIndex,
+    pub archive: archive::Archive,
 }
 
 /// Settings the services need beyond database URLs.
@@ -101,9 +103,10 @@ impl Shop {
         let checkouts = Checkouts::new(shards.clone(), catalog.clone(), ids);
         let carts = carts::Carts::new(main.clone(), catalog.clone(), checkouts.clone(), settings.guest_cart_ttl_ms);
         let limits = orders::UnpaidLimits { payment_window_ms: settings.hold_ttl_ms, max_unpaid: settings.max_unpaid_orders };
-        let orders = Orders::new(main.clone(), shards.clone(), checkouts.clone(), carts.clone(), limits);
+        let archive = archive::Archive::new(main.clone(), shards.clone(), databases.archive.clone());
+        let orders = Orders::new(main.clone(), shards.clone(), archive.clone(), checkouts.clone(), carts.clone(), limits);
         let snapshots = snapshots::Snapshots::new(main.clone());
-        let seller_index = seller_index::SellerIndex::new(main.clone(), shards.clone());
+        let seller_index = seller_index::SellerIndex::new(main.clone(), shards.clone(), archive.clone());
         Ok(Self {
             accounts: Accounts::new(main.clone(), settings.session_idle_ms),
             ledger: ledger::Ledger::new(main.clone(), settings.top_ups),
@@ -112,6 +115,7 @@ impl Shop {
             stock: stock::Stock::new(main.clone(), shards, settings.hold_ttl_ms),
             jobs: jobs::Jobs::new(main.clone(), vec![snapshots.job_kind(), seller_index.job_kind()]),
             seller_index,
+            archive,
             snapshots,
             orders,
             checkouts,

@@ -5,7 +5,7 @@
 use crate::clock::{now_ms, rfc3339};
 use crate::domain::{OrderId, ProductId, UserId};
 use crate::error::{ShopError, ShopResult};
-use crate::orders::{Order, OrderLine, OrderStatus, SellerOrder, Waybill};
+use crate::orders::{Order, OrderLine, OrderStatus, SellerOrder, Waybill, WaybillChange};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
 
@@ -88,7 +88,42 @@ fn order_from_rows(row: &AnyRow, lines: &[AnyRow]) -> ShopResult<Order> {
             }),
             None => None,
         },
+        archived: false,
     })
+}
+
+/// Every accepted waybill change of the order, oldest first, read on `conn` (its
+/// shard, or the archive).
+pub(crate) async fn read_waybill_history(conn: &mut AnyConnection, id: OrderId) -> ShopResult<Vec<WaybillChange>> {
+    let rows = sqlx::query("SELECT version, carrier, tracking_number, changed_at_ms, changed_by FROM shipping_history WHERE order_id = $1 ORDER BY version")
+        .bind(id.get())
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(WaybillChange {
+                version: row.try_get("version")?,
+                carrier: row.try_get("carrier")?,
+                tracking_number: row.try_get("tracking_number")?,
+                changed_at: rfc3339(row.try_get("changed_at_ms")?),
+                changed_by: UserId::from_stored(row.try_get("changed_by")?),
+            })
+        })
+        .collect()
+}
+
+/// The ids of a buyer's orders held in `db` (a shard, or the archive), newest
+/// first, older than `before`: one range read on the `(buyer_id, id)` index. One
+/// more than `limit` is asked for, so the caller knows whether a next page exists.
+pub(crate) async fn buyer_order_ids(db: &crate::db::Db, buyer: UserId, status: Option<OrderStatus>, before: Option<OrderId>, limit: i64) -> ShopResult<Vec<OrderId>> {
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM orders WHERE buyer_id = $1 AND id < $2 AND ($3 IS NULL OR status = $3) ORDER BY id DESC LIMIT $4")
+        .bind(buyer.get())
+        .bind(before.map_or(i64::MAX, OrderId::get))
+        .bind(status.map(OrderStatus::as_str))
+        .bind(limit + 1)
+        .fetch_all(db.pool())
+        .await?;
+    Ok(ids.into_iter().map(OrderId::from_stored).collect())
 }
 
 /// The order's status as stored now, if the order exists.

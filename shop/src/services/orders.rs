@@ -20,11 +20,12 @@ use crate::clock::{now_ms, rfc3339};
 use crate::db::Db;
 use crate::domain::OrderId;
 use crate::error::{ShopError, ShopResult};
-use crate::orders::{LineRequest, Order, OrderLine, OrderStatus, SellerOrder, ShippingAddress};
+use crate::orders::{LineRequest, Order, OrderLine, OrderStatus, SellerOrder, ShippingAddress, WaybillChange};
 use crate::secrets::CheckoutToken;
 use crate::services::carts::{CartOwner, Carts};
 use crate::services::checkout::{self, Checkouts, normalised, total_of};
 use crate::services::order_rows::{self, read_seller_order, record_change, status_of};
+use crate::services::archive::Archive;
 use crate::services::shards::Shards;
 use crate::services::snapshots::{self, SnapshotJob};
 use crate::services::stock;
@@ -67,11 +68,12 @@ pub struct Orders {
     checkouts: Checkouts,
     carts: Carts,
     limits: UnpaidLimits,
+    archive: Archive,
 }
 
 impl Orders {
-    pub fn new(main: Db, shards: Shards, checkouts: Checkouts, carts: Carts, limits: UnpaidLimits) -> Self {
-        Self { main, shards, checkouts, carts, limits }
+    pub fn new(main: Db, shards: Shards, archive: Archive, checkouts: Checkouts, carts: Carts, limits: UnpaidLimits) -> Self {
+        Self { main, shards, checkouts, carts, limits, archive }
     }
 
     /// Places the order a checkout opened. Submitting again — a double click, a
@@ -174,6 +176,7 @@ impl Orders {
             hold_expires_at: hold_expires_at_ms.map(rfc3339),
             shipping_address: address.clone(),
             shipping: None,
+            archived: false,
         };
         sqlx::query(
             "INSERT INTO orders (id, buyer_id, seller_id, status, total_cents, shipping_address, hold_expires_at_ms, created_at_ms, updated_at_ms) \
@@ -216,30 +219,45 @@ impl Orders {
         }
     }
 
-    /// The caller's orders, newest first, from their one shard.
+    /// The caller's order, to change it: an archived order is final and refused.
+    pub async fn get_to_change(&self, buyer: &User, id: OrderId) -> ShopResult<Order> {
+        let order = self.get(buyer, id).await?;
+        if order.archived {
+            return Err(ShopError::Archived);
+        }
+        Ok(order)
+    }
+
+    /// The caller's recent (hot) orders, newest first, from their one shard.
     pub async fn list_mine(&self, buyer: &User, status: Option<OrderStatus>, after: Option<OrderId>, limit: PageLimit) -> ShopResult<Page<Order>> {
         let shard = self.shards.of_buyer(buyer.id);
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM orders WHERE buyer_id = $1 AND id < $2 AND ($3 IS NULL OR status = $3) ORDER BY id DESC LIMIT $4",
-        )
-        .bind(buyer.id.get())
-        .bind(after.map_or(i64::MAX, OrderId::get))
-        .bind(status.map(OrderStatus::as_str))
-        .bind(i64::from(limit.get()) + 1)
-        .fetch_all(shard.pool())
-        .await?;
+        let ids = order_rows::buyer_order_ids(shard, buyer.id, status, after, i64::from(limit.get())).await?;
         let more = ids.len() > limit.get() as usize;
         let mut items = Vec::with_capacity(ids.len().min(limit.get() as usize));
         for id in ids.into_iter().take(limit.get() as usize) {
-            items.extend(self.load(OrderId::from_stored(id)).await?);
+            items.extend(self.load(id).await?);
         }
         let next_cursor = if more { items.last().map(|o: &Order| o.id.to_string()) } else { None };
         Ok(Page { items, next_cursor })
     }
 
+    /// The caller's archived orders, newest first ("order history").
+    pub async fn history(&self, buyer: &User, after: Option<OrderId>, limit: PageLimit) -> ShopResult<Page<Order>> {
+        self.archive.buyer_page(buyer.id, after, limit).await
+    }
+
+    /// Every accepted waybill change of the order, oldest first, wherever it is.
+    pub async fn waybill_history(&self, order: &SellerOrder) -> ShopResult<Vec<WaybillChange>> {
+        if order.order.archived {
+            return self.archive.waybill_history(order.order.id).await;
+        }
+        let mut conn = self.shards.of_order(order.order.id).pool().acquire().await?;
+        order_rows::read_waybill_history(&mut conn, order.order.id).await
+    }
+
     /// Cancels an unpaid order and gives its stock back at once.
     pub async fn cancel(&self, buyer: &User, id: OrderId) -> ShopResult<Order> {
-        self.get(buyer, id).await?; // the buyer's own order, or not found
+        self.get_to_change(buyer, id).await?; // the buyer's own hot order, or refused
         let status = self.transition(id, OrderStatus::PendingPayment, OrderStatus::Cancelled).await?;
         if status != OrderStatus::Cancelled {
             return Err(ShopError::order_is(status));
@@ -272,7 +290,12 @@ impl Orders {
             return Ok(to);
         }
         drop(tx);
-        status_of(shard, id).await?.ok_or(ShopError::NotFound("order"))
+        match status_of(shard, id).await? {
+            Some(status) => Ok(status),
+            // Moved to the archive since the caller read it: final, and refused.
+            None if self.archive.load(id).await?.is_some() => Err(ShopError::Archived),
+            None => Err(ShopError::NotFound("order")),
+        }
     }
 
     /// The order with this id, wherever its buyer's shard is; `None` if there is none.
@@ -281,9 +304,17 @@ impl Orders {
     }
 
     /// As [`Orders::load`], with the seller, version and time of the last change.
+    /// The shard is asked first: the archive's copy of an order is the order only
+    /// once the shard no longer holds it (DESIGN.md, failure mode 8).
     pub(crate) async fn load_versioned(&self, id: OrderId) -> ShopResult<Option<SellerOrder>> {
         let mut conn = self.shards.of_order(id).pool().acquire().await?;
-        read_seller_order(&mut conn, id).await
+        match read_seller_order(&mut conn, id).await? {
+            Some(hot) => Ok(Some(hot)),
+            None => {
+                drop(conn);
+                self.archive.load(id).await
+            }
+        }
     }
 
     /// Where orders live: for tools and tests that read a shard directly.

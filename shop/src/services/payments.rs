@@ -45,7 +45,7 @@ impl Payments {
     /// Pays an order from the buyer's wallet. Paying a paid order again returns it
     /// and moves nothing.
     pub async fn pay(&self, buyer: &User, id: OrderId) -> ShopResult<Order> {
-        let order = self.orders.get(buyer, id).await?;
+        let order = self.orders.get_to_change(buyer, id).await?;
         if order.status.is_paid() {
             return Ok(order);
         }
@@ -117,7 +117,7 @@ impl Payments {
     /// The buyer's cancel: an unpaid order is cancelled and its stock released; a
     /// paid one that has not shipped is refunded too.
     pub async fn cancel(&self, buyer: &User, id: OrderId) -> ShopResult<Order> {
-        let order = self.orders.get(buyer, id).await?;
+        let order = self.orders.get_to_change(buyer, id).await?;
         match order.status {
             OrderStatus::PendingPayment => self.orders.cancel(buyer, id).await,
             _ => self.cancel_paid(buyer, id).await,
@@ -163,7 +163,7 @@ impl Payments {
 
     /// The buyer confirms receipt of a shipped order: escrow → seller.
     pub async fn confirm_receipt(&self, buyer: &User, id: OrderId) -> ShopResult<Order> {
-        let order = self.orders.get(buyer, id).await?;
+        let order = self.orders.get_to_change(buyer, id).await?;
         self.complete(&order).await?;
         self.orders.get(buyer, id).await
     }

@@ -27,6 +27,7 @@ use crate::orders::{OrderId, OrderStatus, SellerOrder};
 use crate::services::catalog::require_seller;
 use crate::services::jobs::{JobKind, Jobs, NewJob};
 use crate::services::order_rows;
+use crate::services::archive::Archive;
 use crate::services::shards::Shards;
 use serde::Serialize;
 use sqlx::Row;
@@ -70,6 +71,16 @@ async fn upsert(main: &Db, summary: &SellerOrder, overwrite: Overwrite) -> ShopR
     .execute(main.pool())
     .await?;
     Ok(written.rows_affected() == 1)
+}
+
+/// Records orders the archive job has just moved: each summary (marked archived,
+/// at the version it had on its shard) replaces the index's copy unless that copy
+/// is newer. A later delivery of the same version changes nothing, so the mark stays.
+pub(crate) async fn record_archived(main: &Db, summaries: &[SellerOrder]) -> ShopResult<()> {
+    for summary in summaries {
+        upsert(main, summary, Overwrite::NewerOrEqual).await?;
+    }
+    Ok(())
 }
 
 /// How far the index is behind the shards.
@@ -120,6 +131,7 @@ pub enum DifferenceKind {
 pub struct SellerIndex {
     main: Db,
     shards: Shards,
+    archive: Archive,
 }
 
 impl SellerIndex {
@@ -127,8 +139,8 @@ impl SellerIndex {
     /// Status counts above this show as "1000+".
     pub const COUNT_CAP: i64 = 1000;
 
-    pub fn new(main: Db, shards: Shards) -> Self {
-        Self { main, shards }
+    pub fn new(main: Db, shards: Shards, archive: Archive) -> Self {
+        Self { main, shards, archive }
     }
 
     /// The queue's handler for index events: keep the summary if it is newer.
@@ -309,6 +321,18 @@ impl SellerIndex {
                 after = last;
             }
         }
+        // Archived orders keep their index rows (marked archived): compared with the
+        // archive's copy, never reported as extra.
+        let mut after = 0i64;
+        loop {
+            let ids = self.archive.settled_ids_after(OrderId::from_stored(after), Self::REBUILD_PAGE).await?;
+            let Some(&last) = ids.last() else { break };
+            for id in ids {
+                report.orders_checked += 1;
+                self.check_order(id, repair, &mut report).await?;
+            }
+            after = last.get();
+        }
         let mut after = 0i64;
         loop {
             let ids: Vec<i64> = sqlx::query_scalar("SELECT order_id FROM seller_orders WHERE order_id > $1 ORDER BY order_id LIMIT $2")
@@ -342,12 +366,20 @@ impl SellerIndex {
         Ok(None)
     }
 
+    /// The order as it is now: on its shard, or else in the archive.
+    async fn current_copy(&self, id: OrderId) -> ShopResult<Option<SellerOrder>> {
+        match order_rows::load(self.shards.of_order(id), id).await? {
+            Some(hot) => Ok(Some(hot)),
+            None => self.archive.load(id).await,
+        }
+    }
+
     async fn check_order(&self, id: OrderId, repair: bool, report: &mut RebuildReport) -> ShopResult<()> {
         let mut found = None;
         // A change may land between reading the shard and reading the index: a
         // difference counts only if it is still there when both are read again.
         for _ in 0..2 {
-            let Some(shard_copy) = order_rows::load(self.shards.of_order(id), id).await? else { return Ok(()) };
+            let Some(shard_copy) = self.current_copy(id).await? else { return Ok(()) };
             let index_copy = self.stored_copy(id).await?;
             match compare(&shard_copy, index_copy.as_ref()) {
                 None => return Ok(()),
@@ -363,8 +395,8 @@ impl SellerIndex {
     }
 
     async fn check_index_row(&self, id: OrderId, repair: bool, report: &mut RebuildReport) -> ShopResult<()> {
-        if order_rows::load(self.shards.of_order(id), id).await?.is_some() {
-            return Ok(()); // compared in the shard pass
+        if self.current_copy(id).await?.is_some() {
+            return Ok(()); // compared in the shard or archive pass
         }
         let Some(index_copy) = self.stored_copy(id).await? else { return Ok(()) };
         report.differences.push(Difference { order_id: id, kind: DifferenceKind::Extra, shard_version: None, index_version: Some(index_copy.version) });

@@ -50,6 +50,11 @@ impl Shards {
         &self.dbs[self.index_of_buyer(buyer)]
     }
 
+    /// The position in [`Shards::all`] of the shard holding this order.
+    pub fn index_of_order(&self, id: OrderId) -> usize {
+        self.map.shard_for_order(id)
+    }
+
     pub fn index_of_buyer(&self, buyer: UserId) -> usize {
         self.map.shard_for_buyer(buyer)
     }

@@ -11,13 +11,11 @@
 
 use crate::accounts::User;
 use crate::clock::{now_ms, rfc3339};
-use crate::domain::UserId;
 use crate::error::{ShopError, ShopResult};
 use crate::orders::{OrderId, OrderStatus, SellerOrder, Waybill, WaybillChange, WaybillInput};
 use crate::services::Orders;
 use crate::services::catalog::require_seller;
 use crate::services::order_rows::record_change;
-use sqlx::Row;
 
 #[derive(Clone, Debug)]
 pub struct Shipping {
@@ -40,8 +38,15 @@ impl Shipping {
     }
 
     /// Enters (`expected_version` 0) or corrects the waybill.
+    ///
+    /// Every statement locks the order row before the shipping record, as every
+    /// other order write and the archive's delete do, so on PostgreSQL two writers
+    /// of one order queue instead of deadlocking.
     pub async fn set_waybill(&self, seller: &User, id: OrderId, expected_version: i64, input: WaybillInput) -> ShopResult<Waybill> {
         let order = self.seller_order(seller, id).await?.order;
+        if order.archived {
+            return Err(ShopError::Archived);
+        }
         if expected_version < 0 {
             return Err(crate::domain::FieldError::new("expected_version", "must be 0 (first waybill) or the version you read").into());
         }
@@ -52,31 +57,39 @@ impl Shipping {
             if !order.status.accepts_waybill(order.shipping.is_some()) {
                 return Err(ShopError::order_is(order.status));
             }
-            let inserted = sqlx::query(
-                "INSERT INTO shipping_records (order_id, carrier, tracking_number, version, updated_at_ms, updated_by) \
-                 VALUES ($1, $2, $3, 1, $4, $5) ON CONFLICT (order_id) DO NOTHING",
+            let shipped = sqlx::query("UPDATE orders SET status = 'shipped', updated_at_ms = $1, version = version + 1 WHERE id = $2 AND status = 'paid'")
+                .bind(now)
+                .bind(id.get())
+                .execute(&mut *tx)
+                .await?;
+            if shipped.rows_affected() == 0 {
+                // Shipped by a racing first waybill (stale), or cancelled (refunded).
+                false
+            } else {
+                let inserted = sqlx::query(
+                    "INSERT INTO shipping_records (order_id, carrier, tracking_number, version, updated_at_ms, updated_by) \
+                     VALUES ($1, $2, $3, 1, $4, $5) ON CONFLICT (order_id) DO NOTHING",
+                )
+                .bind(id.get())
+                .bind(&input.carrier)
+                .bind(&input.tracking_number)
+                .bind(now)
+                .bind(seller.id.get())
+                .execute(&mut *tx)
+                .await?;
+                inserted.rows_affected() == 1
+            }
+        } else {
+            // The seller index shows the waybill: the order's summary changes too.
+            let touched = sqlx::query(
+                "UPDATE orders SET updated_at_ms = $1, version = version + 1 WHERE id = $2 \
+                 AND EXISTS (SELECT 1 FROM shipping_records WHERE order_id = $2 AND version = $3)",
             )
-            .bind(id.get())
-            .bind(&input.carrier)
-            .bind(&input.tracking_number)
             .bind(now)
-            .bind(seller.id.get())
+            .bind(id.get())
+            .bind(expected_version)
             .execute(&mut *tx)
             .await?;
-            if inserted.rows_affected() == 1 {
-                let shipped = sqlx::query("UPDATE orders SET status = 'shipped', updated_at_ms = $1, version = version + 1 WHERE id = $2 AND status = 'paid'")
-                    .bind(now)
-                    .bind(id.get())
-                    .execute(&mut *tx)
-                    .await?;
-                if shipped.rows_affected() == 0 {
-                    // Cancelled (refunded) meanwhile, the only way out of `paid` but
-                    // shipping: nothing to ship. Dropping `tx` undoes the insert.
-                    return Err(ShopError::order_is(OrderStatus::Cancelled));
-                }
-            }
-            inserted.rows_affected() == 1
-        } else {
             let updated = sqlx::query(
                 "UPDATE shipping_records SET carrier = $1, tracking_number = $2, version = version + 1, updated_at_ms = $3, updated_by = $4 \
                  WHERE order_id = $5 AND version = $6",
@@ -89,21 +102,11 @@ impl Shipping {
             .bind(expected_version)
             .execute(&mut *tx)
             .await?;
-            if updated.rows_affected() == 1 {
-                // The seller index shows the waybill: the order's summary changed too.
-                sqlx::query("UPDATE orders SET updated_at_ms = $1, version = version + 1 WHERE id = $2")
-                    .bind(now)
-                    .bind(id.get())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            updated.rows_affected() == 1
+            touched.rows_affected() == 1 && updated.rows_affected() == 1
         };
         if !accepted {
-            drop(tx);
-            metrics::counter!("ninefold_stale_waybill_updates_refused_total").increment(1);
-            let current = self.current(id).await?.ok_or(ShopError::NotFound("waybill"))?;
-            return Err(ShopError::StaleWaybill { current });
+            drop(tx); // undoes whatever this attempt wrote
+            return Err(self.refusal(id).await?);
         }
         let version = expected_version + 1;
         sqlx::query(
@@ -123,29 +126,26 @@ impl Shipping {
         Ok(Waybill { carrier: input.carrier, tracking_number: input.tracking_number, version, updated_at: rfc3339(now) })
     }
 
-    /// Every accepted change, oldest first.
-    pub async fn history(&self, seller: &User, id: OrderId) -> ShopResult<Vec<WaybillChange>> {
-        self.seller_order(seller, id).await?;
-        let rows = sqlx::query(
-            "SELECT version, carrier, tracking_number, changed_at_ms, changed_by FROM shipping_history WHERE order_id = $1 ORDER BY version",
-        )
-        .bind(id.get())
-        .fetch_all(self.orders.shards().of_order(id).pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(WaybillChange {
-                    version: row.try_get("version")?,
-                    carrier: row.try_get("carrier")?,
-                    tracking_number: row.try_get("tracking_number")?,
-                    changed_at: rfc3339(row.try_get("changed_at_ms")?),
-                    changed_by: UserId::from_stored(row.try_get("changed_by")?),
-                })
-            })
-            .collect()
+    /// Why a waybill change wrote nothing: the order moved to the archive or was
+    /// cancelled meanwhile, or another change got there first (stale).
+    async fn refusal(&self, id: OrderId) -> ShopResult<ShopError> {
+        let order = self.orders.load(id).await?.ok_or(ShopError::NotFound("order"))?;
+        if order.archived {
+            return Ok(ShopError::Archived);
+        }
+        match order.shipping {
+            Some(current) => {
+                metrics::counter!("ninefold_stale_waybill_updates_refused_total").increment(1);
+                Ok(ShopError::StaleWaybill { current })
+            }
+            None if order.status == OrderStatus::Cancelled => Ok(ShopError::order_is(OrderStatus::Cancelled)),
+            None => Ok(ShopError::NotFound("waybill")),
+        }
     }
 
-    async fn current(&self, id: OrderId) -> ShopResult<Option<Waybill>> {
-        Ok(self.orders.load(id).await?.and_then(|order| order.shipping))
+    /// Every accepted change, oldest first, wherever the order is.
+    pub async fn history(&self, seller: &User, id: OrderId) -> ShopResult<Vec<WaybillChange>> {
+        let order = self.seller_order(seller, id).await?;
+        self.orders.waybill_history(&order).await
     }
 }

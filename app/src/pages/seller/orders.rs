@@ -78,7 +78,9 @@ fn OrderRow(order: SellerOrder) -> impl IntoView {
             <td>{order.order.shipping_address.name.clone()}</td>
             <td>{items}</td>
             <td>{format!("${}", Money::from_stored(order.order.total_cents))}</td>
-            <td data-testid="seller-order-status">{status_label(order.order.status)}</td>
+            <td data-testid="seller-order-status">{status_label(order.order.status)}
+                {order.order.archived.then(|| view! { " " <span class="badge archived" data-testid="seller-order-archived">"Archived"</span> })}
+            </td>
             <td>{order.order.shipping.map(|w| format!("{} {}", w.carrier, w.tracking_number)).unwrap_or_default()}</td>
         </tr>
     }
@@ -131,11 +133,13 @@ fn SellerOrderDetail(
     let SellerOrder { order, .. } = order;
     let address = order.shipping_address.clone();
     // Paid: the first waybill ships it. Shipped or completed: it can be corrected.
-    let shippable = order.status.accepts_waybill(order.shipping.is_some());
+    let shippable = !order.archived && order.status.accepts_waybill(order.shipping.is_some());
     view! {
         <section class="order" data-testid="seller-order-detail">
             <h1>"Order " <span data-testid="order-id">{order.id.to_string()}</span></h1>
-            <p>"Status: " <strong data-testid="order-status">{status_label(order.status)}</strong> " · placed " {when(&order.created_at)}</p>
+            <p>"Status: " <strong data-testid="order-status">{status_label(order.status)}</strong> " · placed " {when(&order.created_at)}
+                {order.archived.then(|| view! { " " <span class="badge archived" data-testid="order-archived">"Archived"</span> })}
+            </p>
             <LinesAsSold lines=order.lines.clone() titles=titles total_cents=order.total_cents/>
             <h2>"Ship to"</h2>
             <address data-testid="ship-to">
@@ -148,6 +152,7 @@ fn SellerOrderDetail(
                 view! { <WaybillForm order_id=order.id.to_string() current=order.shipping.clone() save kept/> }.into_any()
             } else {
                 view! { <p class="muted" data-testid="not-shippable">{match order.status {
+                    _ if order.archived => "This order is archived: it is final, and its waybill can no longer change.",
                     OrderStatus::PendingPayment => "The buyer has not paid yet. You can ship once the order is paid.",
                     _ => "This order was cancelled: there is nothing to ship.",
                 }}</p> }.into_any()
