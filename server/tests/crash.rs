@@ -33,7 +33,7 @@ struct Server {
 fn write_config(data_dir: &Path, databases: Option<&DatabaseConfig>) {
     let mut text = String::from(
         "max_unpaid_orders = 1000000\n[rate_limits]\nenabled = false\n[wallet]\ntop_up = \"demo\"\ntop_up_daily_cap_cents = 1000000000000\n\
-         [schedules]\npayments_ms = 200\nseller_index_ms = 50\njobs_ms = 50\n",
+         [schedules]\npayments_ms = 200\nseller_index_ms = 50\njobs_ms = 50\narchive_ms = 200\n",
     );
     if let Some(databases) = databases {
         let url = |u: &shop::db::DatabaseUrl| format!("{{ url = {:?} }}", u.url);
@@ -47,7 +47,18 @@ fn write_config(data_dir: &Path, databases: Option<&DatabaseConfig>) {
     std::fs::write(data_dir.join("ninefold.toml"), text).unwrap();
 }
 
+/// Starts the server on a free port. Another test may take the port between our
+/// probe and the server's bind; the server then exits, and we try another port.
 fn start(data_dir: &Path, crash_at: Option<&str>) -> Server {
+    for _ in 0..5 {
+        if let Some(server) = try_start(data_dir, crash_at) {
+            return server;
+        }
+    }
+    panic!("the server never started listening");
+}
+
+fn try_start(data_dir: &Path, crash_at: Option<&str>) -> Option<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = data_dir.join("ninefold.toml");
     let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
@@ -63,13 +74,21 @@ fn start(data_dir: &Path, crash_at: Option<&str>) -> Server {
     if let Some(point) = crash_at {
         command.env("NINEFOLD_CRASH_AT", point);
     }
-    let child = command.spawn().unwrap();
+    let mut child = command.spawn().unwrap();
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            if status.signal() == Some(9) {
+                // Killed at its crash point before it listened: the caller checks that.
+                return Some(Server { child, base: format!("http://127.0.0.1:{port}") });
+            }
+            eprintln!("the server exited before listening ({status}); trying another port");
+            return None;
+        }
         assert!(started.elapsed() < Duration::from_secs(60), "the server never started listening");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Server { child, base: format!("http://127.0.0.1:{port}") }
+    Some(Server { child, base: format!("http://127.0.0.1:{port}") })
 }
 
 impl Drop for Server {
@@ -314,6 +333,95 @@ async fn kill_the_seller_index_delivery(point: &str, backend: helpers::Backend) 
     assert_eq!(report["orders_checked"], report["index_rows_checked"]);
 }
 
+/// The archive job is killed after copying a batch, after verifying it, in the
+/// middle of deleting it from the shard, and after deleting it (before the seller
+/// index and the archive know the move is done); after a restart the next pass
+/// finishes the move: every order is found, with the content it had, in exactly
+/// one place, and the seller index lists each once, marked archived.
+async fn kill_the_archive_move(point: &str, backend: helpers::Backend) {
+    let Some(Scene { data_dir, client, server, seller, buyer, product }) = scene(point, backend, 1000, 1_000_000).await else { return };
+    let api = Api { client: &client, base: &server.base };
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        place_and_maybe_pay(&api, &buyer, &product, i % 2 == 0).await.unwrap();
+        let id = all_orders(&api, "/api/v1/orders", &buyer).await.into_iter().map(|(id, _)| id).max().unwrap();
+        if i % 2 == 0 {
+            let waybill = json!({"carrier": "DHL", "tracking_number": format!("JD{i}"), "expected_version": 0});
+            api.ok(reqwest::Method::PUT, &format!("/api/v1/seller/orders/{id}/shipping"), Some(&seller), waybill).await;
+            api.ok(reqwest::Method::POST, &format!("/api/v1/orders/{id}/confirm-receipt"), Some(&buyer), Value::Null).await;
+        } else {
+            api.ok(reqwest::Method::POST, &format!("/api/v1/orders/{id}/cancel"), Some(&buyer), Value::Null).await;
+        }
+        ids.push(id);
+    }
+    let mut before = Vec::new();
+    for id in &ids {
+        before.push(api.ok(reqwest::Method::GET, &format!("/api/v1/orders/{id}"), Some(&buyer), Value::Null).await);
+    }
+    // Every order is final: with the hot window at zero the next pass takes them
+    // all, in batches of 5, and reaches the armed crash point.
+    drop(server);
+    let config = data_dir.path().join("ninefold.toml");
+    let text = std::fs::read_to_string(&config).unwrap() + "[archive]\nafter_days = 0\nbatch = 5\n";
+    std::fs::write(&config, text).unwrap();
+    let server = start(data_dir.path(), Some(point));
+    let mut child = server;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "{point}: the archive job never reached its crash point");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let server = restart_after_kill(child, data_dir.path(), point);
+    let api = Api { client: &client, base: &server.base };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let history = all_orders(&api, "/api/v1/orders/history", &buyer).await;
+        let recent = all_orders(&api, "/api/v1/orders", &buyer).await;
+        let seller_rows = all_orders(&api, "/api/v1/seller/orders", &seller).await;
+        if history.len() == ids.len() && recent.is_empty() && seller_rows.len() == ids.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{point}: the move never finished: {} in history, {} recent", history.len(), recent.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (id, was) in ids.iter().zip(before) {
+        let mut now = api.ok(reqwest::Method::GET, &format!("/api/v1/orders/{id}"), Some(&buyer), Value::Null).await;
+        assert_eq!(now["archived"], true, "{point}: {id}");
+        now["archived"] = json!(false);
+        assert_eq!(now, was, "{point}: {id} changed on its way to the archive");
+    }
+    let (clean, report) = run_subcommand(data_dir.path(), &["rebuild-seller-index", "--dry-run"]);
+    assert!(clean, "{point}: the seller index differs: {report}");
+    drop(server);
+    // In exactly one place: gone from every shard, once in the archive, nothing settling.
+    let databases = match backend {
+        helpers::Backend::Sqlite => DatabaseConfig::sqlite_in(data_dir.path(), 4),
+        helpers::Backend::Postgres => read_databases(&config),
+    };
+    let shop = shop::Shop::open(&databases, &Default::default()).await.unwrap();
+    for id in &ids {
+        let id: shop::orders::OrderId = id.parse().unwrap();
+        let hot: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE id = $1").bind(id.get()).fetch_one(shop.orders.shards().of_order(id).pool()).await.unwrap();
+        let cold: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE id = $1 AND settling = 0").bind(id.get()).fetch_one(shop.databases.archive.pool()).await.unwrap();
+        assert_eq!((hot, cold), (0, 1), "{point}: order {id}");
+    }
+    let settling: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE settling = 1").fetch_one(shop.databases.archive.pool()).await.unwrap();
+    assert_eq!(settling, 0, "{point}");
+    shop.databases.close().await;
+}
+
+/// The PostgreSQL URLs written into a test's configuration file.
+fn read_databases(config: &Path) -> DatabaseConfig {
+    #[derive(serde::Deserialize)]
+    struct File {
+        databases: DatabaseConfig,
+    }
+    let text = std::fs::read_to_string(config).unwrap();
+    let start = text.find("[databases]").unwrap();
+    let end = text[start..].find("[archive]").map_or(text.len(), |n| start + n);
+    toml::from_str::<File>(&text[start..end]).unwrap().databases
+}
+
 async fn place_and_maybe_pay(api: &Api<'_>, buyer: &str, product: &Value, pay: bool) -> Result<(), reqwest::Error> {
     let (_, checkout) = api.send(reqwest::Method::POST, "/api/v1/checkout", Some(buyer), json!({"lines": [{"product_id": product, "quantity": 1}]})).await?;
     let address = json!({"name": "Bea", "line1": "1 Tea St", "city": "Leafton", "postal_code": "1234", "country": "NL"});
@@ -353,4 +461,8 @@ crash_tests! {
     a_crash_after_completing_an_order_pays_the_seller_once: crash_and_recover("release:completed", Flow::Release);
     the_seller_index_delivery_killed_after_applying_an_event_stays_exact: kill_the_seller_index_delivery("seller_index.after_apply#25");
     the_seller_index_relay_killed_before_clearing_the_outbox_stays_exact: kill_the_seller_index_delivery("seller_index.after_enqueue#10");
+    the_archive_killed_after_copying_a_batch_finishes_the_move: kill_the_archive_move("archive:copied#2");
+    the_archive_killed_after_verifying_a_batch_finishes_the_move: kill_the_archive_move("archive:verified#2");
+    the_archive_killed_mid_delete_finishes_the_move: kill_the_archive_move("archive:mid_delete#2");
+    the_archive_killed_after_deleting_finishes_the_move: kill_the_archive_move("archive:deleted#2");
 }

@@ -149,9 +149,9 @@ impl Archive {
 
     /// Archived orders whose move has finished, by id, after `after`: for the
     /// seller-index rebuild.
-    pub async fn settled_ids_after(&self, after: OrderId, limit: i64) -> ShopResult<Vec<OrderId>> {
+    pub async fn settled_ids_after(&self, after: i64, limit: i64) -> ShopResult<Vec<OrderId>> {
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM orders WHERE id > $1 AND settling = 0 ORDER BY id LIMIT $2")
-            .bind(after.get())
+            .bind(after)
             .bind(limit)
             .fetch_all(self.archive.pool())
             .await?;
@@ -274,6 +274,7 @@ impl Archive {
             }
         }
         let deleted = delete_from_shard(shard, &to_delete).await?;
+        crash_point("archive:deleted");
         to_drop.extend(to_delete.iter().map(|&(id, _)| id).filter(|id| !deleted.contains(id)));
         self.drop_copies(&to_drop).await?;
         gone.extend(deleted);

@@ -325,7 +325,7 @@ impl SellerIndex {
         // archive's copy, never reported as extra.
         let mut after = 0i64;
         loop {
-            let ids = self.archive.settled_ids_after(OrderId::from_stored(after), Self::REBUILD_PAGE).await?;
+            let ids = self.archive.settled_ids_after(after, Self::REBUILD_PAGE).await?;
             let Some(&last) = ids.last() else { break };
             for id in ids {
                 report.orders_checked += 1;
