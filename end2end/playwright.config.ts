@@ -5,6 +5,9 @@ import { defineConfig } from '@playwright/test';
 const port = Number(process.env.E2E_PORT ?? 3100);
 const profile = process.env.E2E_PROFILE ?? 'debug';
 const dataDir = process.env.E2E_DATA_DIR ?? `/tmp/ninefold-e2e-${process.pid}`;
+// Workers inherit these, so a test can run `server <command>` on the same databases.
+process.env.E2E_DATA_DIR = dataDir;
+process.env.E2E_PROFILE = profile;
 
 export default defineConfig({
   testDir: './tests',

@@ -39,7 +39,7 @@ pub const JOB_KIND: &str = "seller_index";
 /// The job handler: keeps `summary` if it is newer than the copy held. Returns
 /// whether it changed the index.
 async fn apply_summary(main: &Db, summary: &SellerOrder) -> ShopResult<bool> {
-    let applied = upsert(main, summary, Overwrite::OnlyNewer).await?;
+    let applied = upsert(&mut *main.pool().acquire().await?, summary, Overwrite::OnlyNewer).await?;
     crash_point("seller_index.after_apply");
     Ok(applied)
 }
@@ -52,7 +52,7 @@ enum Overwrite {
     NewerOrEqual,
 }
 
-async fn upsert(main: &Db, summary: &SellerOrder, overwrite: Overwrite) -> ShopResult<bool> {
+async fn upsert(conn: &mut sqlx::AnyConnection, summary: &SellerOrder, overwrite: Overwrite) -> ShopResult<bool> {
     let guard = match overwrite {
         Overwrite::OnlyNewer => "seller_orders.version < excluded.version",
         Overwrite::NewerOrEqual => "seller_orders.version <= excluded.version",
@@ -68,7 +68,7 @@ async fn upsert(main: &Db, summary: &SellerOrder, overwrite: Overwrite) -> ShopR
     .bind(summary.version)
     .bind(serde_json::to_string(summary).map_err(anyhow::Error::from)?)
     .bind(now_ms())
-    .execute(main.pool())
+    .execute(conn)
     .await?;
     Ok(written.rows_affected() == 1)
 }
@@ -77,9 +77,11 @@ async fn upsert(main: &Db, summary: &SellerOrder, overwrite: Overwrite) -> ShopR
 /// at the version it had on its shard) replaces the index's copy unless that copy
 /// is newer. A later delivery of the same version changes nothing, so the mark stays.
 pub(crate) async fn record_archived(main: &Db, summaries: &[SellerOrder]) -> ShopResult<()> {
+    let mut tx = main.begin_write().await?;
     for summary in summaries {
-        upsert(main, summary, Overwrite::NewerOrEqual).await?;
+        upsert(&mut tx, summary, Overwrite::NewerOrEqual).await?;
     }
+    tx.commit().await?;
     Ok(())
 }
 
@@ -388,7 +390,7 @@ impl SellerIndex {
         }
         let Some((kind, shard_copy, index_version)) = found else { return Ok(()) };
         report.differences.push(Difference { order_id: id, kind, shard_version: Some(shard_copy.version), index_version });
-        if repair && kind != DifferenceKind::Ahead && upsert(&self.main, &shard_copy, Overwrite::NewerOrEqual).await? {
+        if repair && kind != DifferenceKind::Ahead && upsert(&mut *self.main.pool().acquire().await?, &shard_copy, Overwrite::NewerOrEqual).await? {
             report.repaired += 1;
         }
         Ok(())
