@@ -230,14 +230,9 @@ impl Archive {
 
     /// Copies, verifies and deletes one batch of a shard's orders.
     async fn move_batch(&self, shard: &Db, ids: Vec<OrderId>) -> ShopResult<Moved> {
-        let mut copies = Vec::with_capacity(ids.len());
         let mut conn = shard.pool().acquire().await?;
-        for id in ids {
-            // Re-read: it may have changed (or gone) since it was listed.
-            if let Some(rows) = StoredOrder::read(&mut conn, id).await?.filter(StoredOrder::is_final) {
-                copies.push(rows);
-            }
-        }
+        // Re-read: each may have changed (or gone) since it was listed.
+        let copies: Vec<StoredOrder> = StoredOrder::read_many(&mut conn, &ids, Copy::Hot).await?.into_values().map(|(rows, _)| rows).filter(StoredOrder::is_final).collect();
         drop(conn);
         if copies.is_empty() {
             return Ok(Moved::default());
@@ -251,6 +246,13 @@ impl Archive {
     async fn copy(&self, copies: &[StoredOrder]) -> ShopResult<()> {
         let archived_at = now_ms();
         let mut tx = self.archive.begin_write().await?;
+        // An earlier, unfinished copy of any of them is replaced whole.
+        let ids: Vec<OrderId> = copies.iter().map(StoredOrder::id).collect();
+        for chunk in ids.chunks(IN_LIST_MAX) {
+            for table in ["shipping_history", "shipping_records", "order_lines"] {
+                bind_ids(&format!("DELETE FROM {table} WHERE order_id IN ({})", placeholders(chunk.len())), chunk).execute(&mut *tx).await?;
+            }
+        }
         for copy in copies {
             copy.write_in(&mut tx, archived_at).await?;
         }
@@ -287,13 +289,13 @@ impl Archive {
     /// intact (its rows hash to the digest taken on the shard) and the shard must
     /// still hold exactly that content, or no longer hold the order at all.
     async fn verify(&self, shard: &Db, ids: &[OrderId]) -> ShopResult<Vec<(OrderId, Verdict)>> {
-        let mut archive = self.archive.pool().acquire().await?;
-        let mut hot = shard.pool().acquire().await?;
+        let mut archived = StoredOrder::read_many(&mut *self.archive.pool().acquire().await?, ids, Copy::Settling).await?;
+        let mut hot = StoredOrder::read_many(&mut *shard.pool().acquire().await?, ids, Copy::Hot).await?;
         let mut verdicts = Vec::with_capacity(ids.len());
         for &id in ids {
-            let Some((copy, recorded_digest)) = StoredOrder::read_archived(&mut archive, id).await? else { continue };
-            let intact = copy.digest() == recorded_digest;
-            let verdict = match StoredOrder::read(&mut hot, id).await? {
+            let Some((copy, recorded_digest)) = archived.remove(&id) else { continue };
+            let intact = Some(copy.digest()) == recorded_digest;
+            let verdict = match hot.remove(&id).map(|(rows, _)| rows) {
                 None if intact => Verdict::AlreadyGone,
                 Some(current) if intact && current == copy => Verdict::Matches { version: copy.order.version },
                 // A damaged copy of an order no longer on its shard cannot be
@@ -357,6 +359,15 @@ enum Verdict {
     AlreadyGone,
     /// The order changed on its shard after the copy, or the copy is damaged.
     Differs,
+}
+
+/// Which rows [`StoredOrder::read_many`] reads.
+#[derive(Clone, Copy)]
+enum Copy {
+    /// The order as its shard holds it.
+    Hot,
+    /// An archive copy whose move has not finished, with its recorded digest.
+    Settling,
 }
 
 /// Placeholders per `IN (…)` list: well under both backends' parameter limits.
@@ -490,64 +501,62 @@ impl StoredOrder {
         hex::encode(Sha256::digest(bytes))
     }
 
-    async fn read(conn: &mut AnyConnection, id: OrderId) -> ShopResult<Option<Self>> {
-        let Some(row) = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1")).bind(id.get()).fetch_optional(&mut *conn).await? else {
-            return Ok(None);
-        };
-        Ok(Some(Self::read_rest(conn, order_row(&row)?).await?))
+    /// The orders among `ids` held on `conn` (a shard, or the archive's settling
+    /// copies with the digest recorded for each), read with four statements per
+    /// chunk of ids rather than four per order.
+    async fn read_many(conn: &mut AnyConnection, ids: &[OrderId], copy: Copy) -> ShopResult<HashMap<OrderId, (Self, Option<String>)>> {
+        let mut found = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_LIST_MAX) {
+            let list = placeholders(chunk.len());
+            let (extra, filter) = match copy {
+                Copy::Hot => ("", ""),
+                Copy::Settling => (", digest", " AND settling = 1"),
+            };
+            for row in bind_ids(&format!("SELECT {ORDER_COLUMNS}{extra} FROM orders WHERE id IN ({list}){filter}"), chunk).fetch_all(&mut *conn).await? {
+                let digest = match copy {
+                    Copy::Hot => None,
+                    Copy::Settling => Some(row.try_get("digest")?),
+                };
+                let order = order_row(&row)?;
+                found.insert(OrderId::from_stored(order.id), (Self { order, lines: Vec::new(), shipping: None, history: Vec::new() }, digest));
+            }
+            let lines = bind_ids(&format!("SELECT order_id, line_no, product_id, seller_id, quantity, unit_price_cents, snapshot_digest FROM order_lines WHERE order_id IN ({list}) ORDER BY order_id, line_no"), chunk)
+                .fetch_all(&mut *conn)
+                .await?;
+            for r in &lines {
+                if let Some(order) = owner(&mut found, r)? {
+                    order.lines.push(LineRow {
+                        line_no: r.try_get(1)?,
+                        product_id: r.try_get(2)?,
+                        seller_id: r.try_get(3)?,
+                        quantity: r.try_get(4)?,
+                        unit_price_cents: r.try_get(5)?,
+                        snapshot_digest: r.try_get(6)?,
+                    });
+                }
+            }
+            let records = bind_ids(&format!("SELECT order_id, carrier, tracking_number, version, updated_at_ms, updated_by FROM shipping_records WHERE order_id IN ({list})"), chunk)
+                .fetch_all(&mut *conn)
+                .await?;
+            for r in &records {
+                if let Some(order) = owner(&mut found, r)? {
+                    order.shipping = Some(ShippingRow { carrier: r.try_get(1)?, tracking_number: r.try_get(2)?, version: r.try_get(3)?, updated_at_ms: r.try_get(4)?, updated_by: r.try_get(5)? });
+                }
+            }
+            let history = bind_ids(&format!("SELECT order_id, version, carrier, tracking_number, changed_at_ms, changed_by FROM shipping_history WHERE order_id IN ({list}) ORDER BY order_id, version"), chunk)
+                .fetch_all(&mut *conn)
+                .await?;
+            for r in &history {
+                if let Some(order) = owner(&mut found, r)? {
+                    order.history.push(HistoryRow { version: r.try_get(1)?, carrier: r.try_get(2)?, tracking_number: r.try_get(3)?, changed_at_ms: r.try_get(4)?, changed_by: r.try_get(5)? });
+                }
+            }
+        }
+        Ok(found)
     }
 
-    /// A settling archive copy and the digest recorded when it was copied.
-    async fn read_archived(conn: &mut AnyConnection, id: OrderId) -> ShopResult<Option<(Self, String)>> {
-        let Some(row) = sqlx::query(&format!("SELECT {ORDER_COLUMNS}, digest FROM orders WHERE id = $1 AND settling = 1"))
-            .bind(id.get())
-            .fetch_optional(&mut *conn)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let digest: String = row.try_get("digest")?;
-        Ok(Some((Self::read_rest(conn, order_row(&row)?).await?, digest)))
-    }
-
-    async fn read_rest(conn: &mut AnyConnection, order: OrderRow) -> ShopResult<Self> {
-        let lines = sqlx::query("SELECT line_no, product_id, seller_id, quantity, unit_price_cents, snapshot_digest FROM order_lines WHERE order_id = $1 ORDER BY line_no")
-            .bind(order.id)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(LineRow {
-                    line_no: r.try_get(0)?,
-                    product_id: r.try_get(1)?,
-                    seller_id: r.try_get(2)?,
-                    quantity: r.try_get(3)?,
-                    unit_price_cents: r.try_get(4)?,
-                    snapshot_digest: r.try_get(5)?,
-                })
-            })
-            .collect::<ShopResult<Vec<_>>>()?;
-        let shipping = sqlx::query("SELECT carrier, tracking_number, version, updated_at_ms, updated_by FROM shipping_records WHERE order_id = $1")
-            .bind(order.id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .map(|r| -> ShopResult<ShippingRow> {
-                Ok(ShippingRow { carrier: r.try_get(0)?, tracking_number: r.try_get(1)?, version: r.try_get(2)?, updated_at_ms: r.try_get(3)?, updated_by: r.try_get(4)? })
-            })
-            .transpose()?;
-        let history = sqlx::query("SELECT version, carrier, tracking_number, changed_at_ms, changed_by FROM shipping_history WHERE order_id = $1 ORDER BY version")
-            .bind(order.id)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(HistoryRow { version: r.try_get(0)?, carrier: r.try_get(1)?, tracking_number: r.try_get(2)?, changed_at_ms: r.try_get(3)?, changed_by: r.try_get(4)? })
-            })
-            .collect::<ShopResult<Vec<_>>>()?;
-        Ok(Self { order, lines, shipping, history })
-    }
-
-    /// Writes this order into the archive, replacing any earlier copy of it.
+    /// Writes this order into the archive, replacing an earlier copy's order row
+    /// (the caller has deleted its lines, shipping record and history).
     async fn write_in(&self, tx: &mut Transaction<'static, Any>, archived_at_ms: i64) -> ShopResult<()> {
         let o = &self.order;
         sqlx::query(&format!(
@@ -571,9 +580,6 @@ impl StoredOrder {
         .bind(archived_at_ms)
         .execute(&mut **tx)
         .await?;
-        for table in ["shipping_history", "shipping_records", "order_lines"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE order_id = $1")).bind(o.id).execute(&mut **tx).await?;
-        }
         for l in &self.lines {
             sqlx::query(
                 "INSERT INTO order_lines (order_id, line_no, product_id, seller_id, quantity, unit_price_cents, snapshot_digest) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -612,6 +618,11 @@ impl StoredOrder {
         }
         Ok(())
     }
+}
+
+/// The order a line, record or history row belongs to, among those read.
+fn owner<'a>(found: &'a mut HashMap<OrderId, (StoredOrder, Option<String>)>, row: &AnyRow) -> ShopResult<Option<&'a mut StoredOrder>> {
+    Ok(found.get_mut(&OrderId::from_stored(row.try_get("order_id")?)).map(|(order, _)| order))
 }
 
 fn order_row(row: &AnyRow) -> ShopResult<OrderRow> {
