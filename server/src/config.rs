@@ -181,6 +181,9 @@ struct FileDatabases {
     /// `[databases.timeouts]`: `acquire_ms` (default 2000), `statement_ms` (default 10000).
     #[serde(default)]
     timeouts: shop::db::DbTimeouts,
+    /// A replica lagging more than this is skipped until it catches up (default 5000).
+    #[serde(default = "shop::db::default_max_replica_lag_ms")]
+    max_replica_lag_ms: u64,
 }
 
 impl Settings {
@@ -223,7 +226,7 @@ impl Settings {
         };
         anyhow::ensure!(hold_ttl_secs > 0, "the hold TTL must be positive");
         let databases = match file.databases {
-            Some(d) => DatabaseConfig { main: d.main, shards: d.shards, archive: d.archive, timeouts: d.timeouts },
+            Some(d) => DatabaseConfig { main: d.main, shards: d.shards, archive: d.archive, timeouts: d.timeouts, max_replica_lag_ms: d.max_replica_lag_ms },
             None => DatabaseConfig::sqlite_in(&data_dir, DEFAULT_SQLITE_SHARDS),
         };
         anyhow::ensure!(!databases.shards.is_empty(), "configure at least one order shard");

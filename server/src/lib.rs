@@ -11,6 +11,7 @@ pub mod config;
 pub mod guards;
 pub mod page_cache;
 pub mod pages;
+pub mod read_fence;
 pub mod state;
 pub mod telemetry;
 pub mod workers;
@@ -40,8 +41,11 @@ impl Application {
     /// Opens and migrates the databases, seeds the demo catalog if asked and the
     /// database is empty, and builds the router.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        // Install the metrics recorder before anything records.
+        // Install the metrics recorder before anything records, and the executor
+        // before Leptos installs its own (a second application in one process, as
+        // in tests, keeps the first's: the same kind).
         telemetry::metrics();
+        let _ = any_spawner::Executor::init_custom_executor(read_fence::CarryingExecutor);
         let shop = Shop::open(&settings.databases, &settings.shop_settings()).await?;
         if settings.seed_demo && shop::seed::seed_demo_if_empty(&shop).await.context("seeding the demo catalog")? {
             tracing::info!("demo catalog seeded; see README.md for the demo accounts");
@@ -64,6 +68,7 @@ impl Application {
             .route("/seller", axum::routing::get(|| async { axum::response::Redirect::to("/seller/orders") }))
             .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), read_fence::read_your_writes))
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
             .layer(axum::middleware::from_fn_with_state(
                 guards::Guards::new(&settings.rate_limits, settings.trust_forwarded_for, std::time::Duration::from_millis(settings.request_timeout_ms), settings.secure_cookies),

@@ -78,7 +78,7 @@ async fn concurrent_allocators_never_share_an_id_on_postgres() {
     }
     // Each role in its own schema of one database, as the API tests do.
     let role = |schema: &str| DatabaseUrl::new(format!("{url}?options[search_path]={schema}"));
-    let config = shop::db::DatabaseConfig { main: role("main"), shards: vec![role("shard_0")], archive: role("archive"), timeouts: Default::default() };
+    let config = shop::db::DatabaseConfig { main: role("main"), shards: vec![role("shard_0")], archive: role("archive"), timeouts: Default::default(), max_replica_lag_ms: 5000 };
     let databases = Databases::connect_and_migrate(&config).await.unwrap();
     allocate_concurrently(databases, 6, 37, 120).await;
 }

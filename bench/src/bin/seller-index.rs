@@ -49,7 +49,7 @@ fn config(databases: &str) -> DatabaseConfig {
         None => {
             let base = databases.trim_end_matches('/');
             let url = |name: &str| DatabaseUrl::new(format!("{base}/nf_{name}"));
-            DatabaseConfig { main: url("main"), shards: (0..SHARDS).map(|k| url(&format!("shard_{k}"))).collect(), archive: url("archive"), timeouts: shop::db::DbTimeouts { acquire_ms: 60_000, statement_ms: 600_000 } }
+            DatabaseConfig { main: url("main"), shards: (0..SHARDS).map(|k| url(&format!("shard_{k}"))).collect(), archive: url("archive"), timeouts: shop::db::DbTimeouts { acquire_ms: 60_000, statement_ms: 600_000 }, max_replica_lag_ms: 5000 }
         }
     }
 }

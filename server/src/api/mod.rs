@@ -52,8 +52,19 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct Health {
     /// `ok` when every database answers, else `unavailable`.
     status: &'static str,
-    /// Each role (`main`, `shard_0` …, `archive`): `up` or `down`.
+    /// Each role (`main`, `shard_0` …, `archive`): `up` or `down` (its primary).
     roles: std::collections::BTreeMap<String, &'static str>,
+    /// Each configured read replica, by role: `up`, `lagging` or `down`, and its lag
+    /// in milliseconds. Not required for `ok`: reads fall back to the primary.
+    replicas: Vec<ReplicaState>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ReplicaState {
+    role: String,
+    replica: String,
+    state: &'static str,
+    lag_ms: u64,
 }
 
 /// 200 when every database answers within a second, else 503; the body names
@@ -67,7 +78,8 @@ async fn healthz(State(state): State<AppState>) -> axum::response::Response {
     }
     let roles = answers.into_iter().map(|(role, up)| (role, if up { "up" } else { "down" })).collect();
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(Health { status: if healthy { "ok" } else { "unavailable" }, roles })).into_response()
+    let replicas = state.shop.databases.replica_health().into_iter().map(|r| ReplicaState { role: r.role, replica: r.replica, state: r.state, lag_ms: r.lag_ms }).collect();
+    (status, axum::Json(Health { status: if healthy { "ok" } else { "unavailable" }, roles, replicas })).into_response()
 }
 
 /// Prometheus text: HTTP requests and their latency (`ninefold_http_*`), orders

@@ -114,7 +114,7 @@ pub async fn postgres_databases() -> Option<DatabaseConfig> {
         sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.unwrap();
     }
     let role = |schema: &str| DatabaseUrl::new(format!("{db_url}?options[search_path]={schema}"));
-    Some(DatabaseConfig { main: role("main"), shards: (0..SHARDS).map(|k| role(&format!("shard_{k}"))).collect(), archive: role("archive"), timeouts: slow_machine_timeouts() })
+    Some(DatabaseConfig { main: role("main"), shards: (0..SHARDS).map(|k| role(&format!("shard_{k}"))).collect(), archive: role("archive"), timeouts: slow_machine_timeouts(), max_replica_lag_ms: 5000 })
 }
 
 /// The tests run hundreds of requests at once on two cores: a pooled connection

@@ -103,6 +103,34 @@ pub async fn install_append_only_guards(backend: Backend, pool: &sqlx::AnyPool) 
     Ok(())
 }
 
+/// PostgreSQL's WAL page size: a position just past a page boundary, inside the
+/// page header, is where the next record will go, not the end of one.
+const WAL_PAGE: u64 = 8192;
+/// The longest page header (the first page of a segment).
+const WAL_LONG_PAGE_HEADER: u64 = 40;
+
+/// A WAL position comparable with a replica's replay position: a position inside
+/// a page header (the insert position right after a record that filled its page)
+/// means the end of that page, which is where the replica's replay stops.
+pub fn comparable_wal_position(position: u64) -> u64 {
+    let into_page = position % WAL_PAGE;
+    if into_page > 0 && into_page <= WAL_LONG_PAGE_HEADER { position - into_page } else { position }
+}
+
+/// The primary's WAL insert position now, as bytes. Asked after a commit, it is
+/// at or past that commit's record: `pg_current_wal_lsn()` can still be short of
+/// it when `synchronous_commit` is off.
+pub async fn wal_position(primary: &sqlx::AnyPool) -> Result<u64, sqlx::Error> {
+    let position: i64 = sqlx::query_scalar("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint").fetch_one(primary).await?;
+    Ok(comparable_wal_position(position.max(0) as u64))
+}
+
+/// How far a replica has replayed, as bytes; `None` if it is not a replica.
+pub async fn replay_position(replica: &sqlx::AnyPool) -> Result<Option<u64>, sqlx::Error> {
+    let position: Option<i64> = sqlx::query_scalar("SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint").fetch_one(replica).await?;
+    Ok(position.map(|p| p.max(0) as u64))
+}
+
 /// SQLite creates the file (`mode=rwc`) but not its folder.
 pub fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
     let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
@@ -154,6 +182,16 @@ mod tests {
     fn passwords_are_redacted_from_urls() {
         assert_eq!(redact("postgres://app:secret@db:5432/shop"), "postgres://app:***@db:5432/shop");
         assert_eq!(redact("sqlite://data/main.db"), "sqlite://data/main.db");
+    }
+
+    #[test]
+    fn positions_inside_a_page_header_mean_the_end_of_the_page() {
+        // 0/B000028, as an idle primary reports after a segment switch, and the
+        // replica's replay position there, 0/B000000.
+        assert_eq!(comparable_wal_position(184_549_416), 184_549_376);
+        assert_eq!(comparable_wal_position(184_549_376), 184_549_376);
+        assert_eq!(comparable_wal_position(8192 + 24), 8192);
+        assert_eq!(comparable_wal_position(8192 + 48), 8192 + 48);
     }
 
     #[test]

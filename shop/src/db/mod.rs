@@ -10,14 +10,20 @@
 //! is why timestamps are stored as integers.
 
 pub mod dialect;
+pub mod fence;
 mod migrate;
+pub mod replicas;
 
 pub use dialect::Backend;
 pub use migrate::Role;
+pub use replicas::{Fallback, ReplicaHealth};
 
 use serde::Deserialize;
+use crate::error::{ShopError, ShopResult};
+use replicas::ReplicaSet;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Transaction};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 use std::time::Duration;
@@ -32,6 +38,18 @@ pub struct Db {
     /// How many statements and transactions were started through this handle:
     /// lets tests prove which databases a request touched, and feeds metrics.
     uses: Arc<AtomicU64>,
+    /// Read replicas, if any are configured (failure mode 7).
+    replicas: Option<Arc<ReplicaSet>>,
+}
+
+/// What a read is for. A *deciding* read (stock before a take, a token, a
+/// payment's state, a balance before a transfer, a session) uses the primary
+/// through [`Db::pool`]; a *display* read ([`Db::display_read`]) may use a replica
+/// that has replayed the caller's own writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    Display,
+    Deciding,
 }
 
 /// The URLs and pool sizes of every role. Built from the defaults, a TOML file and
@@ -43,6 +61,13 @@ pub struct DatabaseConfig {
     pub archive: DatabaseUrl,
     #[serde(default)]
     pub timeouts: DbTimeouts,
+    /// A replica lagging more than this is skipped until it catches up.
+    #[serde(default = "default_max_replica_lag_ms")]
+    pub max_replica_lag_ms: u64,
+}
+
+pub fn default_max_replica_lag_ms() -> u64 {
+    5_000
 }
 
 /// How long to wait for a database before answering 503: for a pooled connection
@@ -64,8 +89,8 @@ impl Default for DbTimeouts {
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseUrl {
     pub url: String,
-    /// Read replicas of this database (failure mode 7). Accepted now; reads use them
-    /// once replica routing lands.
+    /// Streaming replicas of this database (failure mode 7): display reads use
+    /// them once they have replayed the caller's own writes.
     #[serde(default)]
     pub replicas: Vec<String>,
     /// Upper bound on open connections. SQLite serialises writers anyway, so a few
@@ -89,6 +114,7 @@ impl DatabaseConfig {
             shards: (0..shard_count).map(|k| file(&format!("shard_{k}.db"))).collect(),
             archive: file("archive.db"),
             timeouts: DbTimeouts::default(),
+            max_replica_lag_ms: default_max_replica_lag_ms(),
         }
     }
 }
@@ -106,16 +132,17 @@ impl Databases {
     /// cannot reach one of its databases should not start.
     pub async fn connect_and_migrate(config: &DatabaseConfig) -> anyhow::Result<Self> {
         anyhow::ensure!(!config.shards.is_empty(), "at least one order shard must be configured");
-        let main = Db::connect("main", &config.main, config.timeouts).await?;
+        let connect = |name: String, url: &DatabaseUrl| Db::connect_with_replicas(name, url.clone(), config.timeouts, config.max_replica_lag_ms);
+        let main = connect("main".into(), &config.main).await?;
         main.migrate(Role::Main).await?;
         dialect::install_append_only_guards(main.backend, &main.pool).await.map_err(|e| anyhow::anyhow!("guarding the journal: {e}"))?;
         let mut shards = Vec::with_capacity(config.shards.len());
         for (k, shard) in config.shards.iter().enumerate() {
-            let db = Db::connect(&format!("shard_{k}"), shard, config.timeouts).await?;
+            let db = connect(format!("shard_{k}"), shard).await?;
             db.migrate(Role::Shard).await?;
             shards.push(db);
         }
-        let archive = Db::connect("archive", &config.archive, config.timeouts).await?;
+        let archive = connect("archive".into(), &config.archive).await?;
         archive.migrate(Role::Archive).await?;
         Ok(Self { main, shards, archive })
     }
@@ -131,6 +158,31 @@ impl Databases {
         }
     }
 
+    /// Whether any role has replicas: only then do callers need fences.
+    pub fn has_replicas(&self) -> bool {
+        self.all().any(|db| db.replicas.is_some())
+    }
+
+    /// Every replica's state, for `/healthz`.
+    pub fn replica_health(&self) -> Vec<ReplicaHealth> {
+        self.all().filter_map(|db| db.replicas.as_ref()).flat_map(|set| set.health()).collect()
+    }
+
+    /// The primary's WAL position now, for each of `roles` that has replicas: the
+    /// fences a write request leaves its caller.
+    pub async fn wal_positions(&self, roles: &[String]) -> Vec<(String, u64)> {
+        let mut positions = Vec::new();
+        for db in self.all().filter(|db| db.replicas.is_some() && roles.iter().any(|r| r.as_str() == db.name())) {
+            match dialect::wal_position(&db.pool).await {
+                Ok(position) => positions.push((db.name().to_owned(), position)),
+                // Without a fence the caller's next display reads may trail its
+                // write; say so loudly rather than fail a write that committed.
+                Err(error) => tracing::warn!(role = db.name(), %error, "could not read the WAL position after a write"),
+            }
+        }
+        positions
+    }
+
     /// How many statements each order shard has run, in shard order.
     pub fn shard_uses(&self) -> Vec<u64> {
         self.shards.iter().map(Db::uses).collect()
@@ -138,6 +190,36 @@ impl Databases {
 }
 
 impl Db {
+    /// Connects to the primary (failing fast if it does not answer) and, lazily, to
+    /// its replicas (one that is down is skipped until it answers).
+    async fn connect_with_replicas(name: String, config: DatabaseUrl, timeouts: DbTimeouts, max_lag_ms: u64) -> anyhow::Result<Self> {
+        let mut db = Self::connect(&name, &config, timeouts).await?;
+        if config.replicas.is_empty() {
+            return Ok(db);
+        }
+        anyhow::ensure!(db.backend == Backend::Postgres, "the {name} database has replicas configured, but only PostgreSQL databases can have replicas");
+        let replica_timeouts = DbTimeouts { acquire_ms: timeouts.acquire_ms.min(1_000), ..timeouts };
+        let pools = config
+            .replicas
+            .iter()
+            .map(|url| {
+                anyhow::ensure!(Backend::from_url(url)? == Backend::Postgres, "a replica of the {name} database is not a PostgreSQL URL");
+                Ok(Self::pool_options(Backend::Postgres, config.max_connections, replica_timeouts).min_connections(0).connect_lazy(url)?)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let set = ReplicaSet::new(db.name.clone(), pools, max_lag_ms);
+        ReplicaSet::watch(&set, db.pool.clone());
+        db.replicas = Some(set);
+        Ok(db)
+    }
+
+    fn pool_options(backend: Backend, max_connections: Option<u32>, timeouts: DbTimeouts) -> AnyPoolOptions {
+        AnyPoolOptions::new()
+            .max_connections(max_connections.unwrap_or(backend.default_max_connections()))
+            .acquire_timeout(Duration::from_millis(timeouts.acquire_ms))
+            .after_connect(move |conn, _meta| Box::pin(async move { dialect::prepare_connection(backend, conn, timeouts.statement_ms).await }))
+    }
+
     pub async fn connect(name: &str, config: &DatabaseUrl, timeouts: DbTimeouts) -> anyhow::Result<Self> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(install_default_drivers);
@@ -146,21 +228,68 @@ impl Db {
         if backend == Backend::Sqlite {
             dialect::create_sqlite_parent_dir(&config.url)?;
         }
-        let pool = AnyPoolOptions::new()
-            .max_connections(config.max_connections.unwrap_or(backend.default_max_connections()))
+        let pool = Self::pool_options(backend, config.max_connections, timeouts)
             .min_connections(1)
-            .acquire_timeout(Duration::from_millis(timeouts.acquire_ms))
-            .after_connect(move |conn, _meta| Box::pin(async move { dialect::prepare_connection(backend, conn, timeouts.statement_ms).await }))
             .connect(&config.url)
             .await
             .map_err(|e| anyhow::anyhow!("connecting to the {name} database: {e}"))?;
-        Ok(Self { pool, backend, name: name.into(), uses: Arc::new(AtomicU64::new(0)) })
+        Ok(Self { pool, backend, name: name.into(), uses: Arc::new(AtomicU64::new(0)), replicas: None })
     }
 
-    /// The pool, to run one statement on. Counted in [`Db::uses`].
+    /// The primary's pool, for writes and deciding reads. Counted in [`Db::uses`].
     pub fn pool(&self) -> &AnyPool {
         self.uses.fetch_add(1, Ordering::Relaxed);
+        if self.replicas.is_some() {
+            fence::touched(&self.name);
+        }
         &self.pool
+    }
+
+    /// Runs a display read: on a replica that answers, keeps up, and has replayed
+    /// the current caller's writes to this role; otherwise on the primary. A read
+    /// that fails on a replica runs again on the primary. Counted in
+    /// `ninefold_db_reads_total{role, target}`; every fallback in
+    /// `ninefold_replica_fallbacks_total{role, reason}`.
+    pub async fn display_read<T, F, Fut>(&self, read: F) -> ShopResult<T>
+    where
+        F: Fn(AnyPool) -> Fut,
+        Fut: Future<Output = ShopResult<T>>,
+    {
+        self.uses.fetch_add(1, Ordering::Relaxed);
+        if let Some(set) = &self.replicas {
+            let chosen = if fence::may_have_written(&self.name) { Err(Fallback::Fence) } else { set.choose(fence::current(&self.name)) };
+            match chosen {
+                Ok(replica) => match read(replica.pool.clone()).await {
+                    Err(ShopError::Unavailable | ShopError::Internal(_)) => {
+                        set.mark_down(replica);
+                        self.count_fallback(Fallback::Down);
+                    }
+                    answer => {
+                        metrics::counter!("ninefold_db_reads_total", "role" => self.name.to_string(), "target" => "replica").increment(1);
+                        return answer;
+                    }
+                },
+                Err(reason) => self.count_fallback(reason),
+            }
+        }
+        metrics::counter!("ninefold_db_reads_total", "role" => self.name.to_string(), "target" => "primary").increment(1);
+        read(self.pool.clone()).await
+    }
+
+    /// A read for `purpose`: [`Db::display_read`] for display, the primary for deciding.
+    pub async fn read<T, F, Fut>(&self, purpose: Read, read: F) -> ShopResult<T>
+    where
+        F: Fn(AnyPool) -> Fut,
+        Fut: Future<Output = ShopResult<T>>,
+    {
+        match purpose {
+            Read::Display => self.display_read(read).await,
+            Read::Deciding => read(self.pool().clone()).await,
+        }
+    }
+
+    fn count_fallback(&self, reason: Fallback) {
+        metrics::counter!("ninefold_replica_fallbacks_total", "role" => self.name.to_string(), "reason" => reason.as_str()).increment(1);
     }
 
     /// Statements and transactions started through this handle so far.
@@ -181,6 +310,9 @@ impl Db {
     /// and then deadlock upgrading it; the busy timeout queues them instead.
     pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
         self.uses.fetch_add(1, Ordering::Relaxed);
+        if self.replicas.is_some() {
+            fence::touched(&self.name);
+        }
         match dialect::write_transaction_begin(self.backend) {
             Some(statement) => self.pool.begin_with(statement).await,
             None => self.pool.begin().await,

@@ -26,7 +26,7 @@
 
 use crate::catalog::{Page, PageLimit};
 use crate::clock::now_ms;
-use crate::db::Db;
+use crate::db::{Db, Read};
 use crate::domain::UserId;
 use crate::error::{ShopResult, worker_failed};
 use crate::faults::crash_point;
@@ -114,8 +114,19 @@ impl Archive {
     /// order's shard first: a copy still settling may yet be dropped, but only
     /// while its shard still holds the order.
     pub async fn load(&self, id: OrderId) -> ShopResult<Option<SellerOrder>> {
-        let mut conn = self.archive.pool().acquire().await?;
-        Ok(read_seller_order(&mut conn, id).await?.map(|mut found| {
+        self.load_for(id, Read::Deciding).await
+    }
+
+    /// As [`Archive::load`], as a display read or a deciding one.
+    pub async fn load_for(&self, id: OrderId, purpose: Read) -> ShopResult<Option<SellerOrder>> {
+        let found = self
+            .archive
+            .read(purpose, |pool| async move {
+                let mut conn = pool.acquire().await?;
+                read_seller_order(&mut conn, id).await
+            })
+            .await?;
+        Ok(found.map(|mut found| {
             found.order.archived = true;
             found
         }))
@@ -123,25 +134,33 @@ impl Archive {
 
     /// The waybill history of an archived order, oldest first.
     pub async fn waybill_history(&self, id: OrderId) -> ShopResult<Vec<WaybillChange>> {
-        let mut conn = self.archive.pool().acquire().await?;
-        read_waybill_history(&mut conn, id).await
+        self.archive
+            .display_read(|pool| async move {
+                let mut conn = pool.acquire().await?;
+                read_waybill_history(&mut conn, id).await
+            })
+            .await
     }
 
     /// The buyer's archived orders, newest first: "order history". One range read
     /// on `(buyer_id, id)`; copies still settling are left out (until their move
     /// finishes they are "my orders").
     pub async fn buyer_page(&self, buyer: UserId, before: Option<OrderId>, limit: PageLimit) -> ShopResult<Page<Order>> {
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM orders WHERE buyer_id = $1 AND id < $2 AND settling = 0 ORDER BY id DESC LIMIT $3")
-            .bind(buyer.get())
-            .bind(before.map_or(i64::MAX, OrderId::get))
-            .bind(i64::from(limit.get()) + 1)
-            .fetch_all(self.archive.pool())
+        let ids: Vec<i64> = self
+            .archive
+            .display_read(|pool| {
+                let query = sqlx::query_scalar("SELECT id FROM orders WHERE buyer_id = $1 AND id < $2 AND settling = 0 ORDER BY id DESC LIMIT $3")
+                    .bind(buyer.get())
+                    .bind(before.map_or(i64::MAX, OrderId::get))
+                    .bind(i64::from(limit.get()) + 1);
+                async move { Ok(query.fetch_all(&pool).await?) }
+            })
             .await?;
         let ids: Vec<OrderId> = ids.into_iter().map(OrderId::from_stored).collect();
         let more = ids.len() > limit.get() as usize;
         let mut items = Vec::with_capacity(limit.get() as usize);
         for id in ids.into_iter().take(limit.get() as usize) {
-            items.extend(self.load(id).await?.map(|found| found.order));
+            items.extend(self.load_for(id, Read::Display).await?.map(|found| found.order));
         }
         let next_cursor = if more { items.last().map(|o| o.id.to_string()) } else { None };
         Ok(Page { items, next_cursor })

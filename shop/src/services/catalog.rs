@@ -3,7 +3,7 @@
 use crate::accounts::User;
 use crate::catalog::{Cursor, Page, PageLimit, Product, Stock};
 use crate::clock::now_ms;
-use crate::db::Db;
+use crate::db::{Db, Read};
 use crate::domain::{Description, FieldError, InventoryMode, Money, ProductId, Quantity, Role, StockLevel, Title, UserId};
 use crate::error::{ShopError, ShopResult};
 use crate::services::accounts::next_counter;
@@ -65,11 +65,16 @@ impl Catalog {
         let fetch = i64::from(limit.get()) + 1;
         let by_seller = if seller.is_some() { "AND p.seller_id = $3" } else { "" };
         let sql = format!("{PRODUCT_SELECT} WHERE p.id < $1 {by_seller} ORDER BY p.id DESC LIMIT $2");
-        let mut query = sqlx::query(&sql).bind(after.map_or(i64::MAX, Cursor::last_id)).bind(fetch);
-        if let Some(seller) = seller {
-            query = query.bind(seller.get());
-        }
-        let rows = query.fetch_all(self.db.pool()).await?;
+        let rows = self
+            .db
+            .display_read(|pool| {
+                let mut query = sqlx::query(&sql).bind(after.map_or(i64::MAX, Cursor::last_id)).bind(fetch);
+                if let Some(seller) = seller {
+                    query = query.bind(seller.get());
+                }
+                async move { Ok(query.fetch_all(&pool).await?) }
+            })
+            .await?;
         let mut items = rows.iter().map(product_from_row).collect::<ShopResult<Vec<_>>>()?;
         let next_cursor = if items.len() > limit.get() as usize {
             items.truncate(limit.get() as usize);
@@ -80,10 +85,24 @@ impl Catalog {
         Ok(Page { items, next_cursor })
     }
 
+    /// The product as shown (a display read: a replica that has the caller's own edits will do).
     pub async fn get(&self, id: ProductId) -> ShopResult<Product> {
-        let row = sqlx::query(&format!("{PRODUCT_SELECT} WHERE p.id = $1"))
-            .bind(id.get())
-            .fetch_optional(self.db.pool())
+        self.read(id, Read::Display).await
+    }
+
+    /// The product as it is now on the primary: for decisions (pricing an order).
+    pub async fn get_current(&self, id: ProductId) -> ShopResult<Product> {
+        self.read(id, Read::Deciding).await
+    }
+
+    async fn read(&self, id: ProductId, purpose: Read) -> ShopResult<Product> {
+        let sql = format!("{PRODUCT_SELECT} WHERE p.id = $1");
+        let row = self
+            .db
+            .read(purpose, |pool| {
+                let query = sqlx::query(&sql).bind(id.get());
+                async move { Ok(query.fetch_optional(&pool).await?) }
+            })
             .await?
             .ok_or(ShopError::NotFound("product"))?;
         product_from_row(&row)

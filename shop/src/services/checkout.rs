@@ -132,7 +132,7 @@ impl Checkouts {
     pub(crate) async fn products_of(&self, lines: &[LineRequest]) -> ShopResult<Vec<Product>> {
         let mut products = Vec::with_capacity(lines.len());
         for line in lines {
-            let product = self.catalog.get(line.product_id).await.map_err(|e| match e {
+            let product = self.catalog.get_current(line.product_id).await.map_err(|e| match e {
                 ShopError::NotFound(_) => FieldError::new("lines", format!("product {} does not exist", line.product_id)).into(),
                 other => other,
             })?;

@@ -116,8 +116,17 @@ impl Ledger {
         Ok(counted.rows_affected() == 1)
     }
 
+    /// The balance as shown (a display read). Paying never relies on it: the
+    /// transfer itself refuses to overdraw.
     pub async fn balance(&self, user: UserId) -> ShopResult<i64> {
-        let balance: Option<i64> = sqlx::query_scalar("SELECT balance_cents FROM ledger_accounts WHERE id = $1").bind(wallet_of(user)).fetch_optional(self.db.pool()).await?;
+        let wallet = wallet_of(user);
+        let balance: Option<i64> = self
+            .db
+            .display_read(|pool| {
+                let query = sqlx::query_scalar("SELECT balance_cents FROM ledger_accounts WHERE id = $1").bind(&wallet);
+                async move { Ok(query.fetch_optional(&pool).await?) }
+            })
+            .await?;
         Ok(balance.unwrap_or(0))
     }
 
@@ -142,18 +151,22 @@ impl Ledger {
             None => (i64::MAX, String::new()),
         };
         let account = wallet_of(user.id);
-        let rows = sqlx::query(
-            "SELECT e.transfer_id, t.kind, e.amount_cents, e.balance_after_cents, t.order_id, e.created_at_ms \
-             FROM ledger_entries e JOIN ledger_transfers t ON t.id = e.transfer_id \
-             WHERE e.account_id = $1 AND (e.created_at_ms < $2 OR (e.created_at_ms = $2 AND e.transfer_id < $3)) \
-             ORDER BY e.created_at_ms DESC, e.transfer_id DESC LIMIT $4",
-        )
-        .bind(&account)
-        .bind(before_ms)
-        .bind(before_id)
-        .bind(limit + 1)
-        .fetch_all(self.db.pool())
-        .await?;
+        let rows = self
+            .db
+            .display_read(|pool| {
+                let query = sqlx::query(
+                    "SELECT e.transfer_id, t.kind, e.amount_cents, e.balance_after_cents, t.order_id, e.created_at_ms \
+                     FROM ledger_entries e JOIN ledger_transfers t ON t.id = e.transfer_id \
+                     WHERE e.account_id = $1 AND (e.created_at_ms < $2 OR (e.created_at_ms = $2 AND e.transfer_id < $3)) \
+                     ORDER BY e.created_at_ms DESC, e.transfer_id DESC LIMIT $4",
+                )
+                .bind(&account)
+                .bind(before_ms)
+                .bind(&before_id)
+                .bind(limit + 1);
+                async move { Ok(query.fetch_all(&pool).await?) }
+            })
+            .await?;
         let mut entries = Vec::with_capacity(rows.len());
         let mut last_key = None;
         for row in rows.iter().take(limit as usize) {

@@ -112,16 +112,19 @@ pub(crate) async fn read_waybill_history(conn: &mut AnyConnection, id: OrderId) 
         .collect()
 }
 
-/// The ids of a buyer's orders held in `db` (a shard, or the archive), newest
-/// first, older than `before`: one range read on the `(buyer_id, id)` index. One
+/// The ids of a buyer's orders held in `db` (a shard), newest first, older than
+/// `before`: one range read on the `(buyer_id, id)` index (a display read). One
 /// more than `limit` is asked for, so the caller knows whether a next page exists.
 pub(crate) async fn buyer_order_ids(db: &crate::db::Db, buyer: UserId, status: Option<OrderStatus>, before: Option<OrderId>, limit: i64) -> ShopResult<Vec<OrderId>> {
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM orders WHERE buyer_id = $1 AND id < $2 AND ($3 IS NULL OR status = $3) ORDER BY id DESC LIMIT $4")
-        .bind(buyer.get())
-        .bind(before.map_or(i64::MAX, OrderId::get))
-        .bind(status.map(OrderStatus::as_str))
-        .bind(limit + 1)
-        .fetch_all(db.pool())
+    let ids: Vec<i64> = db
+        .display_read(|pool| {
+            let query = sqlx::query_scalar("SELECT id FROM orders WHERE buyer_id = $1 AND id < $2 AND ($3 IS NULL OR status = $3) ORDER BY id DESC LIMIT $4")
+                .bind(buyer.get())
+                .bind(before.map_or(i64::MAX, OrderId::get))
+                .bind(status.map(OrderStatus::as_str))
+                .bind(limit + 1);
+            async move { Ok(query.fetch_all(&pool).await?) }
+        })
         .await?;
     Ok(ids.into_iter().map(OrderId::from_stored).collect())
 }

@@ -17,7 +17,7 @@
 use crate::accounts::User;
 use crate::catalog::{Page, PageLimit, Product};
 use crate::clock::{now_ms, rfc3339};
-use crate::db::Db;
+use crate::db::{Db, Read};
 use crate::domain::OrderId;
 use crate::error::{ShopError, ShopResult};
 use crate::orders::{LineRequest, Order, OrderLine, OrderStatus, SellerOrder, ShippingAddress, WaybillChange};
@@ -211,17 +211,23 @@ impl Orders {
         Ok(Some(order))
     }
 
-    /// The caller's order. Someone else's order is "not found": its existence is not revealed.
+    /// The caller's order, to show it. Someone else's order is "not found": its
+    /// existence is not revealed.
     pub async fn get(&self, buyer: &User, id: OrderId) -> ShopResult<Order> {
-        match self.load(id).await? {
-            Some(order) if order.buyer_id == buyer.id => Ok(order),
+        self.get_for(buyer, id, Read::Display).await
+    }
+
+    async fn get_for(&self, buyer: &User, id: OrderId, purpose: Read) -> ShopResult<Order> {
+        match self.load_versioned_for(id, purpose).await? {
+            Some(found) if found.order.buyer_id == buyer.id => Ok(found.order),
             _ => Err(ShopError::NotFound("order")),
         }
     }
 
-    /// The caller's order, to change it: an archived order is final and refused.
+    /// The caller's order as it is now, to change it: an archived order is final
+    /// and refused.
     pub async fn get_to_change(&self, buyer: &User, id: OrderId) -> ShopResult<Order> {
-        let order = self.get(buyer, id).await?;
+        let order = self.get_for(buyer, id, Read::Deciding).await?;
         if order.archived {
             return Err(ShopError::Archived);
         }
@@ -235,7 +241,7 @@ impl Orders {
         let more = ids.len() > limit.get() as usize;
         let mut items = Vec::with_capacity(ids.len().min(limit.get() as usize));
         for id in ids.into_iter().take(limit.get() as usize) {
-            items.extend(self.load(id).await?);
+            items.extend(self.load_versioned_for(id, Read::Display).await?.map(|found| found.order));
         }
         let next_cursor = if more { items.last().map(|o: &Order| o.id.to_string()) } else { None };
         Ok(Page { items, next_cursor })
@@ -248,11 +254,17 @@ impl Orders {
 
     /// Every accepted waybill change of the order, oldest first, wherever it is.
     pub async fn waybill_history(&self, order: &SellerOrder) -> ShopResult<Vec<WaybillChange>> {
+        let id = order.order.id;
         if order.order.archived {
-            return self.archive.waybill_history(order.order.id).await;
+            return self.archive.waybill_history(id).await;
         }
-        let mut conn = self.shards.of_order(order.order.id).pool().acquire().await?;
-        order_rows::read_waybill_history(&mut conn, order.order.id).await
+        self.shards
+            .of_order(id)
+            .display_read(|pool| async move {
+                let mut conn = pool.acquire().await?;
+                order_rows::read_waybill_history(&mut conn, id).await
+            })
+            .await
     }
 
     /// Cancels an unpaid order and gives its stock back at once.
@@ -307,13 +319,31 @@ impl Orders {
     /// The shard is asked first: the archive's copy of an order is the order only
     /// once the shard no longer holds it (DESIGN.md, failure mode 8).
     pub(crate) async fn load_versioned(&self, id: OrderId) -> ShopResult<Option<SellerOrder>> {
-        let mut conn = self.shards.of_order(id).pool().acquire().await?;
-        match read_seller_order(&mut conn, id).await? {
-            Some(hot) => Ok(Some(hot)),
-            None => {
-                drop(conn);
-                self.archive.load(id).await
-            }
+        self.load_versioned_for(id, Read::Deciding).await
+    }
+
+    /// As [`Orders::load_versioned`], as a display read or a deciding one. A
+    /// display read that finds the order nowhere asks the primaries once more: a
+    /// shard's replica and the archive's replay separately, and an order moving
+    /// between them must not look missing.
+    pub(crate) async fn load_versioned_for(&self, id: OrderId, purpose: Read) -> ShopResult<Option<SellerOrder>> {
+        let hot = self
+            .shards
+            .of_order(id)
+            .read(purpose, |pool| async move {
+                let mut conn = pool.acquire().await?;
+                read_seller_order(&mut conn, id).await
+            })
+            .await?;
+        if hot.is_some() {
+            return Ok(hot);
+        }
+        if let Some(cold) = self.archive.load_for(id, purpose).await? {
+            return Ok(Some(cold));
+        }
+        match purpose {
+            Read::Display => Box::pin(self.load_versioned_for(id, Read::Deciding)).await,
+            Read::Deciding => Ok(None),
         }
     }
 

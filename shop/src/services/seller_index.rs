@@ -231,11 +231,16 @@ impl SellerIndex {
         require_seller(seller)?;
         let by_status = if status.is_some() { "AND status = $4" } else { "" };
         let sql = format!("SELECT summary FROM seller_orders WHERE seller_id = $1 AND order_id < $2 {by_status} ORDER BY order_id DESC LIMIT $3");
-        let mut query = sqlx::query_scalar::<_, String>(&sql).bind(seller.id.get()).bind(after.map_or(i64::MAX, OrderId::get)).bind(i64::from(limit.get()) + 1);
-        if let Some(status) = status {
-            query = query.bind(status.as_str());
-        }
-        let rows = query.fetch_all(self.main.pool()).await?;
+        let rows = self
+            .main
+            .display_read(|pool| {
+                let mut query = sqlx::query_scalar::<_, String>(&sql).bind(seller.id.get()).bind(after.map_or(i64::MAX, OrderId::get)).bind(i64::from(limit.get()) + 1);
+                if let Some(status) = status {
+                    query = query.bind(status.as_str());
+                }
+                async move { Ok(query.fetch_all(&pool).await?) }
+            })
+            .await?;
         let mut items = rows.iter().map(|json| parse_summary(json)).collect::<ShopResult<Vec<_>>>()?;
         let next_cursor = if items.len() > limit.get() as usize {
             items.truncate(limit.get() as usize);
@@ -254,11 +259,15 @@ impl SellerIndex {
         // One small query per status: each stops at the cap, whatever the seller's size.
         let mut counts = Vec::with_capacity(OrderStatus::ALL.len());
         for status in OrderStatus::ALL {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 AS one FROM seller_orders WHERE seller_id = $1 AND status = $2 LIMIT $3) AS capped")
-                .bind(seller.id.get())
-                .bind(status.as_str())
-                .bind(Self::COUNT_CAP + 1)
-                .fetch_one(self.main.pool())
+            let n: i64 = self
+                .main
+                .display_read(|pool| {
+                    let query = sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 AS one FROM seller_orders WHERE seller_id = $1 AND status = $2 LIMIT $3) AS capped")
+                        .bind(seller.id.get())
+                        .bind(status.as_str())
+                        .bind(Self::COUNT_CAP + 1);
+                    async move { Ok(query.fetch_one(&pool).await?) }
+                })
                 .await?;
             counts.push((status, n));
         }

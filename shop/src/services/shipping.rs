@@ -13,6 +13,7 @@ use crate::accounts::User;
 use crate::clock::{now_ms, rfc3339};
 use crate::error::{ShopError, ShopResult};
 use crate::orders::{OrderId, OrderStatus, SellerOrder, Waybill, WaybillChange, WaybillInput};
+use crate::db::Read;
 use crate::services::Orders;
 use crate::services::catalog::require_seller;
 use crate::services::order_rows::record_change;
@@ -30,8 +31,12 @@ impl Shipping {
     /// The seller's order, with its version and last change, read from its shard.
     /// Another seller's order is "not found"; a non-seller is refused.
     pub async fn seller_order(&self, seller: &User, id: OrderId) -> ShopResult<SellerOrder> {
+        self.seller_order_for(seller, id, Read::Display).await
+    }
+
+    async fn seller_order_for(&self, seller: &User, id: OrderId, purpose: Read) -> ShopResult<SellerOrder> {
         require_seller(seller)?;
-        match self.orders.load_versioned(id).await? {
+        match self.orders.load_versioned_for(id, purpose).await? {
             Some(order) if order.seller_id == seller.id => Ok(order),
             _ => Err(ShopError::NotFound("order")),
         }
@@ -43,7 +48,7 @@ impl Shipping {
     /// other order write and the archive's delete do, so on PostgreSQL two writers
     /// of one order queue instead of deadlocking.
     pub async fn set_waybill(&self, seller: &User, id: OrderId, expected_version: i64, input: WaybillInput) -> ShopResult<Waybill> {
-        let order = self.seller_order(seller, id).await?.order;
+        let order = self.seller_order_for(seller, id, Read::Deciding).await?.order;
         if order.archived {
             return Err(ShopError::Archived);
         }
