@@ -9,6 +9,16 @@ const dataDir = process.env.E2E_DATA_DIR ?? `/tmp/ninefold-e2e-${process.pid}`;
 process.env.E2E_DATA_DIR = dataDir;
 process.env.E2E_PROFILE = profile;
 
+// With E2E_REPLICA_CONFIG (scripts/test.sh sets it), a second server runs on
+// PostgreSQL with a streaming replica that applies WAL 2 s late, and the
+// read-your-writes tests (replica.spec.ts) run against it.
+const replicaConfig = process.env.E2E_REPLICA_CONFIG;
+const replicaPort = port + 1;
+const chromium = {
+  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'],
+};
+
 export default defineConfig({
   testDir: './tests',
   outputDir: './test-results',
@@ -22,19 +32,31 @@ export default defineConfig({
     baseURL: `http://127.0.0.1:${port}`,
     screenshot: 'on',
     trace: 'retain-on-failure',
-    launchOptions: {
-      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'],
-    },
+    launchOptions: chromium,
   },
-  webServer: {
+  projects: [
+    { name: 'sqlite', testIgnore: /replica\.spec\.ts/ },
+    ...(replicaConfig ? [{ name: 'replica', testMatch: /replica\.spec\.ts/, use: { baseURL: `http://127.0.0.1:${replicaPort}`, launchOptions: chromium } }] : []),
+  ],
+  webServer: [{
     command: `rm -rf ${dataDir} && ./target/${profile}/server`,
     cwd: '..',
     url: `http://127.0.0.1:${port}/healthz`,
     timeout: 120_000,
     reuseExistingServer: false,
-    stdout: 'pipe',
-    stderr: 'pipe',
+    stdout: 'pipe' as const,
+    stderr: 'pipe' as const,
     env: { NINEFOLD_ADDR: `127.0.0.1:${port}`, NINEFOLD_DATA_DIR: dataDir, RUST_LOG: 'warn' },
   },
+  ...(replicaConfig ? [{
+    command: `./target/${profile}/server`,
+    cwd: '..',
+    url: `http://127.0.0.1:${replicaPort}/healthz`,
+    timeout: 120_000,
+    reuseExistingServer: false,
+    stdout: 'pipe' as const,
+    stderr: 'pipe' as const,
+    env: { NINEFOLD_ADDR: `127.0.0.1:${replicaPort}`, NINEFOLD_CONFIG: replicaConfig, NINEFOLD_DATA_DIR: `${dataDir}-replica`, RUST_LOG: 'warn' },
+  }] : []),
+  ],
 });

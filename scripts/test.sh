@@ -18,9 +18,22 @@ ensure_wasm_opt
 pg_dir=$(mktemp -d /tmp/ninefold-test-pg.XXXXXX)
 cleanup() { scripts/pg-throwaway.sh stop "$pg_dir"; }
 trap cleanup EXIT
-log "starting a throwaway PostgreSQL cluster"
+log "starting a throwaway PostgreSQL cluster, and a streaming replica of it that applies WAL 2 s late"
 NINEFOLD_TEST_PG_URL=$(scripts/pg-throwaway.sh start "$pg_dir")
-export NINEFOLD_TEST_PG_URL NINEFOLD_TEST_REQUIRE_PG=1
+NINEFOLD_TEST_PG_REPLICA_URL=$(scripts/pg-throwaway.sh replica "$pg_dir" 2s)
+export NINEFOLD_TEST_PG_URL NINEFOLD_TEST_PG_REPLICA_URL NINEFOLD_TEST_PG_DIR="$pg_dir" NINEFOLD_TEST_REQUIRE_PG=1
+
+# The browser's read-your-writes test: every role a fresh database on the primary,
+# each with its copy on the replica.
+write_replica_config() {
+  local base=${NINEFOLD_TEST_PG_URL%/postgres} replica=${NINEFOLD_TEST_PG_REPLICA_URL%/postgres}
+  role() { printf '{ url = "%s/e2e_%s", replicas = ["%s/e2e_%s"] }' "$base" "$1" "$replica" "$1"; }
+  for db in main shard_0 shard_1 archive; do
+    psql -q "$NINEFOLD_TEST_PG_URL" -c "DROP DATABASE IF EXISTS e2e_$db" -c "CREATE DATABASE e2e_$db" >/dev/null
+  done
+  printf '[wallet]\ntop_up = "demo"\n[rate_limits]\nenabled = false\n[databases]\nmain = %s\nshards = [%s, %s]\narchive = %s\n' \
+    "$(role main)" "$(role shard_0)" "$(role shard_1)" "$(role archive)" >"$1"
+}
 
 log "shop: unit and property tests (plain types, as compiled for the browser)"
 cargo test -p shop
@@ -28,7 +41,7 @@ log "web: what both doors read from HTTP (cookies, tokens, origins)"
 cargo test -p web
 log "shop: storage and services"
 cargo test -p shop --features server
-log "server: configuration, the API, and the crash tests (SIGKILL at every step of paying) on SQLite and on PostgreSQL"
+log "server: configuration, the API, the crash tests (SIGKILL mid-payment, mid-delivery, mid-archive) on SQLite and on PostgreSQL, and read-your-writes against the lagging replica"
 cargo test -p server --features fault-injection
 
 # The README's own build command, typed as a newcomer would: a fresh shell with no
@@ -39,7 +52,8 @@ log "load: a sign-in flood while a real buyer signs in and orders (limits, bound
 scripts/load-sign-in-flood.sh
 log "fuzz: Schemathesis over every operation of the JSON API, every check, seeded (scripts/fuzz-api.sh)"
 scripts/fuzz-api.sh
-log "Playwright in Chromium against the release build (screenshots in end2end/test-results)"
-(cd end2end && E2E_PROFILE=release npx playwright test)
+log "Playwright in Chromium against the release build (screenshots in end2end/test-results), and a second server on PostgreSQL with the lagging replica"
+write_replica_config "$pg_dir/e2e-replica.toml"
+(cd end2end && E2E_PROFILE=release E2E_REPLICA_CONFIG="$pg_dir/e2e-replica.toml" npx playwright test)
 
 log "all tests passed in $(( $(date +%s) - started )) s"

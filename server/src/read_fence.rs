@@ -2,15 +2,17 @@
 //!
 //! Each request runs as a [`Caller`] whose fences (per database role, the WAL
 //! position a replica must have replayed before it serves this caller's display
-//! reads) come from its session and from the `Ninefold-Fence` request header.
-//! After a write request the primary's position is taken on every role the
-//! request used, and raised on the session row in `main`, so the fence travels
-//! with the caller to whichever server instance answers next. The response echoes
-//! the fences in `Ninefold-Fence`, for clients without a session.
+//! reads) come from its user's stored fences and from the `Ninefold-Fence`
+//! request header. After a write request the primary's position is taken on every
+//! role the request used and raised in `read_fences` (in `main`'s primary), so
+//! the fence travels with the caller to whichever server instance answers next,
+//! and to the user's other devices. The response echoes the fences in
+//! `Ninefold-Fence`, for clients without a session.
 //!
-//! The fences are stored with the session rather than in a cookie because API
-//! callers (bearer tokens) do not keep cookies, and a server-side row cannot be
-//! forged; the header is only ever a hint that can send reads to the primary.
+//! The fences are kept server-side rather than in a cookie because API callers
+//! (bearer tokens) do not keep cookies, a row cannot be forged, and one user's
+//! phone and laptop share it; the header is only a hint that can send reads to
+//! the primary, never delay one.
 
 use crate::state::AppState;
 use axum::extract::{Request, State};

@@ -52,6 +52,11 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
         Backend::Sqlite => DatabaseConfig { timeouts: slow_machine_timeouts(), ..DatabaseConfig::sqlite_in(data_dir.path(), SHARDS) },
         Backend::Postgres => postgres_databases().await?,
     };
+    Some(spawn_app_on(databases, data_dir, adjust, workers).await)
+}
+
+/// The app on given databases (another instance may already serve them).
+pub async fn spawn_app_on(databases: DatabaseConfig, data_dir: tempfile::TempDir, adjust: impl FnOnce(&mut Settings), workers: bool) -> TestApp {
     let mut settings = Settings {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: PathBuf::from(data_dir.path()),
@@ -88,7 +93,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
     }
     tokio::spawn(app.serve(listener, shutdown.clone()));
     let client = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    Some(TestApp { base, client, shop, databases, shutdown, _data_dir: data_dir })
+    TestApp { base, client, shop, databases, shutdown, _data_dir: data_dir }
 }
 
 pub async fn postgres_databases() -> Option<DatabaseConfig> {

@@ -240,21 +240,23 @@ impl Accounts {
         Ok(done.rows_affected())
     }
 
-    /// The read fences stored with a session (DESIGN.md, failure mode 7): role and
-    /// WAL position. None for an unknown session.
+    /// The read fences of the user a session belongs to (DESIGN.md, failure mode
+    /// 7): role and WAL position. None for an unknown session.
     pub async fn session_fences(&self, token: &SessionToken) -> ShopResult<Vec<(String, u64)>> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT role, position FROM session_fences WHERE token_sha256 = $1").bind(token.sha256()).fetch_all(self.db.pool()).await?;
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT f.role, f.position FROM read_fences f JOIN sessions s ON s.user_id = f.user_id WHERE s.token_sha256 = $1")
+            .bind(token.sha256())
+            .fetch_all(self.db.pool())
+            .await?;
         Ok(rows.into_iter().map(|(role, position)| (role, position.max(0) as u64)).collect())
     }
 
-    /// Raises the session's fences to these positions (a fence never goes down,
-    /// whatever order concurrent requests finish in). Nothing for an unknown session.
+    /// Raises the fences of the user a session belongs to (a fence never goes
+    /// down, whatever order concurrent requests finish in). Nothing for an unknown session.
     pub async fn raise_session_fences(&self, token: &SessionToken, fences: &[(String, u64)]) -> ShopResult<()> {
         for (role, position) in fences {
             sqlx::query(
-                "INSERT INTO session_fences (token_sha256, role, position) SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM sessions WHERE token_sha256 = $1) \
-                 ON CONFLICT (token_sha256, role) DO UPDATE SET position = excluded.position WHERE session_fences.position < excluded.position",
+                "INSERT INTO read_fences (user_id, role, position) SELECT user_id, $2, $3 FROM sessions WHERE token_sha256 = $1 \
+                 ON CONFLICT (user_id, role) DO UPDATE SET position = excluded.position WHERE read_fences.position < excluded.position",
             )
             .bind(token.sha256())
             .bind(role)
