@@ -29,7 +29,7 @@ write_replica_config() {
   local base=${NINEFOLD_TEST_PG_URL%/postgres} replica=${NINEFOLD_TEST_PG_REPLICA_URL%/postgres}
   role() { printf '{ url = "%s/e2e_%s", replicas = ["%s/e2e_%s"] }' "$base" "$1" "$replica" "$1"; }
   for db in main shard_0 shard_1 archive; do
-    psql -q "$NINEFOLD_TEST_PG_URL" -c "DROP DATABASE IF EXISTS e2e_$db" -c "CREATE DATABASE e2e_$db" >/dev/null
+    PGOPTIONS="-c client_min_messages=warning" psql -q "$NINEFOLD_TEST_PG_URL" -c "DROP DATABASE IF EXISTS e2e_$db" -c "CREATE DATABASE e2e_$db" >/dev/null
   done
   printf '[wallet]\ntop_up = "demo"\n[rate_limits]\nenabled = false\n[databases]\nmain = %s\nshards = [%s, %s]\narchive = %s\n' \
     "$(role main)" "$(role shard_0)" "$(role shard_1)" "$(role archive)" >"$1"
