@@ -26,7 +26,7 @@ log "building the load generator"
 cargo build --release -p bench --bin archive 2>&1 | tail -n 1
 
 printf '\nmachine: %s, %s cores; %s\n\n' "$(uname -m)" "$(nproc)" "$(date -u +%Y-%m-%dT%H:%MZ)"
-echo "| backend | orders | hot before | my orders p50 ms | p99 ms | archive s | moved | moved/s | hot after | my orders p50 ms | p99 ms |"
+echo "| backend | orders | hot before | my orders p50 ms | p99 ms | moved | archive s | moved/s | hot after | my orders p50 ms | p99 ms |"
 echo "|---------|-------:|-----------:|-----------------:|-------:|----------:|------:|--------:|----------:|-----------------:|-------:|"
 for n in "$orders" "$big"; do
   rm -rf "$work/sqlite" && mkdir -p "$work/sqlite"

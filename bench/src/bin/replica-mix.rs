@@ -120,7 +120,7 @@ async fn main() -> anyhow::Result<()> {
     let primary = client.metric("ninefold_db_reads_total", &["target=\"primary\""]).await? - primary_before;
     let mut fallbacks = Vec::new();
     for reason in ["fence", "lag", "down"] {
-        fallbacks.push(format!("{reason} {}", client.metric("ninefold_replica_fallbacks_total", &[&format!("reason=\"{reason}\"")]).await?));
+        fallbacks.push(format!("{reason} {}", client.metric("ninefold_replica_fallbacks_total", &[&format!("reason=\"{reason}\"")]).await? + 0.0));
     }
     println!(
         "| {} | {} | {requests} | {:.0} | {replica} | {primary} | {:.0}% | {} |",
