@@ -11,7 +11,7 @@ use leptos::prelude::*;
 use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, path};
-use pages::{AccountPage, EditProductPage, NewProductPage, SellerOrderPage, SellerOrdersPage, SellerProductsPage, CartPage, CheckoutPage, PaymentSuccessPage, ReconcilePage, WalletPage, HomePage, MyOrdersPage, NotFound, OrderHistoryPage, OrderPage, ProductPage, RegisterPage, SignInPage, auth::Header};
+use pages::{AccountPage, CategoryPage, SearchPage, EditProductPage, NewProductPage, SellerOrderPage, SellerOrdersPage, SellerProductsPage, CartPage, CheckoutPage, PaymentSuccessPage, ReconcilePage, WalletPage, HomePage, MyOrdersPage, NotFound, OrderHistoryPage, OrderPage, ProductPage, RegisterPage, SignInPage, auth::Header};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -88,6 +88,8 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <NotFound/> }>
                     <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
                     <Route path=path!("/products/:id") view=ProductPage ssr=SsrMode::Async/>
+                    <Route path=path!("/search") view=SearchPage ssr=SsrMode::Async/>
+                    <Route path=path!("/c/:slug") view=CategoryPage ssr=SsrMode::Async/>
                     <Route path=path!("/cart") view=CartPage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=SignInPage ssr=SsrMode::Async/>
                     <Route path=path!("/register") view=RegisterPage ssr=SsrMode::Async/>

@@ -87,6 +87,49 @@ pub async fn list_products(cursor: Option<String>) -> Result<Page<Product>, AppE
     Ok(ssr::shop()?.catalog.list(cursor, PageLimit::DEFAULT).await?)
 }
 
+/// A search or category page: the products, the categories to filter by, and
+/// the name of the category shown (when the page is one).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SearchView {
+    pub products: Page<Product>,
+    pub categories: Vec<shop::catalog::Category>,
+    pub category_name: Option<String>,
+}
+
+/// The search page and the category pages, from their plain GET form: prices in
+/// major units ("12.50"), empty fields meaning "any".
+#[server(prefix = "/fn", endpoint = "search_products")]
+pub async fn search_products(
+    q: Option<String>,
+    category: Option<String>,
+    min_price: Option<String>,
+    max_price: Option<String>,
+    in_stock: Option<String>,
+    sort: Option<String>,
+    cursor: Option<String>,
+) -> Result<SearchView, AppError> {
+    use shop::catalog::PageLimit;
+    use shop::search::{CategorySlug, ProductCursor, ProductFilter, ProductSort, SearchTerms};
+    let given = |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let price = |field: &str, value: &Option<String>| -> Result<Option<i64>, AppError> {
+        Ok(given(value).map(|v| shop::domain::Money::parse_major(field, &v)).transpose()?)
+    };
+    let terms = SearchTerms::parse("q", q.as_deref())?;
+    let sort = ProductSort::parse("sort", sort.as_deref(), terms.is_some())?;
+    let category = given(&category).map(|c| CategorySlug::parse("category", &c)).transpose()?;
+    let filter = ProductFilter { terms, category: category.clone(), in_stock: given(&in_stock).is_some(), ..ProductFilter::default() }
+        .with_prices(price("min_price", &min_price)?, price("max_price", &max_price)?)?;
+    let after = given(&cursor).map(|c| ProductCursor::decode("cursor", &c, sort)).transpose()?;
+    let catalog = ssr::shop()?.catalog;
+    let categories = catalog.categories().await?;
+    let category_name = match &category {
+        Some(slug) => Some(categories.iter().find(|c| c.slug == slug.as_str()).map(|c| c.name.clone()).ok_or(shop::ShopError::NotFound("category"))?),
+        None => None,
+    };
+    let products = catalog.search(&filter, sort, after, PageLimit::DEFAULT).await?;
+    Ok(SearchView { products, categories, category_name })
+}
+
 #[server(prefix = "/fn", endpoint = "get_product")]
 pub async fn get_product(id: String) -> Result<Product, AppError> {
     Ok(ssr::shop()?.catalog.get(shop::error::id_or_not_found(&id, "product")?).await?)

@@ -22,6 +22,17 @@ pub struct Product {
     pub inventory_mode: InventoryMode,
     /// Bumped by every edit; an edit must name the version it read.
     pub version: i64,
+    /// The slugs of the categories it is in.
+    #[serde(default)]
+    pub categories: Vec<String>,
+}
+
+/// A category, as lists and the seller's form show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct Category {
+    pub slug: String,
+    pub name: String,
 }
 
 /// Where a product's received units are now. `available + reserved + sold` is

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod domain;
 pub mod ledger;
 pub mod orders;
+pub mod search;
 pub mod shard_map;
 pub mod snapshot;
 pub mod stored_cart;

@@ -144,7 +144,10 @@ impl ProductCursor {
     pub fn decode(field: &str, raw: &str, sort: ProductSort) -> Result<Self, FieldError> {
         let invalid = || FieldError::new(field, "is not a cursor this server issued for this order");
         let hex = |s: &str| i64::from_str_radix(s, 16).ok().filter(|n| *n >= 0);
-        let pair = |rest: &str| rest.split_once('.').and_then(|(a, b)| Some((a, hex(b).filter(|id| *id > 0)?)));
+        fn pair(rest: &str) -> Option<(&str, i64)> {
+            let (key, id) = rest.split_once('.')?;
+            Some((key, i64::from_str_radix(id, 16).ok().filter(|id| *id > 0)?))
+        }
         let cursor = match (raw.get(..1), sort) {
             (Some("p"), ProductSort::Newest) => hex(&raw[1..]).filter(|id| *id > 0).map(|id| Self::Newest { id }),
             (Some("c"), ProductSort::PriceAsc | ProductSort::PriceDesc) => pair(&raw[1..]).and_then(|(price, id)| Some(Self::Price { price_cents: hex(price)?, id })),

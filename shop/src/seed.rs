@@ -6,6 +6,7 @@ use crate::Shop;
 use crate::domain::{Description, Email, InventoryMode, Money, Password, PersonName, Role, StockLevel, Title};
 use crate::error::ShopResult;
 use crate::services::accounts::NewAccount;
+use crate::search::CategorySlug;
 use crate::services::catalog::NewProduct;
 
 pub struct DemoAccount {
@@ -80,11 +81,22 @@ pub async fn seed_demo_if_empty(shop: &Shop) -> ShopResult<bool> {
             price: Money::parse_price("price_cents", price_cents)?,
             stock: StockLevel::parse("stock", stock)?,
             inventory_mode: mode,
+            categories: demo_categories(seller, title)?,
         };
         shop.catalog.create(&sellers[seller], product).await?;
     }
     tracing::info!(products = PRODUCTS.len(), "seeded the demo catalog");
     Ok(true)
+}
+
+/// Each demo seller's shelf, and clothing where it is clothing.
+fn demo_categories(seller: usize, title: &str) -> ShopResult<Vec<CategorySlug>> {
+    let shelf = ["kitchen", "outdoors", "books"][seller];
+    let mut slugs = vec![shelf];
+    if title.contains("Socks") || title.contains("Jacket") {
+        slugs.push("clothing");
+    }
+    Ok(slugs.into_iter().map(|slug| CategorySlug::parse("categories", slug)).collect::<Result<_, _>>()?)
 }
 
 async fn register(shop: &Shop, account: &DemoAccount) -> ShopResult<crate::accounts::User> {

@@ -12,6 +12,10 @@ pub fn Header() -> impl IntoView {
     view! {
         <header class="site-header">
             <a class="brand" href="/">"Ninefold"</a>
+            <form class="site-search" method="get" action="/search" role="search">
+                <input type="search" name="q" placeholder="Search products" aria-label="Search products" maxlength="200" data-testid="search-input"/>
+                <button type="submit" data-testid="search-button">"Search"</button>
+            </form>
             <nav>
                 <a href="/">"Shop"</a>
                 <crate::pages::cart::CartLink/>

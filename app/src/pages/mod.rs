@@ -10,7 +10,7 @@ pub mod seller;
 
 pub use auth::{AccountPage, RegisterPage, SignInPage};
 pub use cart::CartPage;
-pub use catalog::{HomePage, ProductPage};
+pub use catalog::{CategoryPage, HomePage, ProductPage, SearchPage};
 pub use errors::{ErrorBox, NotFound};
 pub use money::{PaymentSuccessPage, ReconcilePage, WalletPage};
 pub use orders::{CheckoutPage, MyOrdersPage, OrderHistoryPage, OrderPage};

@@ -84,7 +84,13 @@ mod ssr {
             description: Some(Description::parse("description", description)?),
             price: Some(Money::parse_price("price", Money::parse_major("price", price)?)?),
             inventory_mode: Some(InventoryMode::parse("inventory_mode", inventory_mode)?),
+            categories: None,
         })
+    }
+
+    /// The slugs of the checked category boxes.
+    pub fn category_slugs(raw: &[String]) -> Result<Vec<shop::search::CategorySlug>, AppError> {
+        Ok(raw.iter().map(|slug| shop::search::CategorySlug::parse("categories", slug)).collect::<Result<Vec<_>, _>>()?)
     }
 
     /// A whole number typed into a form field.
@@ -160,8 +166,23 @@ pub async fn seller_product(product_id: String) -> Result<Product, AppError> {
 }
 
 /// The new-product form; `price` is in major units ("12.50").
+/// Every category, for the seller's product forms.
+#[server(prefix = "/fn", endpoint = "all_categories")]
+pub async fn all_categories() -> Result<Vec<shop::catalog::Category>, AppError> {
+    Ok(super::ssr::shop()?.catalog.categories().await?)
+}
+
 #[server(prefix = "/fn", endpoint = "list_new_product")]
-pub async fn list_new_product(title: String, description: String, price: String, stock: String, inventory_mode: String) -> Result<(), AppError> {
+pub async fn list_new_product(
+    title: String,
+    description: String,
+    price: String,
+    stock: String,
+    inventory_mode: String,
+    /// The checked category boxes (`categories[]`); none checked sends none.
+    #[server(default)]
+    categories: Vec<String>,
+) -> Result<(), AppError> {
     use shop::domain::{Description, InventoryMode, Money, StockLevel, Title};
     use shop::services::catalog::NewProduct;
     let seller = ssr::seller().await?;
@@ -171,6 +192,7 @@ pub async fn list_new_product(title: String, description: String, price: String,
         price: Money::parse_price("price", Money::parse_major("price", &price)?)?,
         stock: StockLevel::parse("stock", ssr::whole_number("stock", &stock)?)?,
         inventory_mode: InventoryMode::parse("inventory_mode", &inventory_mode)?,
+        categories: ssr::category_slugs(&categories)?,
     };
     let created = super::ssr::shop()?.catalog.create(&seller, product).await?;
     leptos_axum::redirect(&format!("/seller/products/{}?created=1", created.id));
@@ -187,10 +209,14 @@ pub async fn save_product(
     description: String,
     price: String,
     inventory_mode: String,
+    /// The checked category boxes; the form always holds them, so none checked means none.
+    #[server(default)]
+    categories: Vec<String>,
 ) -> Result<ProductEditOutcome, AppError> {
     let seller = ssr::seller().await?;
     let id = ssr::product_id_or_not_found(&product_id)?;
-    let edit = ssr::product_edit(&expected_version, &title, &description, &price, &inventory_mode)?;
+    let mut edit = ssr::product_edit(&expected_version, &title, &description, &price, &inventory_mode)?;
+    edit.categories = Some(ssr::category_slugs(&categories)?);
     let catalog = super::ssr::shop()?.catalog;
     match catalog.edit(&seller, id, edit).await {
         Ok(saved) => Ok(ProductEditOutcome::Saved(saved)),

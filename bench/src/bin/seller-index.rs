@@ -82,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
             price: Money::parse_price("price", 500)?,
             stock: StockLevel::parse("stock", 1_000_000)?,
             inventory_mode: InventoryMode::OnOrder,
+            categories: Vec::new(),
         };
         products.push(shop.catalog.create(&seller, product).await?.id);
         sellers.push(seller);
@@ -101,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
         price: Money::parse_price("price", 500)?,
         stock: StockLevel::parse("stock", 1_000)?,
         inventory_mode: InventoryMode::OnOrder,
+        categories: Vec::new(),
     };
     let rare_product = shop.catalog.create(&rare, rare_product).await?.id;
     for i in 0..30 {

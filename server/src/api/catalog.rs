@@ -7,8 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use shop::catalog::{Cursor, PageLimit, Product};
-use shop::domain::{Description, InventoryMode, Money, ProductId, Quantity, StockLevel, Title};
+use shop::catalog::{Category, PageLimit, Product};
+use shop::search::{CategorySlug, ProductCursor, ProductFilter, ProductSort, SearchTerms};
+use shop::domain::{Description, InventoryMode, Money, ProductId, Quantity, StockLevel, Title, UserId};
 use shop::services::catalog::{NewProduct, ProductEdit};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -17,6 +18,7 @@ use utoipa_axum::routes;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_products))
+        .routes(routes!(list_categories))
         .routes(routes!(get_product))
         .routes(routes!(create_product))
         .routes(routes!(edit_product))
@@ -27,10 +29,39 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// From the previous page's `next_cursor`.
+    /// From the previous page's `next_cursor` (of the same `sort`).
     cursor: Option<String>,
     /// 1..=100, default 24.
     limit: Option<i64>,
+    /// Words to find in titles and descriptions (each as a word prefix; all must match).
+    q: Option<String>,
+    /// A category's slug.
+    category: Option<String>,
+    seller_id: Option<i64>,
+    min_price_cents: Option<i64>,
+    max_price_cents: Option<i64>,
+    /// Only products with units available now.
+    in_stock: Option<bool>,
+    /// `newest` (the default), `price_asc`, `price_desc`, or `relevance` (the default with `q`).
+    sort: Option<String>,
+}
+
+impl ListQuery {
+    /// The filter, the order and where the page starts, or 422 naming the bad part.
+    fn parse(&self) -> Result<(ProductFilter, ProductSort, Option<ProductCursor>), Problem> {
+        let terms = SearchTerms::parse("q", self.q.as_deref())?;
+        let sort = ProductSort::parse("sort", self.sort.as_deref(), terms.is_some())?;
+        let filter = ProductFilter {
+            terms,
+            category: self.category.as_deref().filter(|c| !c.is_empty()).map(|c| CategorySlug::parse("category", c)).transpose()?,
+            seller: self.seller_id.map(|id| UserId::parse("seller_id", id)).transpose()?,
+            in_stock: self.in_stock.unwrap_or(false),
+            ..ProductFilter::default()
+        }
+        .with_prices(self.min_price_cents, self.max_price_cents)?;
+        let after = self.cursor.as_deref().filter(|c| !c.is_empty()).map(|c| ProductCursor::decode("cursor", c, sort)).transpose()?;
+        Ok((filter, sort, after))
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -39,14 +70,31 @@ pub struct ProductList {
     next_cursor: Option<String>,
 }
 
-/// Products, newest first.
+/// Products: all, or those matching a search and filters, in the order asked
+/// (newest first by default, best match first for a search), a page at a time.
 #[utoipa::path(get, path = "/products", tag = "catalog", params(ListQuery),
     responses((status = 200, body = ProductList), (status = 400, body = Problem), (status = 422, body = Problem)))]
 async fn list_products(State(state): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Json<ProductList>, Problem> {
-    let cursor = shop::catalog::optional_cursor(query.cursor.as_deref(), Cursor::decode)?;
+    let (filter, sort, after) = query.parse()?;
     let limit = PageLimit::parse("limit", query.limit)?;
-    let page = state.shop.catalog.list(cursor, limit).await?;
+    let page = state.shop.catalog.search(&filter, sort, after, limit).await?;
     Ok(Json(ProductList { items: page.items, next_cursor: page.next_cursor }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CategoryList {
+    items: Vec<Category>,
+}
+
+/// Every category a product can be in.
+#[utoipa::path(get, path = "/categories", tag = "catalog", responses((status = 200, body = CategoryList)))]
+async fn list_categories(State(state): State<AppState>) -> Result<Json<CategoryList>, Problem> {
+    Ok(Json(CategoryList { items: state.shop.catalog.categories().await? }))
+}
+
+/// Category slugs as a seller sent them: each must name a category (checked when stored).
+fn category_slugs(raw: Option<&[String]>) -> Result<Option<Vec<CategorySlug>>, Problem> {
+    Ok(raw.map(|slugs| slugs.iter().map(|s| CategorySlug::parse("categories", s)).collect::<Result<Vec<_>, _>>()).transpose()?)
 }
 
 /// An id in a path that cannot name a product names no product.
@@ -71,6 +119,8 @@ pub struct CreateProductRequest {
     stock: i64,
     /// `on_order`, `on_payment` or `reserve` (the default).
     inventory_mode: Option<String>,
+    /// Category slugs (`GET /api/v1/categories`), at most 5.
+    categories: Option<Vec<String>>,
 }
 
 /// Seller: list a new product.
@@ -87,6 +137,7 @@ async fn create_product(
         price: Money::parse_price("price_cents", body.price_cents)?,
         stock: StockLevel::parse("stock", body.stock)?,
         inventory_mode: body.inventory_mode.as_deref().map(|m| InventoryMode::parse("inventory_mode", m)).transpose()?.unwrap_or_default(),
+        categories: category_slugs(body.categories.as_deref())?.unwrap_or_default(),
     };
     let created = state.shop.catalog.create(&caller.user, product).await?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -102,6 +153,8 @@ pub struct EditProductRequest {
     description: Option<String>,
     price_cents: Option<i64>,
     inventory_mode: Option<String>,
+    /// The category slugs from now on.
+    categories: Option<Vec<String>>,
 }
 
 /// Seller: edit a product. A stale `expected_version` gets 409 `stale_version`.
@@ -121,6 +174,7 @@ async fn edit_product(
         description: body.description.as_deref().map(|d| Description::parse("description", d)).transpose()?,
         price: body.price_cents.map(|p| Money::parse_price("price_cents", p)).transpose()?,
         inventory_mode: body.inventory_mode.as_deref().map(|m| InventoryMode::parse("inventory_mode", m)).transpose()?,
+        categories: category_slugs(body.categories.as_deref())?,
     };
     Ok(Json(state.shop.catalog.edit(&caller.user, id, edit).await?))
 }

@@ -70,11 +70,13 @@ fn field_rules() -> Vec<(&'static str, &'static str, Value)> {
         ("CreateProductRequest", "price_cents", range(1, shop::domain::Money::MAX_CENTS)),
         ("CreateProductRequest", "stock", range(0, shop::domain::StockLevel::MAX)),
         ("CreateProductRequest", "inventory_mode", json!({"enum": ["on_order", "on_payment", "reserve", null]})),
+        ("CreateProductRequest", "categories", categories()),
         ("EditProductRequest", "expected_version", range(1, SAFE_MAX)),
         ("EditProductRequest", "title", one_line(1, 200)),
         ("EditProductRequest", "description", multiline(5000)),
         ("EditProductRequest", "price_cents", range(1, shop::domain::Money::MAX_CENTS)),
         ("EditProductRequest", "inventory_mode", json!({"enum": ["on_order", "on_payment", "reserve", null]})),
+        ("EditProductRequest", "categories", categories()),
         ("RestockRequest", "quantity", range(1, shop::domain::Quantity::MAX)),
         ("LineBody", "product_id", range(1, SAFE_MAX)),
         ("LineBody", "quantity", quantity.clone()),
@@ -98,6 +100,11 @@ fn field_rules() -> Vec<(&'static str, &'static str, Value)> {
     ]
 }
 
+/// A product's category slugs: a few, each a slug (unknown ones are 422).
+fn categories() -> Value {
+    json!({"maxItems": shop::services::catalog::MAX_CATEGORIES, "items": {"type": "string", "pattern": "^[a-z0-9-]{1,40}$"}})
+}
+
 /// The rules of path, query and header parameters, by name (and, for a cursor,
 /// by the list it pages).
 fn parameter_rule(path: &str, name: &str, schema: &Value) -> Option<Value> {
@@ -113,7 +120,13 @@ fn parameter_rule(path: &str, name: &str, schema: &Value) -> Option<Value> {
         // Empty is no filter.
         "status" => json!({"enum": STATUSES.iter().chain(&[""]).map(|s| json!(s)).chain([Value::Null]).collect::<Vec<_>>()}),
         // An empty cursor is the first page.
-        "cursor" if path.ends_with("/products") => pattern("^(p[1-9a-f][0-9a-f]{0,14})?$"),
+        "cursor" if path.ends_with("/products") => pattern("^(p[1-9a-f][0-9a-f]{0,14}|c[0-9a-f]{1,16}\\.[1-9a-f][0-9a-f]{0,14}|r[0-9a-f]{1,16}\\.[1-9a-f][0-9a-f]{0,14})?$"),
+        "q" => json!({"maxLength": shop::search::SearchTerms::MAX_CHARS}),
+        // Empty is no filter.
+        "category" => pattern("^([a-z0-9-]{1,40})?$"),
+        "seller_id" => range(1, SAFE_MAX),
+        "min_price_cents" | "max_price_cents" => range(0, shop::domain::Money::MAX_CENTS),
+        "sort" => json!({"enum": ["newest", "price_asc", "price_desc", "relevance", "", null]}),
         "cursor" if path.ends_with("/wallet") => pattern("^([0-9]{1,15}\\.[!-~]{1,200})?$"),
         "cursor" => pattern("^([1-8][0-9]{18})?$"),
         _ => return None,

@@ -17,4 +17,5 @@ mod operations;
 mod orders;
 mod pages;
 mod seller_index;
+mod search;
 mod snapshots;

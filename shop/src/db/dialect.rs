@@ -131,6 +131,86 @@ pub async fn replay_position(replica: &sqlx::AnyPool) -> Result<Option<u64>, sql
     Ok(position.map(|p| p.max(0) as u64))
 }
 
+/// How a product list matches search words, in one backend's full-text search:
+/// what to join, what to require, and the relevance score (higher is better).
+pub struct TextMatch {
+    pub join: String,
+    pub condition: Option<String>,
+    pub score: String,
+}
+
+/// The full-text match of the products (`p`) against the query bound at `$param`
+/// (made by [`text_query`]). SQLite: the FTS5 index `products_fts` and its BM25
+/// rank (negated, so higher is better; a title match weighs ten times a
+/// description match). PostgreSQL: the weighted `tsvector` column `search` and `ts_rank`.
+pub fn text_match(backend: Backend, param: usize) -> TextMatch {
+    match backend {
+        Backend::Sqlite => TextMatch {
+            join: format!("JOIN (SELECT rowid AS match_id, -bm25(products_fts, 10.0, 1.0) AS match_score FROM products_fts WHERE products_fts MATCH ${param}) m ON m.match_id = p.id"),
+            condition: None,
+            score: "m.match_score".to_owned(),
+        },
+        Backend::Postgres => TextMatch {
+            join: String::new(),
+            condition: Some(format!("p.search @@ to_tsquery('english', ${param})")),
+            score: format!("ts_rank(p.search, to_tsquery('english', ${param}))::float8"),
+        },
+    }
+}
+
+/// The query text for [`text_match`]: every word required, each as a prefix.
+/// The words hold only letters and digits ([`crate::search::SearchTerms`]), so
+/// nothing in them is an operator of either query language.
+pub fn text_query(backend: Backend, words: &[String]) -> String {
+    match backend {
+        Backend::Sqlite => words.iter().map(|w| format!("\"{w}\"*")).collect::<Vec<_>>().join(" "),
+        Backend::Postgres => words.iter().map(|w| format!("{w}:*")).collect::<Vec<_>>().join(" & "),
+    }
+}
+
+/// Creates the full-text index of product titles and descriptions if it is
+/// missing, and fills it from the products already there. Idempotent; run after
+/// the main database's migrations, because the two backends build it differently.
+pub async fn install_text_search(backend: Backend, pool: &sqlx::AnyPool) -> Result<(), sqlx::Error> {
+    match backend {
+        Backend::Sqlite => {
+            let exists: Option<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'products_fts'").fetch_optional(pool).await?;
+            pool.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS products_fts USING fts5(title, description, content = 'products', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2')",
+            )
+            .await?;
+            pool.execute(
+                "CREATE TRIGGER IF NOT EXISTS products_fts_insert AFTER INSERT ON products BEGIN \
+                 INSERT INTO products_fts (rowid, title, description) VALUES (new.id, new.title, new.description); END",
+            )
+            .await?;
+            pool.execute(
+                "CREATE TRIGGER IF NOT EXISTS products_fts_delete AFTER DELETE ON products BEGIN \
+                 INSERT INTO products_fts (products_fts, rowid, title, description) VALUES ('delete', old.id, old.title, old.description); END",
+            )
+            .await?;
+            pool.execute(
+                "CREATE TRIGGER IF NOT EXISTS products_fts_update AFTER UPDATE OF title, description ON products BEGIN \
+                 INSERT INTO products_fts (products_fts, rowid, title, description) VALUES ('delete', old.id, old.title, old.description); \
+                 INSERT INTO products_fts (rowid, title, description) VALUES (new.id, new.title, new.description); END",
+            )
+            .await?;
+            if exists.is_none() {
+                pool.execute("INSERT INTO products_fts (products_fts) VALUES ('rebuild')").await?;
+            }
+        }
+        Backend::Postgres => {
+            pool.execute(
+                "ALTER TABLE products ADD COLUMN IF NOT EXISTS search tsvector GENERATED ALWAYS AS \
+                 (setweight(to_tsvector('english', title), 'A') || setweight(to_tsvector('english', description), 'B')) STORED",
+            )
+            .await?;
+            pool.execute("CREATE INDEX IF NOT EXISTS products_search ON products USING GIN (search)").await?;
+        }
+    }
+    Ok(())
+}
+
 /// SQLite creates the file (`mode=rwc`) but not its folder.
 pub fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
     let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");

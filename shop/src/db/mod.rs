@@ -136,6 +136,7 @@ impl Databases {
         let main = connect("main".into(), &config.main).await?;
         main.migrate(Role::Main).await?;
         dialect::install_append_only_guards(main.backend, &main.pool).await.map_err(|e| anyhow::anyhow!("guarding the journal: {e}"))?;
+        dialect::install_text_search(main.backend, &main.pool).await.map_err(|e| anyhow::anyhow!("indexing the catalog for search: {e}"))?;
         let mut shards = Vec::with_capacity(config.shards.len());
         for (k, shard) in config.shards.iter().enumerate() {
             let db = connect(format!("shard_{k}"), shard).await?;

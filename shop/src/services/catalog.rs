@@ -1,7 +1,8 @@
 //! The catalog: products and their stock levels, in the `main` database.
 
 use crate::accounts::User;
-use crate::catalog::{Cursor, Page, PageLimit, Product, Stock};
+use crate::catalog::{Category, Cursor, Page, PageLimit, Product, Stock};
+use crate::search::{CategorySlug, ProductCursor, ProductFilter, ProductSort};
 use crate::clock::now_ms;
 use crate::db::{Db, Read};
 use crate::domain::{Description, FieldError, InventoryMode, Money, ProductId, Quantity, Role, StockLevel, Title, UserId};
@@ -18,6 +19,7 @@ pub struct NewProduct {
     pub price: Money,
     pub stock: StockLevel,
     pub inventory_mode: InventoryMode,
+    pub categories: Vec<CategorySlug>,
 }
 
 /// An edit: only the fields given change. It must name the version it was made against.
@@ -28,6 +30,8 @@ pub struct ProductEdit {
     pub description: Option<Description>,
     pub price: Option<Money>,
     pub inventory_mode: Option<InventoryMode>,
+    /// The categories it is in from now on, when given.
+    pub categories: Option<Vec<CategorySlug>>,
 }
 
 #[derive(Clone, Debug)]
@@ -39,6 +43,96 @@ const PRODUCT_SELECT: &str = "SELECT p.id, p.seller_id, u.name AS seller_name, p
      p.inventory_mode, p.version, s.available, s.reserved, s.sold \
      FROM products p JOIN stock s ON s.product_id = p.id JOIN users u ON u.id = p.seller_id";
 
+/// The most categories one product is in.
+pub const MAX_CATEGORIES: usize = 5;
+
+/// A value bound to a query built at run time.
+enum Bind {
+    Int(i64),
+    Text(String),
+    Float(f64),
+}
+
+/// A product list's SQL and its bound values, in `$n` order.
+struct SearchQuery {
+    sql: String,
+    binds: Vec<Bind>,
+}
+
+impl SearchQuery {
+    fn bind(&mut self, value: Bind) -> usize {
+        self.binds.push(value);
+        self.binds.len()
+    }
+
+    fn build(backend: crate::db::Backend, filter: &ProductFilter, sort: ProductSort, after: Option<ProductCursor>, fetch: i64) -> Self {
+        let mut query = Self { sql: String::new(), binds: Vec::new() };
+        let mut join = String::new();
+        let mut conditions = Vec::new();
+        let mut score = "CAST(0 AS DOUBLE PRECISION)".to_owned();
+        if let Some(terms) = &filter.terms {
+            let n = query.bind(Bind::Text(crate::db::dialect::text_query(backend, terms.words())));
+            let matched = crate::db::dialect::text_match(backend, n);
+            join = matched.join;
+            conditions.extend(matched.condition);
+            score = matched.score;
+        }
+        if let Some(category) = &filter.category {
+            let n = query.bind(Bind::Text(category.as_str().to_owned()));
+            conditions.push(format!("p.id IN (SELECT pc.product_id FROM product_categories pc JOIN categories c ON c.id = pc.category_id WHERE c.slug = ${n})"));
+        }
+        if let Some(seller) = filter.seller {
+            let n = query.bind(Bind::Int(seller.get()));
+            conditions.push(format!("p.seller_id = ${n}"));
+        }
+        if let Some(min) = filter.min_price_cents {
+            let n = query.bind(Bind::Int(min));
+            conditions.push(format!("p.price_cents >= ${n}"));
+        }
+        if let Some(max) = filter.max_price_cents {
+            let n = query.bind(Bind::Int(max));
+            conditions.push(format!("p.price_cents <= ${n}"));
+        }
+        if filter.in_stock {
+            conditions.push("s.available > 0".to_owned());
+        }
+        let order = match sort {
+            ProductSort::Newest => "p.id DESC".to_owned(),
+            ProductSort::PriceAsc => "p.price_cents ASC, p.id ASC".to_owned(),
+            ProductSort::PriceDesc => "p.price_cents DESC, p.id DESC".to_owned(),
+            ProductSort::Relevance => format!("{score} DESC, p.id DESC"),
+        };
+        match after {
+            Some(ProductCursor::Newest { id }) => {
+                let n = query.bind(Bind::Int(id));
+                conditions.push(format!("p.id < ${n}"));
+            }
+            Some(ProductCursor::Price { price_cents, id }) => {
+                let (a, b) = (query.bind(Bind::Int(price_cents)), query.bind(Bind::Int(id)));
+                let (beyond, then) = if sort == ProductSort::PriceAsc { (">", ">") } else { ("<", "<") };
+                conditions.push(format!("(p.price_cents {beyond} ${a} OR (p.price_cents = ${a} AND p.id {then} ${b}))"));
+            }
+            Some(ProductCursor::Relevance { score: last, id }) => {
+                let (a, b) = (query.bind(Bind::Float(last)), query.bind(Bind::Int(id)));
+                conditions.push(format!("({score} < ${a} OR ({score} = ${a} AND p.id < ${b}))"));
+            }
+            None => {}
+        }
+        let limit = query.bind(Bind::Int(fetch));
+        let filter = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        query.sql = format!("{PRODUCT_SELECT_FROM} {join} {filter} ORDER BY {order} LIMIT ${limit}", PRODUCT_SELECT_FROM = product_select(&score));
+        query
+    }
+}
+
+/// The product columns (with `score` for a search) from products, stock and sellers.
+fn product_select(score: &str) -> String {
+    format!(
+        "SELECT p.id, p.seller_id, u.name AS seller_name, p.title, p.description, p.price_cents, p.inventory_mode, p.version, \
+         s.available, s.reserved, s.sold, {score} AS score FROM products p JOIN stock s ON s.product_id = p.id JOIN users u ON u.id = p.seller_id"
+    )
+}
+
 impl Catalog {
     pub fn new(db: Db) -> Self {
         Self { db }
@@ -46,7 +140,8 @@ impl Catalog {
 
     /// Newest first, keyset-paginated so a page costs the same however deep it is.
     pub async fn list(&self, after: Option<Cursor>, limit: PageLimit) -> ShopResult<Page<Product>> {
-        self.list_where(None, after, limit).await
+        let after = after.map(|c| ProductCursor::Newest { id: c.last_id() });
+        self.search(&ProductFilter::default(), ProductSort::Newest, after, limit).await
     }
 
     /// A few products in stock to carry on shopping with, other than `bought`.
@@ -58,31 +153,101 @@ impl Catalog {
     /// The seller's own products, newest first (the dashboard's product list).
     pub async fn list_for_seller(&self, seller: &User, after: Option<Cursor>, limit: PageLimit) -> ShopResult<Page<Product>> {
         require_seller(seller)?;
-        self.list_where(Some(seller.id), after, limit).await
+        let filter = ProductFilter { seller: Some(seller.id), ..ProductFilter::default() };
+        self.search(&filter, ProductSort::Newest, after.map(|c| ProductCursor::Newest { id: c.last_id() }), limit).await
     }
 
-    async fn list_where(&self, seller: Option<UserId>, after: Option<Cursor>, limit: PageLimit) -> ShopResult<Page<Product>> {
-        let fetch = i64::from(limit.get()) + 1;
-        let by_seller = if seller.is_some() { "AND p.seller_id = $3" } else { "" };
-        let sql = format!("{PRODUCT_SELECT} WHERE p.id < $1 {by_seller} ORDER BY p.id DESC LIMIT $2");
+    /// The products matching `filter`, in `sort` order, after `after`: one query
+    /// (plus one for their categories), keyset-paged on the sort key and the id,
+    /// so a page costs the same however deep it is and no product is skipped or
+    /// repeated between pages. Full-text matching is the dialect's.
+    pub async fn search(&self, filter: &ProductFilter, sort: ProductSort, after: Option<ProductCursor>, limit: PageLimit) -> ShopResult<Page<Product>> {
+        if filter.terms.as_ref().is_some_and(|terms| terms.words().is_empty()) {
+            return Ok(Page { items: Vec::new(), next_cursor: None });
+        }
+        let query = SearchQuery::build(self.db.backend(), filter, sort, after, i64::from(limit.get()) + 1);
         let rows = self
             .db
             .display_read(|pool| {
-                let mut query = sqlx::query(&sql).bind(after.map_or(i64::MAX, Cursor::last_id)).bind(fetch);
-                if let Some(seller) = seller {
-                    query = query.bind(seller.get());
-                }
-                async move { Ok(query.fetch_all(&pool).await?) }
+                let bound = query.binds.iter().fold(sqlx::query(&query.sql), |q, value| match value {
+                    Bind::Int(n) => q.bind(*n),
+                    Bind::Text(t) => q.bind(t.as_str()),
+                    Bind::Float(f) => q.bind(*f),
+                });
+                async move { Ok(bound.fetch_all(&pool).await?) }
             })
             .await?;
         let mut items = rows.iter().map(product_from_row).collect::<ShopResult<Vec<_>>>()?;
         let next_cursor = if items.len() > limit.get() as usize {
             items.truncate(limit.get() as usize);
-            items.last().map(|p| Cursor::after(p.id.get()).encode())
+            let last = &rows[items.len() - 1];
+            let id = last.try_get::<i64, _>("id")?;
+            Some(match sort {
+                ProductSort::Newest => ProductCursor::Newest { id },
+                ProductSort::PriceAsc | ProductSort::PriceDesc => ProductCursor::Price { price_cents: last.try_get("price_cents")?, id },
+                ProductSort::Relevance => ProductCursor::Relevance { score: last.try_get("score")?, id },
+            }
+            .encode())
         } else {
             None
         };
+        self.attach_categories(&mut items).await?;
         Ok(Page { items, next_cursor })
+    }
+
+    /// Every category, by name.
+    pub async fn categories(&self) -> ShopResult<Vec<Category>> {
+        let rows: Vec<(String, String)> = self
+            .db
+            .display_read(|pool| async move { Ok(sqlx::query_as("SELECT slug, name FROM categories ORDER BY name").fetch_all(&pool).await?) })
+            .await?;
+        Ok(rows.into_iter().map(|(slug, name)| Category { slug, name }).collect())
+    }
+
+    /// Fills in each product's category slugs, in one query.
+    async fn attach_categories(&self, products: &mut [Product]) -> ShopResult<()> {
+        if products.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "SELECT pc.product_id, c.slug FROM product_categories pc JOIN categories c ON c.id = pc.category_id WHERE pc.product_id IN ({}) ORDER BY c.slug",
+            (1..=products.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+        );
+        let ids: Vec<i64> = products.iter().map(|p| p.id.get()).collect();
+        let rows: Vec<(i64, String)> = self
+            .db
+            .display_read(|pool| {
+                let query = ids.iter().fold(sqlx::query_as(&sql), |q, id| q.bind(*id));
+                async move { Ok(query.fetch_all(&pool).await?) }
+            })
+            .await?;
+        for (product_id, slug) in rows {
+            if let Some(product) = products.iter_mut().find(|p| p.id.get() == product_id) {
+                product.categories.push(slug);
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts the product in exactly these categories, in the caller's transaction.
+    /// An unknown slug refuses the whole change.
+    async fn set_categories_in(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: ProductId, categories: &[CategorySlug]) -> ShopResult<()> {
+        if categories.len() > MAX_CATEGORIES {
+            return Err(FieldError::new("categories", format!("a product is in at most {MAX_CATEGORIES} categories")).into());
+        }
+        sqlx::query("DELETE FROM product_categories WHERE product_id = $1").bind(id.get()).execute(&mut **tx).await?;
+        for slug in categories {
+            let added = sqlx::query("INSERT INTO product_categories (product_id, category_id) SELECT $1, id FROM categories WHERE slug = $2 ON CONFLICT DO NOTHING")
+                .bind(id.get())
+                .bind(slug.as_str())
+                .execute(&mut **tx)
+                .await?;
+            let known: Option<i64> = sqlx::query_scalar("SELECT id FROM categories WHERE slug = $1").bind(slug.as_str()).fetch_optional(&mut **tx).await?;
+            if added.rows_affected() == 0 && known.is_none() {
+                return Err(FieldError::new("categories", format!("{} is not a category", slug.as_str())).into());
+            }
+        }
+        Ok(())
     }
 
     /// The product as shown (a display read: a replica that has the caller's own edits will do).
@@ -105,7 +270,10 @@ impl Catalog {
             })
             .await?
             .ok_or(ShopError::NotFound("product"))?;
-        product_from_row(&row)
+        let mut product = [product_from_row(&row)?];
+        self.attach_categories(&mut product).await?;
+        let [product] = product;
+        Ok(product)
     }
 
     /// The products among `ids` that exist, in one query (a cart page's worth).
@@ -146,6 +314,7 @@ impl Catalog {
             .bind(product.stock.get())
             .execute(&mut *tx)
             .await?;
+        Self::set_categories_in(&mut tx, id, &product.categories).await?;
         tx.commit().await?;
         tracing::info!(product_id = %id, seller_id = %seller.id, "product created");
         self.get(id).await
@@ -156,6 +325,7 @@ impl Catalog {
     /// edits cannot both win.
     pub async fn edit(&self, seller: &User, id: ProductId, edit: ProductEdit) -> ShopResult<Product> {
         require_seller(seller)?;
+        let mut tx = self.db.begin_write().await?;
         let updated = sqlx::query(
             "UPDATE products SET \
                title = COALESCE($1, title), description = COALESCE($2, description), \
@@ -171,11 +341,16 @@ impl Catalog {
         .bind(id.get())
         .bind(seller.id.get())
         .bind(edit.expected_version)
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 1 {
+            if let Some(categories) = &edit.categories {
+                Self::set_categories_in(&mut tx, id, categories).await?;
+            }
+            tx.commit().await?;
             return self.get(id).await;
         }
+        drop(tx);
         let current = self.owned_by(seller.id, id).await?;
         Err(ShopError::StaleVersion { current_version: current.version })
     }
@@ -249,6 +424,7 @@ fn product_from_row(row: &AnyRow) -> ShopResult<Product> {
         stock: Stock { available: row.try_get("available")?, reserved: row.try_get("reserved")?, sold: row.try_get("sold")? },
         inventory_mode: InventoryMode::parse("inventory_mode", &mode).map_err(|e| anyhow::anyhow!("stored product is invalid: {e}"))?,
         version: row.try_get("version")?,
+        categories: Vec::new(),
     };
     // The schema's CHECKs guarantee this; assert again where the data is read back.
     debug_assert!(product.stock.available >= 0 && product.stock.reserved >= 0 && product.stock.sold >= 0);

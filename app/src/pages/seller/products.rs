@@ -64,6 +64,28 @@ fn mode_options(selected: InventoryMode) -> impl IntoView {
         .collect_view()
 }
 
+/// The categories as checkboxes (`categories[]`), `checked` ticked.
+#[component]
+fn CategoryChoices(checked: Vec<String>) -> impl IntoView {
+    let categories = Resource::new(|| (), |_| crate::server_fns::seller::all_categories());
+    view! {
+        <fieldset class="categories" data-testid="category-choices">
+            <legend>"Categories"</legend>
+            <Suspense fallback=|| ()>
+                {move || {
+                    let checked = checked.clone();
+                    Suspend::new(async move {
+                        categories.await.unwrap_or_default().into_iter().map(|c| {
+                            let on = checked.contains(&c.slug);
+                            view! { <label class="check"><input type="checkbox" name="categories[]" value=c.slug.clone() checked=on/>" " {c.name}</label> }
+                        }).collect_view()
+                    })
+                }}
+            </Suspense>
+        </fieldset>
+    }
+}
+
 #[component]
 pub fn NewProductPage() -> impl IntoView {
     let auth = expect_context::<crate::state::auth::Auth>();
@@ -96,6 +118,7 @@ fn NewProductForm() -> impl IntoView {
                 <label>"Price (USD)" <input type="text" name="price" required inputmode="decimal" placeholder="12.50"/></label>
                 <label>"Units in stock" <input type="number" name="stock" required min="0" value="0"/></label>
                 <label>"Stock is taken" <select name="inventory_mode">{mode_options(InventoryMode::default())}</select></label>
+                <CategoryChoices checked=Vec::new()/>
                 <button type="submit" disabled=move || pending.get() data-testid="create-product">"List it"</button>
             </ActionForm>
             {form_failure(move || create.value().get())}
@@ -158,6 +181,7 @@ fn ProductEditor(product: Product, save: ServerAction<SaveProduct>, restock: Ser
                 <label>"Description" <textarea name="description" rows="4" maxlength="5000">{product.description.to_string()}</textarea></label>
                 <label>"Price (USD)" <input type="text" name="price" value=price required inputmode="decimal" data-testid="price-input"/></label>
                 <label>"Stock is taken" <select name="inventory_mode">{mode_options(product.inventory_mode)}</select></label>
+                <CategoryChoices checked=product.categories.clone()/>
                 <small>"Orders already placed keep the title, description and price they were sold with."</small>
                 <button type="submit" disabled=move || saving.get() data-testid="save-product">"Save changes"</button>
             </ActionForm>
