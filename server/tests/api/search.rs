@@ -10,6 +10,8 @@ crate::on_both_backends!(
     filters_combine_and_every_order_pages_through_everything_once,
     categories_are_listed_set_by_sellers_and_filter_the_catalog,
     hostile_search_input_is_words_or_a_clear_422,
+    the_sellers_forms_set_and_clear_categories,
+    the_search_and_category_pages_render_on_the_server,
 );
 
 async fn product(app: &TestApp, seller: &str, title: &str, description: &str, price_cents: i64, stock: i64, categories: &[&str]) -> i64 {
@@ -155,4 +157,56 @@ async fn hostile_search_input_is_words_or_a_clear_422(app: TestApp) {
         assert!(reply.status == 400 || reply.status == 422, "{query}: {}", reply.status);
     }
     assert_eq!(app.count("products").await, 1, "nothing was written");
+}
+
+/// The dashboard's forms, as a browser without script posts them: the checked
+/// boxes arrive as `categories[]`; none checked clears them on an edit.
+async fn the_sellers_forms_set_and_clear_categories(app: TestApp) {
+    let (seller, _) = app.signed_in("form-seller@example.com", "seller").await;
+    let post = |path: &'static str, form: String| {
+        let (app, seller) = (&app, seller.clone());
+        async move {
+            let reply = app.client.post(app.url(path)).header("cookie", format!("nf_session={seller}")).header("origin", app.base.clone())
+                .header("content-type", "application/x-www-form-urlencoded").body(form).send().await.unwrap();
+            crate::helpers::Reply::read(reply).await
+        }
+    };
+    let created = post("/fn/list_new_product", "title=Pan&description=&price=12.50&stock=3&inventory_mode=reserve&categories%5B%5D=kitchen&categories%5B%5D=home".to_owned()).await;
+    assert!(created.status.is_redirection() || created.status.is_success(), "{} {}", created.status, created.text);
+    let mine = app.get("/api/v1/products?q=pan", None).await.body;
+    let product = &mine["items"][0];
+    assert_eq!(product["categories"], json!(["home", "kitchen"]), "{mine}");
+    let id = product["id"].as_i64().unwrap();
+    let version = product["version"].as_i64().unwrap();
+    let saved = post("/fn/save_product", format!("product_id={id}&expected_version={version}&title=Pan&description=&price=12.50&inventory_mode=reserve")).await;
+    assert!(saved.status.is_success(), "{} {}", saved.status, saved.text);
+    assert_eq!(app.get(&format!("/api/v1/products/{id}"), None).await.body["categories"], json!([]), "no box checked clears them");
+    let refused = post("/fn/list_new_product", "title=Bad&description=&price=1&stock=1&inventory_mode=reserve&categories%5B%5D=nope".to_owned()).await;
+    assert_eq!(refused.status.as_u16(), 422, "{}", refused.text);
+}
+
+async fn the_search_and_category_pages_render_on_the_server(app: TestApp) {
+    let (seller, _) = app.signed_in("page-seller@example.com", "seller").await;
+    product(&app, &seller, "Walnut cutting board", "Oiled.", 3900, 2, &["kitchen"]).await;
+    product(&app, &seller, "Walnut desk tidy", "For pens.", 2900, 0, &["home"]).await;
+    let page = |path: &str| {
+        let url = app.url(path);
+        let client = app.client.clone();
+        async move {
+            let reply = client.get(url).send().await.unwrap();
+            (reply.status().as_u16(), reply.text().await.unwrap())
+        }
+    };
+    let (status, html) = page("/search?q=walnut&in_stock=1").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Walnut cutting board") && !html.contains("Walnut desk tidy"), "in stock only");
+    assert!(html.contains("Results for “walnut”"));
+    let (status, html) = page("/c/kitchen").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Walnut cutting board") && !html.contains("Walnut desk tidy"));
+    let (_, html) = page("/search?q=walnut&category=toys").await;
+    assert!(html.contains("data-testid=\"no-results\"") && html.contains("clear-filters"), "no results offers to clear the filters");
+    assert_eq!(page("/c/no-such-shelf").await.0, 404);
+    let (_, html) = page("/search?sort=cheapest").await;
+    assert!(html.contains("must be newest, price_asc, price_desc or relevance"), "a bad sort explains itself");
 }
