@@ -3,7 +3,10 @@
 //! the README; they are for a laptop, never for a deployment.
 
 use crate::Shop;
-use crate::domain::{Description, Email, InventoryMode, Money, Password, PersonName, Role, StockLevel, Title};
+use crate::accounts::User;
+use crate::domain::{Description, Email, InventoryMode, Money, Password, PersonName, ProductId, Quantity, Role, StockLevel, Title};
+use crate::orders::{LineRequest, ShippingAddress, WaybillInput};
+use crate::services::orders::PlaceOrder;
 use crate::error::ShopResult;
 use crate::services::accounts::NewAccount;
 use crate::search::CategorySlug;
@@ -67,13 +70,13 @@ pub async fn seed_demo_if_empty(shop: &Shop) -> ShopResult<bool> {
     if users > 0 {
         return Ok(false);
     }
-    for account in [&DEMO_BUYER, &DEMO_ADMIN] {
-        register(shop, account).await?;
-    }
+    let buyer = register(shop, &DEMO_BUYER).await?;
+    register(shop, &DEMO_ADMIN).await?;
     let mut sellers = vec![register(shop, &DEMO_SELLER).await?];
     for account in &OTHER_SELLERS {
         sellers.push(register(shop, account).await?);
     }
+    let mut created = Vec::with_capacity(PRODUCTS.len());
     for (seller, title, description, price_cents, stock, mode) in PRODUCTS {
         let product = NewProduct {
             title: Title::parse("title", title)?,
@@ -83,10 +86,57 @@ pub async fn seed_demo_if_empty(shop: &Shop) -> ShopResult<bool> {
             inventory_mode: mode,
             categories: demo_categories(seller, title)?,
         };
-        shop.catalog.create(&sellers[seller], product).await?;
+        created.push(shop.catalog.create(&sellers[seller], product).await?.id);
     }
-    tracing::info!(products = PRODUCTS.len(), "seeded the demo catalog");
+    seed_demo_orders(shop, &buyer, &sellers[0], &created).await?;
+    tracing::info!(products = PRODUCTS.len(), "seeded the demo catalog, a wallet and a few orders");
     Ok(true)
+}
+
+/// The demo buyer starts with money in the wallet and has bought from the demo
+/// seller already: one order paid, one shipped with a waybill, one completed and
+/// one cancelled, so "My orders", the wallet and the dashboard show something on
+/// the first start.
+async fn seed_demo_orders(shop: &Shop, buyer: &User, seller: &User, products: &[ProductId]) -> ShopResult<()> {
+    if !shop.ledger.top_up_policy().enabled {
+        return Ok(()); // no demo money on this shop, so nothing to pay with
+    }
+    shop.ledger.top_up(buyer, Money::parse_top_up("amount_cents", 50_000)?, "demo-seed").await?;
+    let address = ShippingAddress {
+        name: DEMO_BUYER.name.to_owned(),
+        line1: "1 Tea Street".to_owned(),
+        line2: String::new(),
+        city: "Leafton".to_owned(),
+        postal_code: "12345".to_owned(),
+        country: "Netherlands".to_owned(),
+    };
+    // Sencha completed, the glass teapot shipped, Earl Grey paid, Assam cancelled.
+    let plans = [(0, "completed"), (3, "shipped"), (6, "paid"), (1, "cancelled")];
+    for (index, plan) in plans {
+        let lines = vec![LineRequest { product_id: products[index], quantity: Quantity::parse("quantity", 1)? }];
+        let checkout = shop.checkouts.open(buyer, lines).await?;
+        let request = PlaceOrder {
+            order_id: checkout.order_id,
+            checkout_token: crate::services::checkout::checkout_token(&checkout.checkout_token)?,
+            lines: None,
+            shipping_address: address.clone(),
+            expected_total_cents: None,
+        };
+        let id = shop.orders.place(buyer, request).await?.order.id;
+        if plan == "cancelled" {
+            shop.payments.cancel(buyer, id).await?;
+            continue;
+        }
+        shop.payments.pay(buyer, id).await?;
+        if plan == "paid" {
+            continue;
+        }
+        shop.shipping.set_waybill(seller, id, 0, WaybillInput::parse("DHL", &format!("JD{:010}", id.get() % 10_000_000_000))?).await?;
+        if plan == "completed" {
+            shop.payments.confirm_receipt(buyer, id).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Each demo seller's shelf, and clothing where it is clothing.

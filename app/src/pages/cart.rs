@@ -46,8 +46,28 @@ pub fn CartNotices() -> impl IntoView {
 pub fn CartLink() -> impl IntoView {
     let auth = expect_context::<Auth>();
     let state = expect_context::<CartState>();
+    // Current after anything that may change the cart elsewhere: every navigation
+    // (placing an order leaves the cart by a redirect), and coming back to this tab
+    // after another one changed it.
+    let location = leptos_router::hooks::use_location();
+    let refocused = RwSignal::new(0u32);
+    #[cfg(feature = "hydrate")]
+    {
+        let on_focus = window_event_listener(leptos::ev::focus, move |_| refocused.update(|n| *n += 1));
+        on_cleanup(move || on_focus.remove());
+    }
     let count = Resource::new(
-        move || (auth.sign_in.version().get(), auth.register.version().get(), auth.sign_out.version().get(), state.server_version.get()),
+        move || {
+            (
+                auth.sign_in.version().get(),
+                auth.register.version().get(),
+                auth.sign_out.version().get(),
+                state.server_version.get(),
+                location.pathname.get(),
+                location.search.get(),
+                refocused.get(),
+            )
+        },
         |_| cart_count(),
     );
     view! {

@@ -210,3 +210,28 @@ async fn the_search_and_category_pages_render_on_the_server(app: TestApp) {
     let (_, html) = page("/search?sort=cheapest").await;
     assert!(html.contains("must be newest, price_asc, price_desc or relevance"), "a bad sort explains itself");
 }
+
+crate::with_settings_on_both_backends!(the_demo_shop_has_categories_orders_and_money, |settings| settings.seed_demo = true, false);
+
+/// A first start shows a shop worth clicking through: categories, and a demo
+/// buyer with money and orders in every state from the demo seller.
+async fn the_demo_shop_has_categories_orders_and_money(app: TestApp) {
+    let outdoors = app.get("/api/v1/products?category=outdoors&limit=100", None).await.body;
+    assert!(outdoors["items"].as_array().unwrap().iter().any(|p| p["title"] == "Trail Backpack 28 l"), "{outdoors}");
+    let login = |email: &'static str, password: &'static str| {
+        let app = &app;
+        async move { app.post("/api/v1/auth/login", None, &json!({"email": email, "password": password})).await.body["token"].as_str().unwrap().to_owned() }
+    };
+    let buyer = login("buyer@ninefold.test", "buyer-demo-pass").await;
+    let orders = app.get("/api/v1/orders", Some(&buyer)).await.body;
+    let mut statuses: Vec<&str> = orders["items"].as_array().unwrap().iter().map(|o| o["status"].as_str().unwrap()).collect();
+    statuses.sort();
+    assert_eq!(statuses, vec!["cancelled", "completed", "paid", "shipped"]);
+    assert!(orders["items"].as_array().unwrap().iter().any(|o| o["shipping"]["carrier"] == "DHL"));
+    let wallet = app.get("/api/v1/wallet", Some(&buyer)).await.body;
+    assert!(wallet["balance_cents"].as_i64().unwrap() > 0, "{wallet}");
+    let seller = login("seller@ninefold.test", "seller-demo-pass").await;
+    app.shop.seller_index.relay(500).await.unwrap();
+    app.shop.jobs.run_due(shop::clock::now_ms(), 500).await.unwrap();
+    assert_eq!(app.get("/api/v1/seller/orders", Some(&seller)).await.body["items"].as_array().unwrap().len(), 4);
+}
