@@ -226,6 +226,8 @@ pub enum CheckoutPageData {
 pub struct OrderView {
     pub order: shop::orders::Order,
     pub titles: Vec<String>,
+    /// Each line's picture as sold, if its product had one.
+    pub pictures: Vec<Option<String>>,
     /// The buyer's wallet balance, for the "pay" button.
     pub balance_cents: i64,
 }
@@ -338,8 +340,9 @@ pub async fn get_order(order_id: String) -> Result<OrderView, AppError> {
     let shop = ssr::shop()?;
     let order = shop.orders.get(&buyer, order_id_or_not_found(&order_id, "order")?).await?;
     let titles = shop.snapshots.titles_as_sold(&order.lines).await?;
+    let pictures = shop.snapshots.pictures_as_sold(&order.lines).await?;
     let balance_cents = shop.ledger.balance(buyer.id).await?;
-    Ok(OrderView { order, titles, balance_cents })
+    Ok(OrderView { order, titles, pictures, balance_cents })
 }
 
 #[server(prefix = "/fn", endpoint = "cancel_order")]

@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import { Page, Browser } from '@playwright/test';
 import { test, expect } from './fixtures';
 import { open, snap, uniqueEmail, fillAddress } from './helpers';
@@ -178,4 +179,45 @@ test('a product edit made against an old version is refused with what changed', 
   await open(seller, '/seller/products');
   await expect(seller.getByTestId('seller-product')).toHaveCount(1);
   await expect(seller.getByTestId('seller-product')).toContainText('$30.00');
+});
+
+test('a seller adds a picture, and the shop shows it on the card once its sizes are made', async ({ browser }, testInfo) => {
+  const seller = await newPage(browser);
+  await register(seller, 'Picture Framers', 'seller');
+  const title = `Oak frame ${Date.now()}`;
+  await open(seller, '/seller/products/new');
+  await seller.getByLabel('Title').fill(title);
+  await seller.getByLabel('Price (USD)').fill('19.00');
+  await seller.getByLabel('Units in stock').fill('4');
+  await seller.getByTestId('category-choices').getByLabel('Home & living').check();
+  await seller.getByTestId('create-product').click();
+  await expect(seller.getByTestId('product-created')).toBeVisible();
+  const productId = seller.url().match(/products\/(\d+)/)![1];
+
+  // Not an image: refused, and the page says why.
+  await seller.getByTestId('image-file').setInputFiles({ name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('not a picture') });
+  await seller.getByTestId('upload-image').click();
+  await expect(seller.getByTestId('image-error')).toContainText('not a JPEG, PNG or WebP');
+
+  await seller.getByTestId('image-file').setInputFiles(path.join(__dirname, '..', 'fixtures', 'lamp.png'));
+  await seller.getByTestId('image-alt').fill('An oak frame on a wall');
+  await seller.getByTestId('upload-image').click();
+  await expect(seller.getByTestId('image-added')).toBeVisible();
+  await expect(seller.getByTestId('image-list').locator('li')).toHaveCount(1);
+
+  // The card shows the card-sized picture once the job has made it.
+  const shopper = await newPage(browser);
+  await expect(async () => {
+    await open(shopper, `/c/home`);
+    const card = shopper.getByTestId('product-card').filter({ hasText: title });
+    await expect(card.getByTestId('product-picture')).toBeVisible({ timeout: 500 });
+  }).toPass({ timeout: 20_000 });
+  const picture = shopper.getByTestId('product-card').filter({ hasText: title }).getByTestId('product-picture');
+  await expect(picture).toHaveAttribute('loading', 'lazy');
+  await expect(picture).toHaveAttribute('width', '96');
+  await expect(picture).toHaveAttribute('alt', 'An oak frame on a wall');
+  expect(await picture.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth)).toBe(96);
+  await snap(shopper, testInfo, 'card-with-picture');
+  await open(shopper, `/products/${productId}`);
+  await expect(shopper.getByTestId('product-picture')).toBeVisible();
 });

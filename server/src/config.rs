@@ -48,6 +48,10 @@ pub struct Settings {
     pub schedules: Schedules,
     /// Which finished orders move to the archive, and in what batches.
     pub archive: shop::services::archive::ArchivePolicy,
+    /// Where product images are kept: a folder under the data folder by default,
+    /// or any store `[images] url` names (`s3://bucket/prefix`, with `[images.options]`).
+    pub image_store_url: String,
+    pub image_store_options: std::collections::HashMap<String, String>,
 }
 
 /// Per-client-address rate limits (`[rate_limits]` in the TOML file): a rate per
@@ -143,6 +147,18 @@ struct FileSettings {
     databases: Option<FileDatabases>,
     schedules: Option<Schedules>,
     archive: Option<FileArchive>,
+    images: Option<FileImages>,
+}
+
+/// `[images]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileImages {
+    /// `file:///var/lib/ninefold/images` or `s3://bucket/prefix`.
+    url: Option<String>,
+    /// For S3: `region`, `endpoint`, `access_key_id`, `secret_access_key`, … (object_store's names).
+    #[serde(default)]
+    options: std::collections::HashMap<String, String>,
 }
 
 /// `[archive]` in the TOML file.
@@ -187,15 +203,19 @@ struct FileDatabases {
 }
 
 impl Settings {
-    pub fn shop_settings(&self) -> shop::services::ShopSettings {
-        shop::services::ShopSettings {
+    /// What the shop's services need, the image store opened.
+    pub fn shop_settings(&self) -> anyhow::Result<shop::services::ShopSettings> {
+        let store = shop::services::images::open_store(&self.image_store_url, &self.image_store_options)
+            .with_context(|| format!("opening the image store {}", self.image_store_url))?;
+        Ok(shop::services::ShopSettings {
             hold_ttl_ms: self.hold_ttl_secs as i64 * 1000,
             max_unpaid_orders: self.max_unpaid_orders,
             top_ups: self.top_ups,
             auto_complete_ms: self.auto_complete_secs as i64 * 1000,
             session_idle_ms: self.session_idle_secs as i64 * 1000,
+            image_store: Some(store),
             ..Default::default()
-        }
+        })
     }
 
     /// Reads the process environment (and the file it names).
@@ -267,6 +287,8 @@ impl Settings {
         };
         anyhow::ensure!(request_timeout_ms > 0, "the request timeout must be positive");
         let archive = archive_policy(var("NINEFOLD_ARCHIVE_AFTER_SECS"), file.archive.unwrap_or_default())?;
+        let images = file.images.unwrap_or_default();
+        let image_store_url = images.url.unwrap_or_else(|| format!("file://{}", data_dir.join("images").display()));
         Ok(Self {
             addr,
             data_dir,
@@ -292,6 +314,8 @@ impl Settings {
             json_logs: flag("NINEFOLD_JSON_LOGS").or(file.json_logs).unwrap_or(false),
             schedules: file.schedules.unwrap_or_default(),
             archive,
+            image_store_url,
+            image_store_options: images.options,
         })
     }
 }

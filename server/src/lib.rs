@@ -9,6 +9,7 @@ pub mod api;
 pub mod archive_progress;
 pub mod config;
 pub mod guards;
+pub mod images;
 pub mod page_cache;
 pub mod pages;
 pub mod read_fence;
@@ -46,7 +47,7 @@ impl Application {
         // in tests, keeps the first's: the same kind).
         telemetry::metrics();
         let _ = any_spawner::Executor::init_custom_executor(read_fence::CarryingExecutor);
-        let shop = Shop::open(&settings.databases, &settings.shop_settings()).await?;
+        let shop = Shop::open(&settings.databases, &settings.shop_settings()?).await?;
         if settings.seed_demo && shop::seed::seed_demo_if_empty(&shop).await.context("seeding the demo catalog")? {
             tracing::info!("demo catalog seeded; see README.md for the demo accounts");
         }
@@ -64,6 +65,11 @@ impl Application {
             .route("/api/v1", axum::routing::any(api::problem::no_such_route))
             .route("/api/v1/{*rest}", axum::routing::any(api::problem::no_such_route))
             .merge(pages::router(&state))
+            .route("/images/{*key}", axum::routing::get(images::serve))
+            .route(
+                "/seller/products/{id}/images",
+                axum::routing::post(images::dashboard_upload).layer(DefaultBodyLimit::max(api::catalog::UPLOAD_BODY_LIMIT)),
+            )
             // The dashboard's home is its orders list.
             .route("/seller", axum::routing::get(|| async { axum::response::Redirect::to("/seller/orders") }))
             .method_not_allowed_fallback(method_not_allowed)

@@ -42,13 +42,13 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => server::run(settings).await,
         Command::Migrate => {
-            let shop = shop::Shop::open(&settings.databases, &settings.shop_settings()).await?;
+            let shop = shop::Shop::open(&settings.databases, &settings.shop_settings()?).await?;
             shop.databases.close().await;
             tracing::info!("all databases migrated");
             Ok(())
         }
         Command::Reconcile => {
-            let shop = shop::Shop::open(&settings.databases, &settings.shop_settings()).await?;
+            let shop = shop::Shop::open(&settings.databases, &settings.shop_settings()?).await?;
             let report = shop.ledger.reconcile().await?;
             shop.databases.close().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -58,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::RebuildSellerIndex { dry_run } => {
-            let shop = shop::Shop::open(&settings.databases, &settings.shop_settings()).await?;
+            let shop = shop::Shop::open(&settings.databases, &settings.shop_settings()?).await?;
             let report = shop.seller_index.rebuild(!dry_run).await?;
             shop.databases.close().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -68,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Archive { dry_run } => {
-            let shop = shop::Shop::open(&settings.databases, &settings.shop_settings()).await?;
+            let shop = shop::Shop::open(&settings.databases, &settings.shop_settings()?).await?;
             let now = shop::clock::now_ms();
             let report = if dry_run {
                 let eligible = shop.archive.eligible(now - settings.archive.after_ms).await?;

@@ -25,6 +25,35 @@ pub struct Product {
     /// The slugs of the categories it is in.
     #[serde(default)]
     pub categories: Vec<String>,
+    /// Its pictures, the main one first.
+    #[serde(default)]
+    pub images: Vec<ProductImage>,
+}
+
+/// A product picture: the original (`url`, immutable, cached for a year) and, once
+/// the image job has made them, the sizes pages use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct ProductImage {
+    /// The content hash key in the image store.
+    pub key: String,
+    pub url: String,
+    pub alt: String,
+    pub width: u32,
+    pub height: u32,
+    /// A card-sized WebP (longest side 480), once made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card_url: Option<String>,
+    /// A page-sized WebP (longest side 1200), once made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_url: Option<String>,
+}
+
+impl ProductImage {
+    /// Where an image key is served.
+    pub fn url_of(key: &str) -> String {
+        format!("/images/{key}")
+    }
 }
 
 /// A category, as lists and the seller's form show it.

@@ -83,6 +83,12 @@ pub enum ShopError {
     /// The wallet holds less than the payment; no money moved.
     #[error("your wallet holds {balance_cents} cents, less than the {needed_cents} cents due; top it up and pay again")]
     InsufficientFunds { balance_cents: i64, needed_cents: i64 },
+    /// An upload is bigger than allowed; nothing was stored.
+    #[error("the file is too large: at most {} MB", max_bytes / (1024 * 1024))]
+    TooLarge { max_bytes: u64 },
+    /// An upload is not of a kind accepted here (or not what it said it was).
+    #[error("this file is not a JPEG, PNG or WebP image (or not the kind of file it claims to be)")]
+    UnsupportedMedia,
     /// The order was moved to the archive: it is final and takes no more changes.
     #[error("this order is archived: it is final and can no longer be changed")]
     Archived,
@@ -126,6 +132,8 @@ impl ShopError {
             ShopError::PriceChanged { .. } => "price_changed",
             ShopError::InvalidTransition { .. } => "invalid_transition",
             ShopError::Archived => "archived",
+            ShopError::TooLarge { .. } => "too_large",
+            ShopError::UnsupportedMedia => "unsupported_media_type",
             ShopError::InsufficientFunds { .. } => "insufficient_funds",
             ShopError::Internal(_) => "internal",
         }
@@ -152,6 +160,8 @@ impl ShopError {
             ShopError::Forbidden | ShopError::TopUpDisabled => 403,
             ShopError::TooManyAttempts { .. } | ShopError::TopUpLimit { .. } => 429,
             ShopError::InsufficientFunds { .. } => 402,
+            ShopError::TooLarge { .. } => 413,
+            ShopError::UnsupportedMedia => 415,
             ShopError::Overloaded { .. } | ShopError::Unavailable => 503,
             ShopError::Internal(_) => 500,
         }

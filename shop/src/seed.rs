@@ -86,7 +86,9 @@ pub async fn seed_demo_if_empty(shop: &Shop) -> ShopResult<bool> {
             inventory_mode: mode,
             categories: demo_categories(seller, title)?,
         };
-        created.push(shop.catalog.create(&sellers[seller], product).await?.id);
+        let id = shop.catalog.create(&sellers[seller], product).await?.id;
+        shop.images.add(&sellers[seller], id, demo_picture(title).into(), Some("image/png"), title.to_owned()).await?;
+        created.push(id);
     }
     seed_demo_orders(shop, &buyer, &sellers[0], &created).await?;
     tracing::info!(products = PRODUCTS.len(), "seeded the demo catalog, a wallet and a few orders");
@@ -137,6 +139,21 @@ async fn seed_demo_orders(shop: &Shop, buyer: &User, seller: &User, products: &[
         }
     }
     Ok(())
+}
+
+/// A picture for a demo product, drawn here (no download): soft diagonal bands in
+/// a colour taken from the title, so each product looks different.
+fn demo_picture(title: &str) -> Vec<u8> {
+    let seed = title.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let base = [(seed & 0xff) as u8, ((seed >> 8) & 0xff) as u8, ((seed >> 16) & 0xff) as u8];
+    let picture = image::RgbImage::from_fn(480, 360, |x, y| {
+        let band = ((x + y * 2) / 40) % 2 == 0;
+        let shade = |c: u8| if band { c / 2 + 100 } else { c / 3 + 140 };
+        image::Rgb([shade(base[0]), shade(base[1]), shade(base[2])])
+    });
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(picture).write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).expect("a PNG encodes into memory");
+    out
 }
 
 /// Each demo seller's shelf, and clothing where it is clothing.

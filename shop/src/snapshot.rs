@@ -13,6 +13,9 @@ pub struct Snapshot {
     pub title: String,
     pub description: String,
     pub price_cents: i64,
+    /// The product's main picture as sold (its image key), if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_key: Option<String>,
     /// When the first order of this content was placed (RFC 3339).
     pub created_at: String,
 }
@@ -35,11 +38,23 @@ pub fn is_digest(text: &str) -> bool {
 /// The digest is MD5 over those bytes as 32 lowercase hex digits: a content key
 /// for deduplication, not a security boundary.
 pub fn digest(title: &str, description: &str, price_cents: i64) -> String {
+    digest_with_picture(title, description, price_cents, None)
+}
+
+/// As [`digest`], with the product's main picture: a product that has one adds its
+/// image key as a fourth field (0x1F and the key; keys are hex, a slash and a
+/// dot). Without a picture the bytes, and so the digest, are exactly version 1's:
+/// every snapshot taken before pictures existed keeps its digest.
+pub fn digest_with_picture(title: &str, description: &str, price_cents: i64, image_key: Option<&str>) -> String {
     let mut hasher = Md5::new();
     hasher.update(b"ninefold-snapshot-v1");
     for field in [title.as_bytes(), description.as_bytes(), price_cents.to_string().as_bytes()] {
         hasher.update([0x1F]);
         hasher.update(field);
+    }
+    if let Some(key) = image_key {
+        hasher.update([0x1F]);
+        hasher.update(key.as_bytes());
     }
     format!("{:x}", hasher.finalize())
 }

@@ -35,11 +35,49 @@ pub(crate) fn ProductCard(product: Product) -> impl IntoView {
     let href = format!("/products/{}", product.id);
     view! {
         <a class="product-card" href=href data-testid="product-card">
+            {product.images.first().cloned().map(|image| view! { <Picture image size=PictureSize::Card/> })}
             <span class="title">{product.title.to_string()}</span>
             <span class="seller">{product.seller_name.clone()}</span>
             <span class="price">{format!("${}", product.price)}</span>
             <StockBadge stock=product.stock/>
         </a>
+    }
+}
+
+/// Which derived size of a picture a page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PictureSize {
+    Card,
+    Page,
+}
+
+/// A product picture at `size`, with its width and height (so the page does not
+/// jump) and lazy loading; until the image job has made that size, a placeholder
+/// of the same shape.
+#[component]
+pub(crate) fn Picture(image: shop::catalog::ProductImage, size: PictureSize) -> impl IntoView {
+    let (longest, src) = match size {
+        PictureSize::Card => (480u32, image.card_url.clone()),
+        PictureSize::Page => (1200u32, image.page_url.clone()),
+    };
+    let scale = f64::from(longest) / f64::from(image.width.max(image.height).max(1));
+    let (width, height) = if scale < 1.0 {
+        (((f64::from(image.width) * scale).round() as u32).max(1), ((f64::from(image.height) * scale).round() as u32).max(1))
+    } else {
+        (image.width.max(1), image.height.max(1))
+    };
+    let class = match size {
+        PictureSize::Card => "picture card-picture",
+        PictureSize::Page => "picture page-picture",
+    };
+    match src {
+        Some(src) => view! {
+            <img class=class src=src alt=image.alt.clone() width=width.to_string() height=height.to_string() loading="lazy" decoding="async" data-testid="product-picture"/>
+        }.into_any(),
+        None => view! {
+            <svg class=format!("{class} placeholder") viewBox=format!("0 0 {width} {height}") width=width.to_string() height=height.to_string() role="img"
+                aria-label=image.alt.clone() data-testid="picture-placeholder"></svg>
+        }.into_any(),
     }
 }
 
@@ -76,6 +114,7 @@ fn ProductDetail(product: Product) -> impl IntoView {
         <article class="product" data-testid="product">
             <p class="breadcrumb"><a href="/">"Shop"</a>" / "{product.seller_name.clone()}</p>
             <h1>{product.title.to_string()}</h1>
+            {product.images.first().cloned().map(|image| view! { <Picture image size=PictureSize::Page/> })}
             <p class="price" data-testid="price">{format!("${}", product.price)}</p>
             <p data-testid="stock"><StockBadge stock=product.stock/></p>
             <p class="mode">{product.inventory_mode.label()}</p>

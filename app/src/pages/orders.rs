@@ -168,7 +168,7 @@ pub fn OrderPage() -> impl IntoView {
 
 #[component]
 fn OrderDetail(view: OrderView, just_placed: bool, cancel: ServerAction<CancelOrder>) -> impl IntoView {
-    let OrderView { order, titles, balance_cents } = view;
+    let OrderView { order, titles, pictures, balance_cents } = view;
     let pending = cancel.pending();
     let cancellable = order.status.can_cancel();
     let cancel_label = if order.status.cancel_refunds() { "Cancel and refund to my wallet" } else { "Cancel order" };
@@ -188,7 +188,7 @@ fn OrderDetail(view: OrderView, just_placed: bool, cancel: ServerAction<CancelOr
             {order.hold_expires_at.clone().map(|until| view! {
                 <p class="hold" data-testid="hold-expires">"Your items are reserved until " {when(&until)} ". Pay before then, or the order is cancelled and the items go back on sale."</p>
             })}
-            <LinesAsSold lines=order.lines.clone() titles=titles total_cents=order.total_cents/>
+            <LinesAsSold lines=order.lines.clone() titles=titles pictures=pictures total_cents=order.total_cents/>
             {order.status.awaits_payment().then(|| view! { <PayBox order_id=order.id.to_string() total=order.total_cents balance=balance_cents/> })}
             {waybill.map(|w| view! {
                 <p class="waybill" data-testid="waybill">"Shipped with " <strong data-testid="carrier">{w.carrier}</strong> " · tracking number " <strong data-testid="tracking-number">{w.tracking_number}</strong></p>
@@ -312,14 +312,17 @@ fn OrderRow(order: Order) -> impl IntoView {
 /// An order's lines as they were sold (each title from its snapshot), with the
 /// total: the buyer's order page and the seller's show the same table.
 #[component]
-pub fn LinesAsSold(lines: Vec<shop::orders::OrderLine>, titles: Vec<String>, total_cents: i64) -> impl IntoView {
+pub fn LinesAsSold(lines: Vec<shop::orders::OrderLine>, titles: Vec<String>, pictures: Vec<Option<String>>, total_cents: i64) -> impl IntoView {
     view! {
         <table class="lines">
             <thead><tr><th>"Item (as sold)"</th><th>"Qty"</th><th>"Price"</th><th>"Total"</th></tr></thead>
             <tbody>
-                {lines.iter().zip(titles).map(|(line, title)| view! {
+                {lines.iter().zip(titles).zip(pictures.into_iter().chain(std::iter::repeat(None))).map(|((line, title), picture)| view! {
                     <tr>
-                        <td data-testid="line-title">{title}</td>
+                        <td data-testid="line-title">
+                            {picture.map(|src| view! { <img class="line-picture" src=src alt="" width="48" height="48" loading="lazy" data-testid="line-picture"/> })}
+                            {title}
+                        </td>
                         <td>{line.quantity}</td>
                         <td>{format!("${}", Money::from_stored(line.unit_price_cents))}</td>
                         <td>{format!("${}", Money::from_stored(line.unit_price_cents * line.quantity))}</td>

@@ -24,6 +24,8 @@ pub struct SellerOrderData {
     pub order: SellerOrder,
     /// Each line's title as it was sold.
     pub titles: Vec<String>,
+    /// Each line's picture as sold, if its product had one.
+    pub pictures: Vec<Option<String>>,
 }
 
 /// What a waybill submit came to. A stale submit is not a failure of the
@@ -119,7 +121,8 @@ pub async fn load_seller_order(order_id: String) -> Result<SellerOrderData, AppE
     let shop = super::ssr::shop()?;
     let order = shop.shipping.seller_order(&seller, id).await?;
     let titles = shop.snapshots.titles_as_sold(&order.order.lines).await?;
-    Ok(SellerOrderData { order, titles })
+    let pictures = shop.snapshots.pictures_as_sold(&order.order.lines).await?;
+    Ok(SellerOrderData { order, titles, pictures })
 }
 
 /// Every accepted waybill change, oldest first. Loaded apart from the order, so

@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_product))
         .routes(routes!(edit_product))
         .routes(routes!(restock_product))
+        .merge(OpenApiRouter::new().routes(routes!(upload_image)).layer(axum::extract::DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)))
         .routes(routes!(get_snapshot))
 }
 
@@ -198,6 +199,59 @@ async fn restock_product(
     let id = product_id(&id)?;
     let quantity = Quantity::parse("quantity", body.quantity)?;
     Ok(Json(state.shop.catalog.restock(&caller.user, id, quantity).await?))
+}
+
+/// An upload's body: the image's limit and room for the form around it.
+pub const UPLOAD_BODY_LIMIT: usize = shop::services::images::MAX_BYTES + 256 * 1024;
+
+/// What an image upload carries (multipart/form-data).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ImageUpload {
+    /// A JPEG, PNG or WebP image, at most 5 MB and 40 megapixels.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// Alt text, up to 200 characters.
+    alt: Option<String>,
+}
+
+/// The image parts of an upload: the file's bytes and declared type, and the alt text.
+pub async fn read_upload(mut multipart: axum::extract::Multipart) -> Result<(bytes::Bytes, Option<String>, String), Problem> {
+    let mut file = None;
+    let mut alt = String::new();
+    let refused = |error: axum::extract::multipart::MultipartError| {
+        if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::from(shop::ShopError::TooLarge { max_bytes: shop::services::images::MAX_BYTES as u64 })
+        } else {
+            Problem::new(StatusCode::BAD_REQUEST, "bad_request", format!("the upload could not be read: {error}"))
+        }
+    };
+    while let Some(field) = multipart.next_field().await.map_err(refused)? {
+        match field.name() {
+            Some("file") => {
+                let declared = field.content_type().map(str::to_owned);
+                file = Some((field.bytes().await.map_err(refused)?, declared));
+            }
+            Some("alt") => alt = field.text().await.map_err(refused)?,
+            _ => {}
+        }
+    }
+    let (bytes, declared) = file.ok_or_else(|| Problem::from(shop::ShopError::from(shop::domain::FieldError::new("file", "is missing: send the image as the `file` part"))))?;
+    Ok((bytes, declared, shop::services::images::alt_text(&alt)?))
+}
+
+/// Seller: add an image to a product (multipart: `file`, `alt`). The same bytes
+/// twice give the same `key`; anything but a JPEG, PNG or WebP of at most 5 MB and
+/// 40 megapixels is refused, with nothing stored.
+#[utoipa::path(post, path = "/seller/products/{id}/images", tag = "seller", security(("bearer" = [])), params(("id" = i64, Path)),
+    request_body(content = ImageUpload, content_type = "multipart/form-data"),
+    responses((status = 201, body = shop::catalog::ProductImage), (status = 404, body = Problem), (status = 413, body = Problem),
+        (status = 415, body = Problem), (status = 422, body = Problem)))]
+async fn upload_image(State(state): State<AppState>, caller: AuthUser, Path(id): Path<String>, multipart: axum::extract::Multipart) -> Result<(StatusCode, Json<shop::catalog::ProductImage>), Problem> {
+    let id = product_id(&id)?;
+    let (bytes, declared, alt) = read_upload(multipart).await?;
+    let image = state.shop.images.add(&caller.user, id, bytes, declared.as_deref(), alt).await?;
+    Ok((StatusCode::CREATED, Json(image)))
 }
 
 /// A product as it was sold, by the digest an order line names.

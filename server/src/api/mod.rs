@@ -4,7 +4,7 @@
 
 mod accounts;
 mod cart;
-mod catalog;
+pub mod catalog;
 pub mod document;
 mod orders;
 mod seller;

@@ -96,7 +96,9 @@ impl From<ShopError> for Problem {
             | ShopError::TooManyUnpaidOrders { .. }
             | ShopError::TopUpDisabled
             | ShopError::InvalidTransition { .. }
-            | ShopError::Archived => {}
+            | ShopError::Archived
+            | ShopError::TooLarge { .. }
+            | ShopError::UnsupportedMedia => {}
             ShopError::Unavailable => problem.retry_after_secs = Some(5),
         }
         problem

@@ -28,6 +28,13 @@ pub struct TestApp {
     _data_dir: tempfile::TempDir,
 }
 
+impl TestApp {
+    /// The app's data folder (SQLite files, images).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data_dir.path()
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
@@ -79,6 +86,8 @@ pub async fn spawn_app_on(databases: DatabaseConfig, data_dir: tempfile::TempDir
         json_logs: false,
         schedules: Default::default(),
         archive: Default::default(),
+        image_store_url: format!("file://{}", data_dir.path().join("images").display()),
+        image_store_options: Default::default(),
     };
     adjust(&mut settings);
     server::telemetry::init(false);

@@ -11,6 +11,7 @@ mod catalog;
 mod errors;
 mod hardening;
 mod idempotency;
+mod images;
 mod money;
 mod waybills;
 mod operations;

@@ -38,6 +38,7 @@ async fn the_openapi_document_covers_every_route(app: TestApp) {
         ("/api/v1/orders", "get"),
         ("/api/v1/orders/history", "get"),
         ("/api/v1/categories", "get"),
+        ("/api/v1/seller/products/{id}/images", "post"),
         ("/api/v1/orders/{id}", "get"),
         ("/api/v1/orders/{id}/cancel", "post"),
         ("/api/v1/snapshots/{digest}", "get"),

@@ -218,6 +218,7 @@ crate::with_settings_on_both_backends!(the_demo_shop_has_categories_orders_and_m
 async fn the_demo_shop_has_categories_orders_and_money(app: TestApp) {
     let outdoors = app.get("/api/v1/products?category=outdoors&limit=100", None).await.body;
     assert!(outdoors["items"].as_array().unwrap().iter().any(|p| p["title"] == "Trail Backpack 28 l"), "{outdoors}");
+    assert!(outdoors["items"].as_array().unwrap().iter().all(|p| p["images"].as_array().is_some_and(|i| i.len() == 1)), "a picture each");
     let login = |email: &'static str, password: &'static str| {
         let app = &app;
         async move { app.post("/api/v1/auth/login", None, &json!({"email": email, "password": password})).await.body["token"].as_str().unwrap().to_owned() }

@@ -1,7 +1,7 @@
 //! The catalog: products and their stock levels, in the `main` database.
 
 use crate::accounts::User;
-use crate::catalog::{Category, Cursor, Page, PageLimit, Product, Stock};
+use crate::catalog::{Category, Cursor, Page, PageLimit, Product, ProductImage, Stock};
 use crate::search::{CategorySlug, ProductCursor, ProductFilter, ProductSort};
 use crate::clock::now_ms;
 use crate::db::{Db, Read};
@@ -226,6 +226,41 @@ impl Catalog {
                 product.categories.push(slug);
             }
         }
+        self.attach_images(products, &ids).await
+    }
+
+    /// Fills in each product's images, in order, with their derived sizes where made.
+    async fn attach_images(&self, products: &mut [Product], ids: &[i64]) -> ShopResult<()> {
+        let list = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT i.product_id, i.image_key, i.alt, i.width, i.height, c.variant_key AS card_key, g.variant_key AS page_key \
+             FROM product_images i LEFT JOIN image_variants c ON c.image_key = i.image_key AND c.size = 'card' \
+             LEFT JOIN image_variants g ON g.image_key = i.image_key AND g.size = 'page' \
+             WHERE i.product_id IN ({list}) ORDER BY i.product_id, i.position"
+        );
+        let rows = self
+            .db
+            .display_read(|pool| {
+                let query = ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(*id));
+                async move { Ok(query.fetch_all(&pool).await?) }
+            })
+            .await?;
+        for row in rows {
+            let product_id: i64 = row.try_get("product_id")?;
+            let Some(product) = products.iter_mut().find(|p| p.id.get() == product_id) else { continue };
+            let key: String = row.try_get("image_key")?;
+            let card: Option<String> = row.try_get("card_key")?;
+            let page: Option<String> = row.try_get("page_key")?;
+            product.images.push(ProductImage {
+                url: ProductImage::url_of(&key),
+                key,
+                alt: row.try_get("alt")?,
+                width: u32::try_from(row.try_get::<i64, _>("width")?).unwrap_or(0),
+                height: u32::try_from(row.try_get::<i64, _>("height")?).unwrap_or(0),
+                card_url: card.as_deref().map(ProductImage::url_of),
+                page_url: page.as_deref().map(ProductImage::url_of),
+            });
+        }
         Ok(())
     }
 
@@ -425,6 +460,7 @@ fn product_from_row(row: &AnyRow) -> ShopResult<Product> {
         inventory_mode: InventoryMode::parse("inventory_mode", &mode).map_err(|e| anyhow::anyhow!("stored product is invalid: {e}"))?,
         version: row.try_get("version")?,
         categories: Vec::new(),
+        images: Vec::new(),
     };
     // The schema's CHECKs guarantee this; assert again where the data is read back.
     debug_assert!(product.stock.available >= 0 && product.stock.reserved >= 0 && product.stock.sold >= 0);

@@ -20,6 +20,7 @@ pub mod carts;
 pub mod catalog;
 pub mod checkout;
 pub mod idempotency;
+pub mod images;
 pub mod jobs;
 pub mod ledger;
 pub mod order_ids;
@@ -57,6 +58,7 @@ pub struct Shop {
     pub shipping: shipping::Shipping,
     pub seller_index: seller_index::SellerIndex,
     pub archive: archive::Archive,
+    pub images: images::Images,
 }
 
 /// Settings the services need beyond database URLs.
@@ -76,6 +78,8 @@ pub struct ShopSettings {
     pub order_id_block: i64,
     /// Server-side guest carts unused this long are deleted.
     pub guest_cart_ttl_ms: i64,
+    /// Where product images are kept; `None` keeps them in memory (tests).
+    pub image_store: Option<std::sync::Arc<dyn object_store::ObjectStore>>,
 }
 
 impl Default for ShopSettings {
@@ -88,6 +92,7 @@ impl Default for ShopSettings {
             session_idle_ms: accounts::Accounts::DEFAULT_SESSION_IDLE_MS,
             order_id_block: order_ids::OrderIdAllocator::DEFAULT_BLOCK_SIZE,
             guest_cart_ttl_ms: carts::Carts::DEFAULT_GUEST_TTL_MS,
+            image_store: None,
         }
     }
 }
@@ -107,13 +112,16 @@ impl Shop {
         let orders = Orders::new(main.clone(), shards.clone(), archive.clone(), checkouts.clone(), carts.clone(), limits);
         let snapshots = snapshots::Snapshots::new(main.clone());
         let seller_index = seller_index::SellerIndex::new(main.clone(), shards.clone(), archive.clone());
+        let image_store = settings.image_store.clone().unwrap_or_else(|| std::sync::Arc::new(object_store::memory::InMemory::new()));
+        let images = images::Images::new(main.clone(), image_store, catalog.clone());
         Ok(Self {
             accounts: Accounts::new(main.clone(), settings.session_idle_ms),
             ledger: ledger::Ledger::new(main.clone(), settings.top_ups),
             payments: payments::Payments::new(main.clone(), orders.clone()),
             shipping: shipping::Shipping::new(orders.clone()),
             stock: stock::Stock::new(main.clone(), shards, settings.hold_ttl_ms),
-            jobs: jobs::Jobs::new(main.clone(), vec![snapshots.job_kind(), seller_index.job_kind()]),
+            jobs: jobs::Jobs::new(main.clone(), vec![snapshots.job_kind(), seller_index.job_kind(), images.job_kind()]),
+            images,
             seller_index,
             archive,
             snapshots,

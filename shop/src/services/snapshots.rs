@@ -11,7 +11,7 @@ use crate::db::Db;
 use crate::error::{ShopError, ShopResult};
 use crate::orders::OrderLine;
 use crate::services::jobs::{JobKind, Jobs, NewJob};
-use crate::snapshot::{Snapshot, digest, is_digest};
+use crate::snapshot::{Snapshot, digest_with_picture, is_digest};
 use serde::{Deserialize, Serialize};
 use sqlx::{Any, Row, Transaction};
 
@@ -25,17 +25,22 @@ pub struct SnapshotJob {
     pub title: String,
     pub description: String,
     pub price_cents: i64,
+    /// The main picture's key, when the product has one.
+    #[serde(default)]
+    pub image_key: Option<String>,
 }
 
 impl SnapshotJob {
-    /// The product as it is now.
+    /// The product as it is now, its main picture included.
     pub fn of(product: &Product) -> Self {
+        let image_key = product.images.first().map(|image| image.key.clone());
         Self {
-            digest: digest(product.title.as_str(), product.description.as_str(), product.price.cents()),
+            digest: digest_with_picture(product.title.as_str(), product.description.as_str(), product.price.cents(), image_key.as_deref()),
             product_id: product.id.get(),
             title: product.title.to_string(),
             description: product.description.to_string(),
             price_cents: product.price.cents(),
+            image_key,
         }
     }
 }
@@ -81,7 +86,7 @@ impl Snapshots {
         if !is_digest(digest) {
             return Err(ShopError::NotFound("snapshot"));
         }
-        let row = sqlx::query("SELECT digest, product_id, title, description, price_cents, created_at_ms FROM snapshots WHERE digest = $1")
+        let row = sqlx::query("SELECT digest, product_id, title, description, price_cents, image_key, created_at_ms FROM snapshots WHERE digest = $1")
             .bind(digest)
             .fetch_optional(self.main.pool())
             .await?
@@ -92,8 +97,34 @@ impl Snapshots {
             title: row.try_get("title")?,
             description: row.try_get("description")?,
             price_cents: row.try_get("price_cents")?,
+            image_key: row.try_get("image_key")?,
             created_at: crate::clock::rfc3339(row.try_get("created_at_ms")?),
         })
+    }
+
+    /// Each line's picture as it was sold (a URL, the card size once made), from its
+    /// snapshot; `None` for a line without one, or whose snapshot is not written yet.
+    pub async fn pictures_as_sold(&self, lines: &[OrderLine]) -> ShopResult<Vec<Option<String>>> {
+        let mut pictures = Vec::with_capacity(lines.len());
+        for line in lines {
+            let key = match self.get(&line.snapshot_digest).await {
+                Ok(snapshot) => snapshot.image_key,
+                Err(ShopError::NotFound(_)) => None,
+                Err(other) => return Err(other),
+            };
+            let picture = match key {
+                Some(key) => {
+                    let card: Option<String> = sqlx::query_scalar("SELECT variant_key FROM image_variants WHERE image_key = $1 AND size = 'card'")
+                        .bind(&key)
+                        .fetch_optional(self.main.pool())
+                        .await?;
+                    Some(crate::catalog::ProductImage::url_of(card.as_deref().unwrap_or(&key)))
+                }
+                None => None,
+            };
+            pictures.push(picture);
+        }
+        Ok(pictures)
     }
 
     /// Each line's title as it was sold: from its snapshot, or, until the snapshot
@@ -120,11 +151,11 @@ impl Snapshots {
 
 /// Idempotent: the digest is the key, and a second write of it changes nothing.
 async fn write(main: &Db, job: &SnapshotJob) -> ShopResult<()> {
-    if digest(&job.title, &job.description, job.price_cents) != job.digest {
+    if digest_with_picture(&job.title, &job.description, job.price_cents, job.image_key.as_deref()) != job.digest {
         return Err(anyhow::anyhow!("snapshot job content does not match its digest {}", job.digest).into());
     }
     sqlx::query(
-        "INSERT INTO snapshots (digest, product_id, title, description, price_cents, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+        "INSERT INTO snapshots (digest, product_id, title, description, price_cents, image_key, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (digest) DO NOTHING",
     )
     .bind(&job.digest)
@@ -132,6 +163,7 @@ async fn write(main: &Db, job: &SnapshotJob) -> ShopResult<()> {
     .bind(&job.title)
     .bind(&job.description)
     .bind(job.price_cents)
+    .bind(&job.image_key)
     .bind(now_ms())
     .execute(main.pool())
     .await?;

@@ -129,7 +129,7 @@ fn SellerOrderDetail(
     history: Resource<Result<Vec<WaybillChange>, AppError>>,
     kept: Option<(String, String)>,
 ) -> impl IntoView {
-    let SellerOrderData { order, titles } = data;
+    let SellerOrderData { order, titles, pictures } = data;
     let SellerOrder { order, .. } = order;
     let address = order.shipping_address.clone();
     // Paid: the first waybill ships it. Shipped or completed: it can be corrected.
@@ -140,7 +140,7 @@ fn SellerOrderDetail(
             <p>"Status: " <strong data-testid="order-status">{status_label(order.status)}</strong> " · placed " {when(&order.created_at)}
                 {order.archived.then(|| view! { " " <span class="badge archived" data-testid="order-archived">"Archived"</span> })}
             </p>
-            <LinesAsSold lines=order.lines.clone() titles=titles total_cents=order.total_cents/>
+            <LinesAsSold lines=order.lines.clone() titles=titles pictures=pictures total_cents=order.total_cents/>
             <h2>"Ship to"</h2>
             <address data-testid="ship-to">
                 {address.name}<br/>{address.line1}<br/>

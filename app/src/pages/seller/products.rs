@@ -86,6 +86,30 @@ fn CategoryChoices(checked: Vec<String>) -> impl IntoView {
     }
 }
 
+/// The product's pictures and the form that adds one: a plain multipart form
+/// (posted to the server, back here after), so it works with and without script.
+#[component]
+fn ProductImages(product: Product) -> impl IntoView {
+    let query = use_query_map();
+    let added = move || query.read().get("image").is_some_and(|v| v == "added");
+    let refused = move || query.read().get("image_error");
+    view! {
+        <h2>"Pictures"</h2>
+        {move || added().then(|| view! { <p class="form-ok" role="status" data-testid="image-added">"Picture added. Its sizes for the shop are being made."</p> })}
+        {move || refused().map(|reason| view! { <p class="form-error" role="alert" data-testid="image-error">{reason}</p> })}
+        <ul class="image-list" data-testid="image-list">
+            {product.images.iter().cloned().map(|image| view! {
+                <li><crate::pages::catalog::Picture image size=crate::pages::catalog::PictureSize::Card/></li>
+            }).collect_view()}
+        </ul>
+        <form class="form inline-form" method="post" enctype="multipart/form-data" action=format!("/seller/products/{}/images", product.id) data-testid="image-form">
+            <label>"Picture (JPEG, PNG or WebP, up to 5 MB)" <input type="file" name="file" accept="image/jpeg,image/png,image/webp" required data-testid="image-file"/></label>
+            <label>"Description for screen readers" <input type="text" name="alt" maxlength="200" data-testid="image-alt"/></label>
+            <button type="submit" data-testid="upload-image">"Add picture"</button>
+        </form>
+    }
+}
+
 #[component]
 pub fn NewProductPage() -> impl IntoView {
     let auth = expect_context::<crate::state::auth::Auth>();
@@ -166,6 +190,7 @@ fn ProductEditor(product: Product, save: ServerAction<SaveProduct>, restock: Ser
     let (saving, restocking) = (save.pending(), restock.pending());
     let (id, restock_id) = (product.id.to_string(), product.id.to_string());
     let price = product.price.to_string();
+    let pictures = product.clone();
     view! {
         <section class="form-page wide" data-testid="product-editor">
             <h1>{product.title.to_string()}</h1>
@@ -195,6 +220,7 @@ fn ProductEditor(product: Product, save: ServerAction<SaveProduct>, restock: Ser
                 Some(Err(error)) => view! { <p class="form-error" role="alert" data-testid="form-error">{error.message}</p> }.into_any(),
                 None => ().into_any(),
             }}
+            <ProductImages product=pictures/>
             <h2>"Restock"</h2>
             <ActionForm action=restock attr:class="form inline-form" attr:data-testid="restock-form">
                 <input type="hidden" name="product_id" value=restock_id/>
