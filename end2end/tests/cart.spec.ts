@@ -1,6 +1,6 @@
 import { Page, APIRequestContext } from '@playwright/test';
 import { test, expect } from './fixtures';
-import { open, snap, uniqueEmail } from './helpers';
+import { open, snap, uniqueEmail, fillAddress } from './helpers';
 
 type Account = { email: string; password: string; name: string };
 
@@ -183,4 +183,35 @@ test('a corrupted stored cart is recovered, never a crash', async ({ page }, tes
   await page.getByTestId('remove-line').click();
   await expect(page.getByTestId('cart-empty')).toBeVisible();
   expect(errors).toEqual([]);
+});
+
+test('the cart badge stays current: after an order takes lines out, after a cancel, and when another tab adds', async ({ page, request }, testInfo) => {
+  const account = await registerViaApi(request, 'badge');
+  await signIn(page, account);
+  await addToCart(page, 'Merino Wool Socks', 2);
+  await addToCart(page, 'Washi Tape Set', 1);
+  await expect(page.getByTestId('cart-count')).toHaveText('3');
+
+  // Ordering one seller's group takes its lines out of the cart.
+  await open(page, '/cart');
+  await page.getByTestId('checkout-group').filter({ hasText: 'Paper & Ink' }).click();
+  await expect(page.getByTestId('checkout-form')).toBeVisible();
+  await fillAddress(page);
+  await page.getByTestId('place-order').click();
+  await expect(page.getByTestId('order-placed')).toBeVisible();
+  await expect(page.getByTestId('cart-count')).toHaveText('2');
+
+  // Cancelling the order does not put the lines back; the badge still says what the cart holds.
+  await page.getByTestId('cancel-order').click();
+  await expect(page.getByTestId('order-status')).toHaveText('Cancelled');
+  await expect(page.getByTestId('cart-count')).toHaveText('2');
+
+  // Another tab adds; coming back to this one shows it.
+  const other = await page.context().newPage();
+  await addToCart(other, 'Bottled Ink, Midnight Blue', 1);
+  await expect(other.getByTestId('cart-count')).toHaveText('3');
+  await page.bringToFront();
+  await page.evaluate(() => window.dispatchEvent(new Event('focus')));
+  await expect(page.getByTestId('cart-count')).toHaveText('3');
+  await snap(page, testInfo, 'badge-after-second-tab');
 });
