@@ -1,34 +1,13 @@
-import { APIRequestContext, Page } from '@playwright/test';
+import { APIRequestContext } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { test, expect } from './fixtures';
-import { open, snap, uniqueEmail } from './helpers';
+import { open, snap, accountViaApi, signInAs, ApiAccount } from './helpers';
 
-type Account = { email: string; password: string; name: string; token: string };
-
-/** An account made through the API. Registering signs the request context in with a
- * cookie, so the next calls say where they come from, as the shop's pages would. */
-async function account(request: APIRequestContext, baseURL: string, role: 'buyer' | 'seller', name: string): Promise<Account> {
-  const created = { email: uniqueEmail(role), password: 'archive-test-pass', name };
-  const headers = { Origin: baseURL };
-  const registered = await request.post('/api/v1/auth/register', { data: { ...created, role }, headers });
-  expect(registered.status(), await registered.text()).toBe(201);
-  const { token } = await (await request.post('/api/v1/auth/login', { data: { email: created.email, password: created.password }, headers })).json();
-  return { ...created, token };
-}
-
-async function call(request: APIRequestContext, method: 'post' | 'put', url: string, who: Account, data?: object, headers: Record<string, string> = {}) {
+async function call(request: APIRequestContext, method: 'post' | 'put', url: string, who: ApiAccount, data?: object, headers: Record<string, string> = {}) {
   const reply = await request[method](url, { data, headers: { Authorization: `Bearer ${who.token}`, ...headers } });
   expect(reply.ok(), `${url}: ${reply.status()} ${await reply.text()}`).toBeTruthy();
   return reply.json();
-}
-
-async function signIn(page: Page, who: Account) {
-  await open(page, '/login');
-  await page.getByLabel('Email').fill(who.email);
-  await page.getByLabel('Password').fill(who.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByTestId('signed-in-as')).toHaveText(who.name);
 }
 
 /** `server archive` on the test server's databases, with the hot window at zero: every final order moves. */
@@ -42,8 +21,8 @@ function archiveEverythingFinal() {
 }
 
 test('a completed order, archived, is in the order history with its label, and the seller still lists it', async ({ browser, request, baseURL }, testInfo) => {
-  const seller = await account(request, baseURL!, 'seller', 'Archive Pottery');
-  const buyer = await account(request, baseURL!, 'buyer', 'Archie Buyer');
+  const seller = await accountViaApi(request, baseURL!, 'seller', 'Archive Pottery');
+  const buyer = await accountViaApi(request, baseURL!, 'buyer', 'Archie Buyer');
   const product = await call(request, 'post', '/api/v1/seller/products', seller, { title: `Stoneware jug ${Date.now()}`, price_cents: 2400, stock: 3 });
   await call(request, 'post', '/api/v1/wallet/top-up', buyer, { amount_cents: 10_000 }, { 'Idempotency-Key': `archive-${Date.now()}` });
   const checkout = await call(request, 'post', '/api/v1/checkout', buyer, { lines: [{ product_id: product.id, quantity: 1 }] });
@@ -58,7 +37,7 @@ test('a completed order, archived, is in the order history with its label, and t
   expect(report.shards.reduce((sum: number, s: { moved: number }) => sum + s.moved, 0)).toBeGreaterThanOrEqual(1);
 
   const page = await (await browser.newContext()).newPage();
-  await signIn(page, buyer);
+  await signInAs(page, buyer);
   await open(page, '/orders');
   await expect(page.getByRole('heading', { name: 'My orders' })).toBeVisible();
   await expect(page.locator(`[data-testid="my-order"][data-order-id="${order.id}"]`)).toHaveCount(0);
@@ -80,7 +59,7 @@ test('a completed order, archived, is in the order history with its label, and t
   await snap(page, testInfo, 'archived-order');
 
   const dashboard = await (await browser.newContext()).newPage();
-  await signIn(dashboard, seller);
+  await signInAs(dashboard, seller);
   await open(dashboard, '/seller/orders');
   const sellerRow = dashboard.locator(`[data-testid="seller-order"][data-order-id="${order.id}"]`);
   await expect(sellerRow.getByTestId('seller-order-archived')).toHaveText('Archived');

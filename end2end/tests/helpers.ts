@@ -1,4 +1,4 @@
-import { Page, expect, TestInfo } from '@playwright/test';
+import { APIRequestContext, Page, expect, TestInfo } from '@playwright/test';
 
 /** Opens a page and waits until it is hydrated (interactive), not just painted. */
 export async function open(page: Page, path: string) {
@@ -39,4 +39,27 @@ export async function fillAddress(page: Page) {
   await page.getByLabel('City').fill('Leafton');
   await page.getByLabel('Postal code').fill('12345');
   await page.getByLabel('Country').fill('Netherlands');
+}
+
+/** An account made through the API, with its bearer token. */
+export type ApiAccount = { email: string; password: string; name: string; token: string };
+
+/** Registers and signs in through the API. Registering signs the request context in
+ * with a cookie, so the calls say where they come from, as the shop's pages would. */
+export async function accountViaApi(request: APIRequestContext, baseURL: string, role: 'buyer' | 'seller', name: string): Promise<ApiAccount> {
+  const created = { email: uniqueEmail(role), password: 'api-account-pass', name };
+  const headers = { Origin: baseURL };
+  const registered = await request.post('/api/v1/auth/register', { data: { ...created, role }, headers });
+  expect(registered.status(), await registered.text()).toBe(201);
+  const { token } = await (await request.post('/api/v1/auth/login', { data: { email: created.email, password: created.password }, headers })).json();
+  return { ...created, token };
+}
+
+/** Signs in on the sign-in page. */
+export async function signInAs(page: Page, who: { email: string; password: string; name: string }) {
+  await open(page, '/login');
+  await page.getByLabel('Email').fill(who.email);
+  await page.getByLabel('Password').fill(who.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('signed-in-as')).toHaveText(who.name);
 }

@@ -1,29 +1,10 @@
-import { APIRequestContext, Page } from '@playwright/test';
+import { APIRequestContext } from '@playwright/test';
 import { test, expect } from './fixtures';
-import { open, snap, uniqueEmail, fillAddress } from './helpers';
+import { open, snap, fillAddress, accountViaApi, signInAs } from './helpers';
 
 // Runs against the second server (playwright.config.ts, project "replica"): on
 // PostgreSQL, every display read allowed to use a streaming replica that applies
 // WAL two seconds late. A buyer who pays must still see the order paid at once.
-
-type Account = { email: string; password: string; name: string; token: string };
-
-async function account(request: APIRequestContext, baseURL: string, role: 'buyer' | 'seller', name: string): Promise<Account> {
-  const created = { email: uniqueEmail(role), password: 'replica-test-pass', name };
-  const headers = { Origin: baseURL };
-  const registered = await request.post('/api/v1/auth/register', { data: { ...created, role }, headers });
-  expect(registered.status(), await registered.text()).toBe(201);
-  const { token } = await (await request.post('/api/v1/auth/login', { data: { email: created.email, password: created.password }, headers })).json();
-  return { ...created, token };
-}
-
-async function signIn(page: Page, who: Account) {
-  await open(page, '/login');
-  await page.getByLabel('Email').fill(who.email);
-  await page.getByLabel('Password').fill(who.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByTestId('signed-in-as')).toHaveText(who.name);
-}
 
 async function counter(request: APIRequestContext, name: string, labels: string[]) {
   const text = await (await request.get('/metrics')).text();
@@ -35,14 +16,14 @@ async function counter(request: APIRequestContext, name: string, labels: string[
 
 test('a buyer who pays sees the order paid at once, twenty times in a row, with the replica 2 s behind', async ({ page, request, baseURL }, testInfo) => {
   test.setTimeout(180_000);
-  const seller = await account(request, baseURL!, 'seller', 'Replica Lamps');
-  const buyer = await account(request, baseURL!, 'buyer', 'Rita Reader');
+  const seller = await accountViaApi(request, baseURL!, 'seller', 'Replica Lamps');
+  const buyer = await accountViaApi(request, baseURL!, 'buyer', 'Rita Reader');
   const product = await (await request.post('/api/v1/seller/products', { data: { title: `Desk lamp ${Date.now()}`, price_cents: 1500, stock: 100 }, headers: { Authorization: `Bearer ${seller.token}` } })).json();
   const topUp = await request.post('/api/v1/wallet/top-up', { data: { amount_cents: 100_000 }, headers: { Authorization: `Bearer ${buyer.token}`, 'Idempotency-Key': `replica-${Date.now()}` } });
   expect(topUp.ok()).toBeTruthy();
   const fallbacks = await counter(request, 'ninefold_replica_fallbacks_total', ['reason="fence"']);
 
-  await signIn(page, buyer);
+  await signInAs(page, buyer);
   // The product reaches the replica within its lag: the buyer did not write it.
   await expect(async () => {
     await open(page, `/products/${product.id}`);

@@ -12,7 +12,6 @@ use anyhow::Context;
 use clap::Parser;
 use shop::accounts::User;
 use shop::catalog::PageLimit;
-use shop::db::{DatabaseConfig, DatabaseUrl};
 use shop::domain::{Email, Password, PersonName, Role};
 use shop::services::accounts::NewAccount;
 use shop::services::archive::{ArchivePolicy, Quiet};
@@ -33,30 +32,14 @@ struct Args {
     label: String,
 }
 
-const SHARDS: usize = 4;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 /// Rows per generating statement.
 const CHUNK: i64 = 50_000;
 
-fn config(databases: &str) -> DatabaseConfig {
-    match databases.strip_prefix("sqlite:") {
-        Some(folder) => DatabaseConfig::sqlite_in(std::path::Path::new(folder), SHARDS),
-        None => {
-            let base = databases.trim_end_matches('/');
-            let url = |name: &str| DatabaseUrl::new(format!("{base}/nf_{name}"));
-            DatabaseConfig { main: url("main"), shards: (0..SHARDS).map(|k| url(&format!("shard_{k}"))).collect(), archive: url("archive"), timeouts: shop::db::DbTimeouts { acquire_ms: 60_000, statement_ms: 3_600_000 }, max_replica_lag_ms: 5000 }
-        }
-    }
-}
-
-fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let shop = Shop::open(&config(&args.databases), &ShopSettings::default()).await.context("opening the databases")?;
+    let shop = Shop::open(&bench::databases(&args.databases), &ShopSettings::default()).await.context("opening the databases")?;
     let buyer = shop
         .accounts
         .register(NewAccount {
@@ -88,12 +71,12 @@ async fn main() -> anyhow::Result<()> {
         "| {} | {} | {hot_before} | {:.3} | {:.3} | {moved} | {:.1} | {:.0} | {hot_after} | {:.3} | {:.3} |",
         args.label,
         args.orders,
-        percentile_ms(&before, 0.5),
-        percentile_ms(&before, 0.99),
+        bench::percentile_ms(&before, 0.5),
+        bench::percentile_ms(&before, 0.99),
         archiving.as_secs_f64(),
         moved as f64 / archiving.as_secs_f64(),
-        percentile_ms(&after, 0.5),
-        percentile_ms(&after, 0.99),
+        bench::percentile_ms(&after, 0.5),
+        bench::percentile_ms(&after, 0.99),
     );
     shop.databases.close().await;
     Ok(())

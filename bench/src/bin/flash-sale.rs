@@ -74,14 +74,6 @@ async fn buy(client: &Client, token: &str, product_id: i64) -> anyhow::Result<Op
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index].as_secs_f64() * 1000.0
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -173,8 +165,8 @@ async fn main() -> anyhow::Result<()> {
         args.mode,
         successes,
         orders_per_sec,
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99),
+        bench::percentile_ms(&latencies, 0.50),
+        bench::percentile_ms(&latencies, 0.99),
         oversold,
         if invariant { "holds" } else { "BROKEN" },
         reference_per_sec,

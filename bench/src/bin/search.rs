@@ -7,12 +7,11 @@
 use anyhow::Context;
 use clap::Parser;
 use shop::catalog::PageLimit;
-use shop::db::{DatabaseConfig, DatabaseUrl};
 use shop::domain::{Email, Password, PersonName, Role};
 use shop::search::{ProductFilter, ProductSort, SearchTerms};
 use shop::services::accounts::NewAccount;
 use shop::{Shop, services::ShopSettings};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Parser)]
 struct Args {
@@ -28,34 +27,12 @@ struct Args {
     label: String,
 }
 
-const SHARDS: usize = 4;
 const ADJECTIVES: [&str; 17] = ["sturdy", "compact", "classic", "vintage", "modern", "rustic", "bright", "quiet", "gentle", "rugged", "slim", "cozy", "handmade", "polished", "foldable", "sleek", "hardy"];
 const MATERIALS: [&str; 13] = ["copper", "oak", "walnut", "linen", "wool", "steel", "ceramic", "bamboo", "leather", "glass", "cotton", "brass", "stone"];
 const NOUNS: [&str; 31] = [
     "kettle", "lamp", "chair", "notebook", "backpack", "teapot", "blanket", "knife", "mug", "bowl", "jacket", "tent", "pen", "clock", "vase", "basket", "scarf", "stool",
     "shelf", "candle", "board", "bottle", "tray", "brush", "rug", "pillow", "mirror", "frame", "planter", "apron", "ladle",
 ];
-
-fn config(databases: &str) -> DatabaseConfig {
-    match databases.strip_prefix("sqlite:") {
-        Some(folder) => DatabaseConfig::sqlite_in(std::path::Path::new(folder), SHARDS),
-        None => {
-            let base = databases.trim_end_matches('/');
-            let url = |name: &str| DatabaseUrl::new(format!("{base}/nf_{name}"));
-            DatabaseConfig {
-                main: url("main"),
-                shards: (0..SHARDS).map(|k| url(&format!("shard_{k}"))).collect(),
-                archive: url("archive"),
-                timeouts: shop::db::DbTimeouts { acquire_ms: 60_000, statement_ms: 600_000 },
-                max_replica_lag_ms: 5_000,
-            }
-        }
-    }
-}
-
-fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
-}
 
 fn title_of(n: i64) -> (String, String) {
     let n = n as usize;
@@ -68,7 +45,7 @@ fn title_of(n: i64) -> (String, String) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let shop = Shop::open(&config(&args.databases), &ShopSettings::default()).await.context("opening the databases")?;
+    let shop = Shop::open(&bench::databases(&args.databases), &ShopSettings::default()).await.context("opening the databases")?;
     let seller = shop
         .accounts
         .register(NewAccount {
@@ -131,14 +108,14 @@ async fn main() -> anyhow::Result<()> {
         searched.sort();
         scanned.sort();
         println!(
-            "| {} | {} | {q} | {first_page} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1}× |",
+            "| {} | {} | {q} | {first_page} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2}× |",
             args.label,
             args.products,
-            percentile_ms(&searched, 0.5),
-            percentile_ms(&searched, 0.99),
-            percentile_ms(&scanned, 0.5),
-            percentile_ms(&scanned, 0.99),
-            percentile_ms(&scanned, 0.5) / percentile_ms(&searched, 0.5)
+            bench::percentile_ms(&searched, 0.5),
+            bench::percentile_ms(&searched, 0.99),
+            bench::percentile_ms(&scanned, 0.5),
+            bench::percentile_ms(&scanned, 0.99),
+            bench::percentile_ms(&scanned, 0.5) / bench::percentile_ms(&searched, 0.5)
         );
     }
     shop.databases.close().await;

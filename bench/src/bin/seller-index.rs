@@ -13,7 +13,6 @@ use anyhow::Context;
 use clap::Parser;
 use shop::accounts::User;
 use shop::catalog::PageLimit;
-use shop::db::{DatabaseConfig, DatabaseUrl};
 use shop::domain::{Description, InventoryMode, Money, PersonName, Quantity, Role, StockLevel, Title};
 use shop::orders::{LineRequest, ShippingAddress};
 use shop::services::accounts::NewAccount;
@@ -41,18 +40,6 @@ struct Args {
     label: String,
 }
 
-const SHARDS: usize = 4;
-
-fn config(databases: &str) -> DatabaseConfig {
-    match databases.strip_prefix("sqlite:") {
-        Some(folder) => DatabaseConfig::sqlite_in(std::path::Path::new(folder), SHARDS),
-        None => {
-            let base = databases.trim_end_matches('/');
-            let url = |name: &str| DatabaseUrl::new(format!("{base}/nf_{name}"));
-            DatabaseConfig { main: url("main"), shards: (0..SHARDS).map(|k| url(&format!("shard_{k}"))).collect(), archive: url("archive"), timeouts: shop::db::DbTimeouts { acquire_ms: 60_000, statement_ms: 600_000 }, max_replica_lag_ms: 5000 }
-        }
-    }
-}
 
 async fn account(shop: &Shop, name: &str, role: Role) -> anyhow::Result<User> {
     let account = NewAccount {
@@ -64,14 +51,10 @@ async fn account(shop: &Shop, name: &str, role: Role) -> anyhow::Result<User> {
     Ok(shop.accounts.register(account).await?)
 }
 
-fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let shop = Shop::open(&config(&args.databases), &ShopSettings::default()).await.context("opening the databases")?;
+    let shop = Shop::open(&bench::databases(&args.databases), &ShopSettings::default()).await.context("opening the databases")?;
     let mut sellers = Vec::new();
     let mut products = Vec::new();
     for s in 0..args.sellers {
@@ -150,14 +133,14 @@ async fn main() -> anyhow::Result<()> {
     let rare = [rare];
     for (kind, group) in [("busy", &sellers[..]), ("rare", &rare[..])] {
         let (from_index, from_shards) = read_both_ways(&shop, group, args.reads).await?;
-        let (index_p50, shards_p50) = (percentile_ms(&from_index, 0.5), percentile_ms(&from_shards, 0.5));
+        let (index_p50, shards_p50) = (bench::percentile_ms(&from_index, 0.5), bench::percentile_ms(&from_shards, 0.5));
         println!(
             "| {} | {placed} | {:.1} | {events} | {:.0} | {kind} | {index_p50:.3} | {:.3} | {shards_p50:.3} | {:.3} | {:.1}× |",
             args.label,
             writing.as_secs_f64(),
             events as f64 / delivering.as_secs_f64(),
-            percentile_ms(&from_index, 0.99),
-            percentile_ms(&from_shards, 0.99),
+            bench::percentile_ms(&from_index, 0.99),
+            bench::percentile_ms(&from_shards, 0.99),
             shards_p50 / index_p50,
         );
     }
