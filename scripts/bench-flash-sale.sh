@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# The flash-sale benchmark (issue 3), on embedded SQLite and on a throwaway
+# The flash-sale benchmark (issues 3 and 14), on embedded SQLite and on a throwaway
 # PostgreSQL cluster: 200 buyers on distinct accounts buy 1000 units over HTTP
-# against the release build; the reference is the bare conditional decrement on
-# the same database from 200 connections. See bench/src/bin/flash-sale.rs.
+# against the release build — one hot product in each inventory mode (reserve,
+# on_order, on_payment), then the same units over 1000 products (no hot row). The
+# reference is the bare conditional decrement on the same database from 200
+# connections over the same products. Ends with one JSON line per run:
+# {"backend", "mode", "products", "orders", "orders_per_s", "bare_per_s", "p99_ms", "oversold"}.
+# See bench/src/bin/flash-sale.rs.
 #
-#   scripts/bench-flash-sale.sh            (BUYERS=200 STOCK=1000 MODE=reserve to change)
+#   scripts/bench-flash-sale.sh            (BUYERS=200 STOCK=1000 MODES="reserve on_order on_payment" to change)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$(repo_root)"
 
 buyers=${BUYERS:-200}
 stock=${STOCK:-1000}
-mode=${MODE:-reserve}
+modes=${MODES:-reserve on_order on_payment}
 port=${APP_PORT:-3203}
 work=$(mktemp -d /tmp/ninefold-flash.XXXXXX)
 # Its own folder: the cluster runs as `postgres`, which cannot enter $work.
@@ -30,18 +34,25 @@ cargo build --release -p server --bin server -p bench --bin flash-sale 2>&1 | ta
 
 wait_for() { for _ in $(seq 1 300); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done; echo "no answer from $1" >&2; return 1; }
 
-run_sale() { # backend-name main-database-url [env for the server...]
-  local name=$1 url=$2; shift 2
+run_sale() { # backend-name main-database-url mode products [env for the server...]
+  local name=$1 url=$2 mode=$3 products=$4; shift 4
   env "$@" NINEFOLD_ADDR=127.0.0.1:$port NINEFOLD_NO_DEMO=1 NINEFOLD_RATE_LIMITS=off NINEFOLD_MAX_UNPAID_ORDERS=1000000 NINEFOLD_DB_ACQUIRE_TIMEOUT_MS=30000 RUST_LOG=warn ./target/release/server >"$work/$name.log" 2>&1 &
   server_pid=$!
   wait_for "http://127.0.0.1:$port/healthz"
-  log "flash sale on $name"
-  ./target/release/flash-sale --base "http://127.0.0.1:$port" --buyers "$buyers" --stock "$stock" --mode "$mode" --database-url "$url" | sed -e "s/^| $buyers |/| $name | $buyers |/" -e "s/^| buyers |/| backend | buyers |/" -e "s/^|-------:|/|---------|-------:|/"
+  log "flash sale on $name: $mode, $products product(s)"
+  ./target/release/flash-sale --base "http://127.0.0.1:$port" --buyers "$buyers" --stock "$stock" --mode "$mode" --products "$products" --backend "$name" --database-url "$url" >"$work/sale.out"
+  grep -v '^{' "$work/sale.out" | sed -e "s/^| $buyers |/| $name | $buyers |/" -e "s/^| buyers |/| backend | buyers |/" -e "s/^|-------:|/|---------|-------:|/"
+  grep '^{' "$work/sale.out" >>"$work/results.jsonl"
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 }
 
 printf '\nmachine: %s, %s cores; %s\n\n' "$(uname -m)" "$(nproc)" "$(date -u +%Y-%m-%dT%H:%MZ)"
-run_sale sqlite "sqlite://$work/data/main.db" NINEFOLD_DATA_DIR="$work/data"
+for mode in $modes; do
+  rm -rf "$work/data"
+  run_sale sqlite "sqlite://$work/data/main.db" "$mode" 1 NINEFOLD_DATA_DIR="$work/data"
+done
+rm -rf "$work/data"
+run_sale sqlite "sqlite://$work/data/main.db" reserve 1000 NINEFOLD_DATA_DIR="$work/data"
 
 pg_url=$(scripts/pg-throwaway.sh start "$pg_dir")
 base=${pg_url%/postgres}
@@ -57,4 +68,10 @@ main = { url = "$base/nf_main", max_connections = 32 }
 archive = { url = "$base/nf_archive" }
 shards = [{ url = "$base/nf_shard_0" }, { url = "$base/nf_shard_1" }, { url = "$base/nf_shard_2" }, { url = "$base/nf_shard_3" }]
 TOML
-run_sale postgres "$base/nf_main" NINEFOLD_CONFIG="$work/ninefold.toml"
+for mode in $modes; do
+  run_sale postgres "$base/nf_main" "$mode" 1 NINEFOLD_CONFIG="$work/ninefold.toml"
+done
+run_sale postgres "$base/nf_main" reserve 1000 NINEFOLD_CONFIG="$work/ninefold.toml"
+
+printf '\n'
+cat "$work/results.jsonl"

@@ -22,7 +22,16 @@ pub async fn serve(State(state): State<AppState>, Path(key): Path<String>) -> Re
 }
 
 /// The dashboard's "Add an image" form: back to the product's page, saying what happened.
-pub async fn dashboard_upload(State(state): State<AppState>, caller: AuthUser, Path(id): Path<String>, multipart: Multipart) -> Response {
+pub async fn dashboard_upload(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let multipart = match multipart {
+        Ok(multipart) => multipart,
+        Err(rejection) => return crate::api::catalog::not_multipart(rejection).into_response(),
+    };
     let Ok(product) = shop::error::id_or_not_found::<shop::domain::ProductId>(&id, "product") else {
         return Problem::from(shop::ShopError::NotFound("product")).into_response();
     };

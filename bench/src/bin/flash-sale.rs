@@ -1,9 +1,11 @@
-//! The flash sale (issue 3): one product with `--stock` units, `--buyers` buyers on
+//! The flash sale (issues 3 and 14): `--stock` units spread over `--products`
+//! products (one: the hot row; a thousand: no hot row), `--buyers` buyers on
 //! distinct accounts. Every buyer loops "open a checkout, place the order" over HTTP
-//! until the product is sold out. Prints successful orders per second, p50/p99
-//! latency of a purchase (checkout + place) and the oversell count, then, as the
-//! reference, the rate of the bare conditional decrement on the same database
-//! from the same number of connections.
+//! until everything is sold out, starting at a product of its own and moving on
+//! when one is gone. Prints successful orders per second, p50/p99 latency of a
+//! purchase (checkout + place) and the oversell count, then, as the reference, the
+//! rate of the bare conditional decrement on the same database from the same number
+//! of connections over the same products — a table row, then one JSON line.
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -25,6 +27,12 @@ struct Args {
     database_url: String,
     #[arg(long, default_value = "reserve")]
     mode: String,
+    /// How many products the units are spread over.
+    #[arg(long, default_value_t = 1)]
+    products: usize,
+    /// The backend's name, for the JSON line.
+    #[arg(long, default_value = "sqlite")]
+    backend: String,
 }
 
 struct Client {
@@ -81,13 +89,23 @@ async fn main() -> anyhow::Result<()> {
     let run = std::process::id();
 
     let seller = client.account(&format!("flash-seller-{run}@bench.test"), "seller").await?;
-    let (status, product) = client
-        .post("/api/v1/seller/products", Some(&seller), &json!({"title": "Flash sale item", "price_cents": 999, "stock": args.stock, "inventory_mode": args.mode}))
-        .await?;
-    if status != 201 {
-        bail!("create product: {status} {product}");
+    anyhow::ensure!(args.products >= 1 && args.stock >= args.products as i64, "at least one unit per product");
+    let per_product = args.stock / args.products as i64;
+    let stock = per_product * args.products as i64;
+    let mut product_ids = Vec::with_capacity(args.products);
+    for n in 0..args.products {
+        let (status, product) = client
+            .post("/api/v1/seller/products", Some(&seller), &json!({"title": format!("Flash sale item {n}"), "price_cents": 999, "stock": per_product, "inventory_mode": args.mode}))
+            .await?;
+        if status != 201 {
+            bail!("create product: {status} {product}");
+        }
+        product_ids.push(product["id"].as_i64().context("product id")?);
     }
-    let product_id = product["id"].as_i64().context("product id")?;
+    let product_ids = std::sync::Arc::new(product_ids);
+    // Shared, so a product found sold out is not tried again by every buyer.
+    let sold_out = || std::sync::Arc::new((0..args.products).map(|_| std::sync::atomic::AtomicBool::new(false)).collect::<Vec<_>>());
+    let gone = sold_out();
 
     eprintln!("registering {} buyers…", args.buyers);
     let tokens = futures::future::try_join_all((0..args.buyers).map(|i| {
@@ -96,14 +114,22 @@ async fn main() -> anyhow::Result<()> {
     }))
     .await?;
 
-    eprintln!("selling {} units to {} buyers…", args.stock, args.buyers);
+    eprintln!("selling {stock} units of {} product(s) to {} buyers…", args.products, args.buyers);
     let started = Instant::now();
-    let buyers = tokens.into_iter().map(|token| {
-        let client = client.clone();
+    let buyers = tokens.into_iter().enumerate().map(|(b, token)| {
+        let (client, product_ids, gone) = (client.clone(), product_ids.clone(), gone.clone());
         tokio::spawn(async move {
+            // Each buyer starts at a product of its own and moves on when it is gone.
             let mut latencies = Vec::new();
-            while let Some(latency) = buy(&client, &token, product_id).await? {
-                latencies.push(latency);
+            for k in 0..product_ids.len() {
+                let index = (b * 7 + k) % product_ids.len();
+                if gone[index].load(std::sync::atomic::Ordering::Relaxed) {
+                    continue;
+                }
+                while let Some(latency) = buy(&client, &token, product_ids[index]).await? {
+                    latencies.push(latency);
+                }
+                gone[index].store(true, std::sync::atomic::Ordering::Relaxed);
             }
             anyhow::Ok(latencies)
         })
@@ -115,37 +141,52 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     latencies.sort();
 
-    let product = client.http.get(format!("{}/api/v1/products/{product_id}", args.base)).send().await?.json::<Value>().await?;
-    let stock = &product["stock"];
-    let (available, reserved, sold) = (stock["available"].as_i64().unwrap_or(-1), stock["reserved"].as_i64().unwrap_or(-1), stock["sold"].as_i64().unwrap_or(-1));
+    let (mut available, mut reserved, mut sold) = (0, 0, 0);
+    let mut oversold = 0;
+    for product_id in product_ids.iter() {
+        let product = client.http.get(format!("{}/api/v1/products/{product_id}", args.base)).send().await?.json::<Value>().await?;
+        let units = &product["stock"];
+        let (a, r, s) = (units["available"].as_i64().unwrap_or(-1), units["reserved"].as_i64().unwrap_or(-1), units["sold"].as_i64().unwrap_or(-1));
+        oversold += (-a).max(0) + (r + s - per_product).max(0);
+        available += a;
+        reserved += r;
+        sold += s;
+    }
     let successes = latencies.len() as i64;
-    let oversold = (successes - args.stock).max(0) + (-available).max(0);
-    let invariant = available + reserved + sold == args.stock;
+    oversold += (successes - stock).max(0);
+    let invariant = available + reserved + sold == stock;
 
-    // The reference: the bare statement, same database, same number of connections.
+    // The reference: the bare statement, same database, same number of connections,
+    // over the same products.
     sqlx::any::install_default_drivers();
     let pool = AnyPoolOptions::new().max_connections(args.buyers as u32).connect(&args.database_url).await?;
-    let reference_units = args.stock;
-    sqlx::query("UPDATE stock SET available = $1, received = received + $1 WHERE product_id = $2")
-        .bind(reference_units)
-        .bind(product_id)
-        .execute(&pool)
-        .await?;
+    for product_id in product_ids.iter() {
+        sqlx::query("UPDATE stock SET available = $1, received = received + $1 WHERE product_id = $2").bind(per_product).bind(product_id).execute(&pool).await?;
+    }
     let reference_started = Instant::now();
-    let workers = (0..args.buyers).map(|_| {
-        let pool = pool.clone();
+    let gone = sold_out();
+    let workers = (0..args.buyers).map(|w| {
+        let (pool, product_ids, gone) = (pool.clone(), product_ids.clone(), gone.clone());
         tokio::spawn(async move {
             let mut taken = 0u64;
-            loop {
-                let done = sqlx::query("UPDATE stock SET available = available - 1, sold = sold + 1 WHERE product_id = $1 AND available >= 1")
-                    .bind(product_id)
-                    .execute(&pool)
-                    .await?;
-                if done.rows_affected() == 0 {
-                    return anyhow::Ok(taken);
+            for k in 0..product_ids.len() {
+                let index = (w * 7 + k) % product_ids.len();
+                if gone[index].load(std::sync::atomic::Ordering::Relaxed) {
+                    continue;
                 }
-                taken += 1;
+                loop {
+                    let done = sqlx::query("UPDATE stock SET available = available - 1, sold = sold + 1 WHERE product_id = $1 AND available >= 1")
+                        .bind(product_ids[index])
+                        .execute(&pool)
+                        .await?;
+                    if done.rows_affected() == 0 {
+                        break;
+                    }
+                    taken += 1;
+                }
+                gone[index].store(true, std::sync::atomic::Ordering::Relaxed);
             }
+            anyhow::Ok(taken)
         })
     });
     let mut reference_taken = 0;
@@ -153,15 +194,16 @@ async fn main() -> anyhow::Result<()> {
         reference_taken += worker??;
     }
     let reference_elapsed = reference_started.elapsed();
-
+    let reference_units = stock;
     let orders_per_sec = successes as f64 / elapsed.as_secs_f64();
     let reference_per_sec = reference_taken as f64 / reference_elapsed.as_secs_f64();
-    println!("| buyers | stock | mode | orders | orders/s | p50 ms | p99 ms | oversold | invariant | bare decrements/s | ratio |");
-    println!("|-------:|------:|------|-------:|---------:|-------:|-------:|---------:|-----------|------------------:|------:|");
+    println!("| buyers | stock | products | mode | orders | orders/s | p50 ms | p99 ms | oversold | invariant | bare decrements/s | ratio |");
+    println!("|-------:|------:|---------:|------|-------:|---------:|-------:|-------:|---------:|-----------|------------------:|------:|");
     println!(
-        "| {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {} | {} | {:.0} | {:.1}% |",
+        "| {} | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {} | {} | {:.0} | {:.1}% |",
         args.buyers,
-        args.stock,
+        stock,
+        args.products,
         args.mode,
         successes,
         orders_per_sec,
@@ -172,8 +214,13 @@ async fn main() -> anyhow::Result<()> {
         reference_per_sec,
         orders_per_sec / reference_per_sec * 100.0
     );
-    if oversold != 0 || !invariant || successes != args.stock || reference_taken as i64 != reference_units {
-        bail!("the sale went wrong: {successes} orders, {oversold} oversold, stock {stock}, reference took {reference_taken}");
+    println!(
+        "{}",
+        json!({"backend": args.backend, "mode": args.mode, "products": args.products, "orders": successes, "orders_per_s": (orders_per_sec * 10.0).round() / 10.0,
+            "bare_per_s": (reference_per_sec * 10.0).round() / 10.0, "p99_ms": (bench::percentile_ms(&latencies, 0.99) * 10.0).round() / 10.0, "oversold": oversold})
+    );
+    if oversold != 0 || !invariant || successes != stock || reference_taken as i64 != reference_units {
+        bail!("the sale went wrong: {successes} orders, {oversold} oversold, {available}+{reserved}+{sold} of {stock}, reference took {reference_taken}");
     }
     Ok(())
 }

@@ -215,6 +215,11 @@ pub struct ImageUpload {
     alt: Option<String>,
 }
 
+/// A body that is not `multipart/form-data` (with a boundary): 415, as a problem.
+pub fn not_multipart(rejection: axum::extract::multipart::MultipartRejection) -> Problem {
+    Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", format!("send the image as multipart/form-data with a `file` part ({rejection})"))
+}
+
 /// The image parts of an upload: the file's bytes and declared type, and the alt text.
 pub async fn read_upload(mut multipart: axum::extract::Multipart) -> Result<(bytes::Bytes, Option<String>, String), Problem> {
     let mut file = None;
@@ -247,9 +252,14 @@ pub async fn read_upload(mut multipart: axum::extract::Multipart) -> Result<(byt
     request_body(content = ImageUpload, content_type = "multipart/form-data"),
     responses((status = 201, body = shop::catalog::ProductImage), (status = 404, body = Problem), (status = 413, body = Problem),
         (status = 415, body = Problem), (status = 422, body = Problem)))]
-async fn upload_image(State(state): State<AppState>, caller: AuthUser, Path(id): Path<String>, multipart: axum::extract::Multipart) -> Result<(StatusCode, Json<shop::catalog::ProductImage>), Problem> {
+async fn upload_image(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<(StatusCode, Json<shop::catalog::ProductImage>), Problem> {
     let id = product_id(&id)?;
-    let (bytes, declared, alt) = read_upload(multipart).await?;
+    let (bytes, declared, alt) = read_upload(multipart.map_err(not_multipart)?).await?;
     let image = state.shop.images.add(&caller.user, id, bytes, declared.as_deref(), alt).await?;
     Ok((StatusCode::CREATED, Json(image)))
 }

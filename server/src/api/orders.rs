@@ -79,6 +79,11 @@ pub struct PlaceOrderRequest {
         (status = 409, description = "invalid_checkout_token, insufficient_stock, price_changed (with `total_cents`) or too_many_unpaid_orders", body = Problem),
         (status = 422, body = Problem)))]
 async fn place_order(State(state): State<AppState>, caller: AuthUser, ApiJson(body): ApiJson<PlaceOrderRequest>) -> Result<Response, Problem> {
+    // Checked before anything else, a replay included: the body must be one the
+    // contract accepts whatever the order's state.
+    if body.lines.is_empty() || body.lines.len() > shop::orders::MAX_ORDER_LINES {
+        return Err(shop::domain::FieldError::new("lines", format!("must hold 1 to {} lines", shop::orders::MAX_ORDER_LINES)).into());
+    }
     let request = PlaceOrder {
         order_id: OrderId::parse("order_id", &body.order_id)?,
         checkout_token: shop::services::checkout::checkout_token(&body.checkout_token)?,

@@ -116,6 +116,9 @@ async fn anything_but_a_sound_small_jpeg_png_or_webp_is_refused_and_nothing_is_s
     upload(&app, &other, product, png(20, 20), "image/png").await.assert_problem(404, "not_found");
     let (buyer, _) = app.signed_in("a-buyer@example.com", "buyer").await;
     upload(&app, &buyer, product, png(20, 20), "image/png").await.assert_problem(403, "forbidden");
+    let not_multipart = app.client.post(app.url(&format!("/api/v1/seller/products/{product}/images"))).bearer_auth(&seller).body("plain").send().await.unwrap();
+    let not_multipart = crate::helpers::Reply::read(not_multipart).await;
+    assert_eq!((not_multipart.status.as_u16(), not_multipart.content_type()), (415, "application/problem+json"), "{}", not_multipart.text);
     let no_file = app.client.post(app.url(&format!("/api/v1/seller/products/{product}/images"))).bearer_auth(&seller).multipart(Form::new().text("alt", "x")).send().await.unwrap();
     assert_eq!(no_file.status(), 422);
     assert_eq!(app.count("product_images").await, 0);

@@ -293,6 +293,9 @@ async fn a_buyer_checks_out_places_replays_lists_and_cancels(app: TestApp) {
     let replay = app.post("/api/v1/orders", Some(&buyer), &place_body(&opened)).await;
     assert_eq!(replay.status, 200, "{}", replay.text);
     assert_eq!(replay.headers["idempotent-replayed"], "true");
+    let mut emptied = place_body(&opened);
+    emptied["lines"] = json!([]);
+    app.post("/api/v1/orders", Some(&buyer), &emptied).await.assert_problem(422, "validation_failed");
     assert_eq!(replay.body, placed.body);
     assert_eq!(stock(&app, id).await.0.reserved, 3, "a replay takes nothing more");
 
@@ -386,6 +389,11 @@ async fn bad_checkouts_and_other_peoples_orders_are_refused(app: TestApp) {
 
     let opened = checkout(&app, &buyer, id, 1).await;
     let order_id = opened["order_id"].as_str().unwrap();
+    // No lines at all: refused before anything, even for an order already placed
+    // (a replay must not accept a body a first submit would refuse).
+    let mut no_lines = place_body(&opened);
+    no_lines["lines"] = json!([]);
+    app.post("/api/v1/orders", Some(&buyer), &no_lines).await.assert_problem(422, "validation_failed");
     // Someone else's token or order: refused, and nothing taken.
     app.post("/api/v1/orders", Some(&stranger), &place_body(&opened)).await.assert_problem(409, "invalid_checkout_token");
     let mut wrong_token = place_body(&opened);
