@@ -228,7 +228,7 @@ pub async fn read_upload(mut multipart: axum::extract::Multipart) -> Result<(byt
         if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::from(shop::ShopError::TooLarge { max_bytes: shop::services::images::MAX_BYTES as u64 })
         } else {
-            Problem::new(StatusCode::BAD_REQUEST, "bad_request", format!("the upload could not be read: {error}"))
+            Problem::from(shop::ShopError::from(shop::domain::FieldError::new("file", format!("the upload could not be read as multipart/form-data: {error}"))))
         }
     };
     while let Some(field) = multipart.next_field().await.map_err(refused)? {

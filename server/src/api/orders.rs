@@ -38,10 +38,11 @@ fn parse_lines(lines: Vec<LineBody>) -> Result<Vec<LineRequest>, Problem> {
         .into_iter()
         .enumerate()
         .map(|(i, line)| {
-            Ok(LineRequest {
-                product_id: ProductId::parse(&format!("lines[{i}].product_id"), line.product_id)?,
-                quantity: Quantity::parse(&format!("lines[{i}].quantity"), line.quantity)?,
-            })
+            let field = format!("lines[{i}].quantity");
+            if !(1..=shop::cart::MAX_LINE_QUANTITY).contains(&line.quantity) {
+                return Err(shop::domain::FieldError::new(&field, format!("must be between 1 and {}", shop::cart::MAX_LINE_QUANTITY)).into());
+            }
+            Ok(LineRequest { product_id: ProductId::parse(&format!("lines[{i}].product_id"), line.product_id)?, quantity: Quantity::parse(&field, line.quantity)? })
         })
         .collect()
 }
