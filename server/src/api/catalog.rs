@@ -211,7 +211,9 @@ pub struct ImageUpload {
     /// A JPEG, PNG or WebP image, at most 5 MB and 40 megapixels.
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
-    /// Alt text, up to 200 characters.
+    /// Alt text, up to 200 characters. A multipart part is text whatever it
+    /// looks like, so the schema gives it no JSON type.
+    #[schema(value_type = Value)]
     alt: Option<String>,
 }
 

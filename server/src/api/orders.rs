@@ -85,8 +85,8 @@ async fn place_order(State(state): State<AppState>, caller: AuthUser, ApiJson(bo
     if body.lines.is_empty() || body.lines.len() > shop::orders::MAX_ORDER_LINES {
         return Err(shop::domain::FieldError::new("lines", format!("must hold 1 to {} lines", shop::orders::MAX_ORDER_LINES)).into());
     }
-    if body.expected_total_cents.is_some_and(|total| total < 0) {
-        return Err(shop::domain::FieldError::new("expected_total_cents", "must not be negative").into());
+    if body.expected_total_cents.is_some_and(|total| !(0..=shop::domain::ProductId::MAX).contains(&total)) {
+        return Err(shop::domain::FieldError::new("expected_total_cents", format!("must be between 0 and {}", shop::domain::ProductId::MAX)).into());
     }
     let request = PlaceOrder {
         order_id: OrderId::parse("order_id", &body.order_id)?,
