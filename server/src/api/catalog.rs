@@ -213,7 +213,7 @@ pub struct ImageUpload {
     file: Vec<u8>,
     /// Alt text, up to 200 characters. A multipart part is text whatever it
     /// looks like, so the schema gives it no JSON type.
-    #[schema(value_type = Value)]
+    #[schema(value_type = Value, required = false)]
     alt: Option<String>,
 }
 
