@@ -94,6 +94,9 @@ pub struct SearchView {
     pub products: Page<Product>,
     pub categories: Vec<shop::catalog::Category>,
     pub category_name: Option<String>,
+    /// What is wrong with the filters, when something is: the page shows it above
+    /// the form (kept as the shopper filled it) instead of results.
+    pub problem: Option<String>,
 }
 
 /// The search page and the category pages, from their plain GET form: prices in
@@ -108,26 +111,36 @@ pub async fn search_products(
     sort: Option<String>,
     cursor: Option<String>,
 ) -> Result<SearchView, AppError> {
-    use shop::catalog::PageLimit;
+    use shop::catalog::{Page, PageLimit};
+    use shop::domain::FieldError;
     use shop::search::{CategorySlug, ProductCursor, ProductFilter, ProductSort, SearchTerms};
     let given = |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
-    let price = |field: &str, value: &Option<String>| -> Result<Option<i64>, AppError> {
-        Ok(given(value).map(|v| shop::domain::Money::parse_major(field, &v)).transpose()?)
-    };
-    let terms = SearchTerms::parse("q", q.as_deref())?;
-    let sort = ProductSort::parse("sort", sort.as_deref(), terms.is_some())?;
-    let category = given(&category).map(|c| CategorySlug::parse("category", &c)).transpose()?;
-    let filter = ProductFilter { terms, category: category.clone(), in_stock: given(&in_stock).is_some(), ..ProductFilter::default() }
-        .with_prices(price("min_price", &min_price)?, price("max_price", &max_price)?)?;
-    let after = given(&cursor).map(|c| ProductCursor::decode("cursor", &c, sort)).transpose()?;
+    let price = |field: &str, value: &Option<String>| given(value).map(|v| shop::domain::Money::parse_major(field, &v)).transpose();
+    let parsed = (|| -> Result<_, FieldError> {
+        let terms = SearchTerms::parse("q", q.as_deref())?;
+        let sort = ProductSort::parse("sort", sort.as_deref(), terms.is_some())?;
+        let category = given(&category).map(|c| CategorySlug::parse("category", &c)).transpose()?;
+        let filter = ProductFilter { terms, category, in_stock: given(&in_stock).is_some(), ..ProductFilter::default() }
+            .with_prices(price("min_price", &min_price)?, price("max_price", &max_price)?)?;
+        let after = given(&cursor).map(|c| ProductCursor::decode("cursor", &c, sort)).transpose()?;
+        Ok((filter, sort, after))
+    })();
     let catalog = ssr::shop()?.catalog;
     let categories = catalog.categories().await?;
-    let category_name = match &category {
-        Some(slug) => Some(categories.iter().find(|c| c.slug == slug.as_str()).map(|c| c.name.clone()).ok_or(shop::ShopError::NotFound("category"))?),
-        None => None,
+    let category_name = |filter: &ProductFilter| -> Result<Option<String>, AppError> {
+        match &filter.category {
+            Some(slug) => Ok(Some(categories.iter().find(|c| c.slug == slug.as_str()).map(|c| c.name.clone()).ok_or(shop::ShopError::NotFound("category"))?)),
+            None => Ok(None),
+        }
     };
-    let products = catalog.search(&filter, sort, after, PageLimit::DEFAULT).await?;
-    Ok(SearchView { products, categories, category_name })
+    match parsed {
+        Ok((filter, sort, after)) => {
+            let category_name = category_name(&filter)?;
+            let products = catalog.search(&filter, sort, after, PageLimit::DEFAULT).await?;
+            Ok(SearchView { products, categories, category_name, problem: None })
+        }
+        Err(problem) => Ok(SearchView { products: Page { items: Vec::new(), next_cursor: None }, categories, category_name: None, problem: Some(problem.to_string()) }),
+    }
 }
 
 #[server(prefix = "/fn", endpoint = "get_product")]

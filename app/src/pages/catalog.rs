@@ -233,8 +233,11 @@ fn Results(fixed_category: Option<String>) -> impl IntoView {
                             view! {
                                 <Title text=heading.clone()/>
                                 <h1 data-testid="results-heading">{heading}</h1>
+                                {view.problem.clone().map(|problem| view! { <p class="form-error" role="alert" data-testid="search-problem">{problem}</p> })}
                                 <FilterForm form=form.clone() categories=view.categories.clone() is_category action=here.clone()/>
-                                {if view.products.items.is_empty() {
+                                {if view.problem.is_some() {
+                                    ().into_any()
+                                } else if view.products.items.is_empty() {
                                     view! {
                                         <section class="notice" data-testid="no-results">
                                             <p>"Nothing matches."</p>
