@@ -107,12 +107,18 @@ async fn main() -> anyhow::Result<()> {
     let sold_out = || std::sync::Arc::new((0..args.products).map(|_| std::sync::atomic::AtomicBool::new(false)).collect::<Vec<_>>());
     let gone = sold_out();
 
+    // A few at a time: password hashing has a bounded queue (503 `overloaded` past it).
     eprintln!("registering {} buyers…", args.buyers);
-    let tokens = futures::future::try_join_all((0..args.buyers).map(|i| {
+    use futures::StreamExt;
+    let tokens: Vec<String> = futures::stream::iter((0..args.buyers).map(|i| {
         let client = client.clone();
         async move { client.account(&format!("flash-buyer-{run}-{i}@bench.test"), "buyer").await }
     }))
-    .await?;
+    .buffered(4)
+    .collect::<Vec<_>>()
+    .await
+    .into_iter()
+    .collect::<anyhow::Result<_>>()?;
 
     eprintln!("selling {stock} units of {} product(s) to {} buyers…", args.products, args.buyers);
     let started = Instant::now();
