@@ -65,8 +65,9 @@ impl Client {
     }
 }
 
-/// One purchase: checkout, then place. `Ok(None)` when sold out.
-async fn buy(client: &Client, token: &str, product_id: i64) -> anyhow::Result<Option<Duration>> {
+/// One purchase: checkout, then place — and, in `on_payment` mode, where stock is
+/// taken only when paying, pay. `Ok(None)` when sold out.
+async fn buy(client: &Client, token: &str, product_id: i64, pays: bool) -> anyhow::Result<Option<Duration>> {
     let started = Instant::now();
     let (status, checkout) = client.post("/api/v1/checkout", Some(token), &json!({"lines": [{"product_id": product_id, "quantity": 1}]})).await?;
     if status != 201 {
@@ -76,7 +77,20 @@ async fn buy(client: &Client, token: &str, product_id: i64) -> anyhow::Result<Op
         "shipping_address": {"name": "B", "line1": "1 St", "city": "C", "postal_code": "1", "country": "NL"}});
     let (status, placed) = client.post("/api/v1/orders", Some(token), &body).await?;
     match status {
-        201 => Ok(Some(started.elapsed())),
+        201 if !pays => Ok(Some(started.elapsed())),
+        201 => {
+            let id = placed["id"].as_str().context("an order id")?;
+            let (status, paid) = client.post(&format!("/api/v1/orders/{id}/pay"), Some(token), &Value::Null).await?;
+            match status {
+                200 => Ok(Some(started.elapsed())),
+                409 if paid["code"] == "insufficient_stock" => {
+                    // Sold out while this order waited: it stays unpaid; cancel it so it holds nothing.
+                    client.post(&format!("/api/v1/orders/{id}/cancel"), Some(token), &Value::Null).await?;
+                    Ok(None)
+                }
+                _ => bail!("pay: {status} {paid}"),
+            }
+        }
         409 if placed["code"] == "insufficient_stock" => Ok(None),
         _ => bail!("place: {status} {placed}"),
     }
@@ -122,6 +136,15 @@ async fn main() -> anyhow::Result<()> {
 
     eprintln!("selling {stock} units of {} product(s) to {} buyers…", args.products, args.buyers);
     let started = Instant::now();
+    let pays = args.mode == "on_payment";
+    if pays {
+        // Money to pay with: every buyer's wallet gets enough for the whole sale.
+        for (b, token) in tokens.iter().enumerate() {
+            let reply = client.http.post(format!("{}/api/v1/wallet/top-up", args.base)).bearer_auth(token).header("idempotency-key", format!("flash-{run}-{b}"))
+                .json(&json!({"amount_cents": 999 * stock})).send().await?;
+            anyhow::ensure!(reply.status().is_success(), "top-up: {}", reply.status());
+        }
+    }
     let buyers = tokens.into_iter().enumerate().map(|(b, token)| {
         let (client, product_ids, gone) = (client.clone(), product_ids.clone(), gone.clone());
         tokio::spawn(async move {
@@ -132,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
                 if gone[index].load(std::sync::atomic::Ordering::Relaxed) {
                     continue;
                 }
-                while let Some(latency) = buy(&client, &token, product_ids[index]).await? {
+                while let Some(latency) = buy(&client, &token, product_ids[index], pays).await? {
                     latencies.push(latency);
                 }
                 gone[index].store(true, std::sync::atomic::Ordering::Relaxed);
