@@ -290,7 +290,8 @@ impl Catalog {
         self.read(id, Read::Display).await
     }
 
-    /// The product as it is now on the primary: for decisions (pricing an order).
+    /// The product as it is now on the primary: for decisions (pricing an order);
+    /// its pictures, not its categories.
     pub async fn get_current(&self, id: ProductId) -> ShopResult<Product> {
         self.read(id, Read::Deciding).await
     }
@@ -306,7 +307,11 @@ impl Catalog {
             .await?
             .ok_or(ShopError::NotFound("product"))?;
         let mut product = [product_from_row(&row)?];
-        self.attach_categories(&mut product).await?;
+        match purpose {
+            Read::Display => self.attach_categories(&mut product).await?,
+            // Pricing an order needs the main picture (the snapshot names it), not the categories.
+            Read::Deciding => self.attach_images(&mut product, &[id.get()]).await?,
+        }
         let [product] = product;
         Ok(product)
     }
