@@ -125,7 +125,7 @@ pub async fn search_products(
         let after = given(&cursor).map(|c| ProductCursor::decode("cursor", &c, sort)).transpose()?;
         Ok((filter, sort, after))
     })();
-    let catalog = ssr::shop()?.catalog;
+    let catalog = ssr::shop()?.catalog.clone();
     let categories = catalog.categories().await?;
     let category_name = |filter: &ProductFilter| -> Result<Option<String>, AppError> {
         match &filter.category {

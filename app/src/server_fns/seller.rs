@@ -220,7 +220,7 @@ pub async fn save_product(
     let id = ssr::product_id_or_not_found(&product_id)?;
     let mut edit = ssr::product_edit(&expected_version, &title, &description, &price, &inventory_mode)?;
     edit.categories = Some(ssr::category_slugs(&categories)?);
-    let catalog = super::ssr::shop()?.catalog;
+    let catalog = super::ssr::shop()?.catalog.clone();
     match catalog.edit(&seller, id, edit).await {
         Ok(saved) => Ok(ProductEditOutcome::Saved(saved)),
         Err(shop::ShopError::StaleVersion { .. }) => Ok(ProductEditOutcome::Stale { current: catalog.owned(&seller, id).await? }),

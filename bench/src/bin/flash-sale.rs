@@ -33,6 +33,27 @@ struct Args {
     /// The backend's name, for the JSON line.
     #[arg(long, default_value = "sqlite")]
     backend: String,
+    /// A command run for the length of the sale (not the set-up) and interrupted
+    /// when it ends: a profiler attached to the server, say
+    /// `perf record -g -p <pid> -o sale.perf.data`.
+    #[arg(long)]
+    profile_hook: Option<String>,
+}
+
+/// The profiler, from the sale's start to its end.
+struct Profiler(std::process::Child);
+
+impl Profiler {
+    fn start(command: &str) -> anyhow::Result<Self> {
+        Ok(Self(std::process::Command::new("sh").arg("-c").arg(format!("exec {command}")).spawn().context("starting the profile hook")?))
+    }
+
+    /// SIGINT, as a profiler expects at the end of a recording, then wait for it to write.
+    fn stop(mut self) -> anyhow::Result<()> {
+        std::process::Command::new("kill").arg("-INT").arg(self.0.id().to_string()).status()?;
+        self.0.wait()?;
+        Ok(())
+    }
 }
 
 struct Client {
@@ -135,7 +156,6 @@ async fn main() -> anyhow::Result<()> {
     .collect::<anyhow::Result<_>>()?;
 
     eprintln!("selling {stock} units of {} product(s) to {} buyers…", args.products, args.buyers);
-    let started = Instant::now();
     let pays = args.mode == "on_payment";
     if pays {
         // Money to pay with: every buyer's wallet gets enough for the whole sale.
@@ -145,6 +165,8 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(reply.status().is_success(), "top-up: {}", reply.status());
         }
     }
+    let profiler = args.profile_hook.as_deref().map(Profiler::start).transpose()?;
+    let started = Instant::now();
     let buyers = tokens.into_iter().enumerate().map(|(b, token)| {
         let (client, product_ids, gone) = (client.clone(), product_ids.clone(), gone.clone());
         tokio::spawn(async move {
@@ -168,6 +190,9 @@ async fn main() -> anyhow::Result<()> {
         latencies.extend(buyer??);
     }
     let elapsed = started.elapsed();
+    if let Some(profiler) = profiler {
+        profiler.stop()?;
+    }
     latencies.sort();
 
     let (mut available, mut reserved, mut sold) = (0, 0, 0);

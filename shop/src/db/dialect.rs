@@ -40,6 +40,9 @@ pub fn write_transaction_begin(backend: Backend) -> Option<&'static str> {
     }
 }
 
+/// How long a SQLite statement waits for another connection's write lock.
+pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 30_000;
+
 /// Per-connection settings. SQLite's are per connection, not per file. On
 /// PostgreSQL a statement running longer than `statement_timeout_ms` is cancelled
 /// by the server, so a stuck database answers a request with a 503, not a hang.
@@ -53,7 +56,7 @@ pub async fn prepare_connection(backend: Backend, conn: &mut AnyConnection, stat
         // `synchronous = NORMAL` is safe in WAL mode (a power cut may lose the last
         // commits, never corrupt the file).
         conn.execute("PRAGMA journal_mode = WAL").await?;
-        conn.execute("PRAGMA busy_timeout = 30000").await?;
+        conn.execute(format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str()).await?;
         conn.execute("PRAGMA foreign_keys = ON").await?;
         conn.execute("PRAGMA synchronous = NORMAL").await?;
     }

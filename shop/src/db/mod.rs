@@ -32,6 +32,12 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
+    /// SQLite only: the one connection write transactions run on. SQLite has one
+    /// writer at a time anyway; with every connection free to `BEGIN IMMEDIATE`,
+    /// waiting writers poll the lock with sleeps that grow to 100 ms (its busy
+    /// handler), which made a flash sale's latency a matter of luck (issue 14).
+    /// Waiting for this pool's connection is a queue instead.
+    writer: Option<AnyPool>,
     backend: Backend,
     /// For logs and metrics: `main`, `shard_0`, `archive`.
     name: Arc<str>,
@@ -156,6 +162,9 @@ impl Databases {
     pub async fn close(&self) {
         for db in self.all() {
             db.pool.close().await;
+            if let Some(writer) = &db.writer {
+                writer.close().await;
+            }
         }
     }
 
@@ -234,7 +243,17 @@ impl Db {
             .connect(&config.url)
             .await
             .map_err(|e| anyhow::anyhow!("connecting to the {name} database: {e}"))?;
-        Ok(Self { pool, backend, name: name.into(), uses: Arc::new(AtomicU64::new(0)), replicas: None })
+        let writer = match backend {
+            // As long as a writer waited on the lock before (the busy timeout).
+            Backend::Sqlite => Some(
+                Self::pool_options(backend, Some(1), DbTimeouts { acquire_ms: dialect::SQLITE_BUSY_TIMEOUT_MS, ..timeouts })
+                    .connect(&config.url)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("connecting to the {name} database: {e}"))?,
+            ),
+            Backend::Postgres => None,
+        };
+        Ok(Self { pool, writer, backend, name: name.into(), uses: Arc::new(AtomicU64::new(0)), replicas: None })
     }
 
     /// The primary's pool, for writes and deciding reads. Counted in [`Db::uses`].
@@ -314,9 +333,18 @@ impl Db {
         if self.replicas.is_some() {
             fence::touched(&self.name);
         }
+        let pool = self.writer.as_ref().unwrap_or(&self.pool);
         match dialect::write_transaction_begin(self.backend) {
-            Some(statement) => self.pool.begin_with(statement).await,
-            None => self.pool.begin().await,
+            Some(statement) => pool.begin_with(statement).await,
+            None => pool.begin().await,
+        }
+    }
+
+    /// Notes, for the read fence, that the current request writes this primary,
+    /// when the write itself runs in another task (a batch shared by requests).
+    pub(crate) fn note_primary_write(&self) {
+        if self.replicas.is_some() {
+            fence::touched(&self.name);
         }
     }
 

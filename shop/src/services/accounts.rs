@@ -45,6 +45,50 @@ pub struct Accounts {
     /// Hashes waiting for a permit. Past [`Accounts::MAX_WAITING_HASHES`] a request
     /// is turned away at once (503, Retry-After) instead of queueing without bound.
     waiting: Arc<AtomicUsize>,
+    /// Sessions this instance looked up in the last moments (issue 14: a purchase
+    /// is two requests, and each looked its session up in `main`).
+    recent: SessionCache,
+}
+
+/// Live sessions this instance has just looked up, by token digest, for at most
+/// [`SessionCache::TTL_MS`]. Only sessions found live are kept (a stream of garbage
+/// tokens adds nothing), and every sign-out, password change and expiry made
+/// through this instance removes its entries at once. Another instance's sign-out
+/// is honoured here within the TTL.
+#[derive(Clone, Debug)]
+struct SessionCache(moka::sync::Cache<String, CachedSession>);
+
+#[derive(Clone, Debug)]
+struct CachedSession {
+    user: User,
+    /// When this instance read the session from the database.
+    read_at_ms: i64,
+    /// The session's `last_seen_at_ms` as read (a hit never writes it).
+    last_seen_at_ms: i64,
+    expires_at_ms: i64,
+}
+
+impl SessionCache {
+    const TTL_MS: i64 = 2_000;
+    /// Bounds memory whatever the number of accounts signed in.
+    const MAX_ENTRIES: u64 = 100_000;
+
+    fn new() -> Self {
+        Self(moka::sync::Cache::builder().max_capacity(Self::MAX_ENTRIES).support_invalidation_closures().build())
+    }
+
+    /// The user, if the entry is fresh and the session is still live by what was
+    /// read: not expired, and its last use recent enough that no write of it is due.
+    fn get(&self, digest: &str, now: i64, seen_resolution_ms: i64) -> Option<User> {
+        let cached = self.0.get(digest)?;
+        let fresh = now - cached.read_at_ms < Self::TTL_MS && now - cached.last_seen_at_ms < seen_resolution_ms && now < cached.expires_at_ms;
+        fresh.then_some(cached.user)
+    }
+
+    fn forget_user(&self, user: UserId) {
+        // Only fails when closures are not supported, which `new` enables.
+        let _ = self.0.invalidate_entries_if(move |_, cached| cached.user.id == user);
+    }
 }
 
 const USER_COLUMNS: &str = "id, email, name, role";
@@ -72,6 +116,7 @@ impl Accounts {
             session_idle_ms,
             hashing: Arc::new(Semaphore::new(permits)),
             waiting: Arc::new(AtomicUsize::new(0)),
+            recent: SessionCache::new(),
         }
     }
 
@@ -176,13 +221,18 @@ impl Accounts {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        // The oldest session may just have ended.
+        self.recent.forget_user(user_id);
         Ok(token)
     }
 
     /// Ends a session. Ending one that does not exist is not an error: the caller
     /// wanted to be signed out, and is.
     pub async fn sign_out(&self, token: &SessionToken) -> ShopResult<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_sha256 = $1").bind(token.sha256()).execute(self.db.pool()).await?;
+        let digest = token.sha256();
+        self.recent.0.invalidate(&digest);
+        sqlx::query("DELETE FROM sessions WHERE token_sha256 = $1").bind(&digest).execute(self.db.pool()).await?;
+        self.recent.0.invalidate(&digest);
         Ok(())
     }
 
@@ -190,20 +240,35 @@ impl Accounts {
     /// past its expiry or unused for longer than the idle timeout.
     pub async fn user_for_token(&self, token: &SessionToken) -> ShopResult<Option<User>> {
         let now = now_ms();
+        let digest = token.sha256();
+        let seen_resolution_ms = self.seen_resolution_ms();
+        if let Some(user) = self.recent.get(&digest, now, seen_resolution_ms) {
+            return Ok(Some(user));
+        }
         let row = sqlx::query(
-            "SELECT u.id, u.email, u.name, u.role, s.last_seen_at_ms FROM sessions s JOIN users u ON u.id = s.user_id \
+            "SELECT u.id, u.email, u.name, u.role, s.last_seen_at_ms, s.expires_at_ms FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_sha256 = $1 AND s.expires_at_ms > $2 AND s.last_seen_at_ms > $3",
         )
-        .bind(token.sha256())
+        .bind(&digest)
         .bind(now)
         .bind(now - self.session_idle_ms)
         .fetch_optional(self.db.pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
-        if row.try_get::<i64, _>("last_seen_at_ms")? < now - Self::SEEN_RESOLUTION_MS.min(self.session_idle_ms / 10) {
-            sqlx::query("UPDATE sessions SET last_seen_at_ms = $2 WHERE token_sha256 = $1").bind(token.sha256()).bind(now).execute(self.db.pool()).await?;
+        let mut last_seen_at_ms = row.try_get::<i64, _>("last_seen_at_ms")?;
+        if last_seen_at_ms < now - seen_resolution_ms {
+            sqlx::query("UPDATE sessions SET last_seen_at_ms = $2 WHERE token_sha256 = $1").bind(&digest).bind(now).execute(self.db.pool()).await?;
+            last_seen_at_ms = now;
         }
-        Ok(Some(user_from_row(&row)?))
+        let user = user_from_row(&row)?;
+        let cached = CachedSession { user: user.clone(), read_at_ms: now, last_seen_at_ms, expires_at_ms: row.try_get("expires_at_ms")? };
+        self.recent.0.insert(digest, cached);
+        Ok(Some(user))
+    }
+
+    /// How stale a session's recorded last use may get before a request writes it.
+    fn seen_resolution_ms(&self) -> i64 {
+        Self::SEEN_RESOLUTION_MS.min(self.session_idle_ms / 10)
     }
 
     /// Changes the password, given the current one, and ends every other session
@@ -223,6 +288,7 @@ impl Accounts {
         sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1").bind(user.id.get()).bind(hash).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_sha256 <> $2").bind(user.id.get()).bind(keep.sha256()).execute(&mut *tx).await?;
         tx.commit().await?;
+        self.recent.forget_user(user.id);
         tracing::info!(user_id = %user.id, "password changed; other sessions ended");
         Ok(())
     }
@@ -230,6 +296,7 @@ impl Accounts {
     /// Ends every session of the user, the caller's own included.
     pub async fn sign_out_everywhere(&self, user: &User) -> ShopResult<()> {
         sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user.id.get()).execute(self.db.pool()).await?;
+        self.recent.forget_user(user.id);
         Ok(())
     }
 
@@ -274,6 +341,7 @@ impl Accounts {
             .bind(now_ms() - 1)
             .execute(self.db.pool())
             .await?;
+        self.recent.0.invalidate(&token.sha256());
         Ok(())
     }
 

@@ -234,8 +234,7 @@ impl Catalog {
         let list = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
         let sql = format!(
             "SELECT i.product_id, i.image_key, i.alt, i.width, i.height, c.variant_key AS card_key, g.variant_key AS page_key \
-             FROM product_images i LEFT JOIN image_variants c ON c.image_key = i.image_key AND c.size = 'card' \
-             LEFT JOIN image_variants g ON g.image_key = i.image_key AND g.size = 'page' \
+             FROM product_images i {VARIANT_JOINS} \
              WHERE i.product_id IN ({list}) ORDER BY i.product_id, i.position"
         );
         let rows = self
@@ -248,20 +247,26 @@ impl Catalog {
         for row in rows {
             let product_id: i64 = row.try_get("product_id")?;
             let Some(product) = products.iter_mut().find(|p| p.id.get() == product_id) else { continue };
-            let key: String = row.try_get("image_key")?;
-            let card: Option<String> = row.try_get("card_key")?;
-            let page: Option<String> = row.try_get("page_key")?;
-            product.images.push(ProductImage {
-                url: ProductImage::url_of(&key),
-                key,
-                alt: row.try_get("alt")?,
-                width: u32::try_from(row.try_get::<i64, _>("width")?).unwrap_or(0),
-                height: u32::try_from(row.try_get::<i64, _>("height")?).unwrap_or(0),
-                card_url: card.as_deref().map(ProductImage::url_of),
-                page_url: page.as_deref().map(ProductImage::url_of),
-            });
+            product.images.extend(image_from_row(&row)?);
         }
         Ok(())
+    }
+
+    /// The product as it is now on the primary, with only its main picture, in one
+    /// statement: what pricing an order needs (the snapshot names the main picture),
+    /// read twice in every purchase.
+    pub async fn get_for_pricing(&self, id: ProductId) -> ShopResult<Product> {
+        let sql = format!(
+            "SELECT p.id, p.seller_id, u.name AS seller_name, p.title, p.description, p.price_cents, p.inventory_mode, p.version, \
+             s.available, s.reserved, s.sold, i.image_key, i.alt, i.width, i.height, c.variant_key AS card_key, g.variant_key AS page_key \
+             FROM products p JOIN stock s ON s.product_id = p.id JOIN users u ON u.id = p.seller_id \
+             LEFT JOIN product_images i ON i.product_id = p.id AND i.position = (SELECT MIN(position) FROM product_images WHERE product_id = p.id) \
+             {VARIANT_JOINS} WHERE p.id = $1"
+        );
+        let row = sqlx::query(&sql).bind(id.get()).fetch_optional(self.db.pool()).await?.ok_or(ShopError::NotFound("product"))?;
+        let mut product = product_from_row(&row)?;
+        product.images.extend(image_from_row(&row)?);
+        Ok(product)
     }
 
     /// Puts the product in exactly these categories, in the caller's transaction.
@@ -450,6 +455,27 @@ pub fn require_seller(user: &User) -> ShopResult<()> {
         Role::Seller => Ok(()),
         Role::Buyer | Role::Admin => Err(ShopError::Forbidden),
     }
+}
+
+/// A picture's two sizes, joined to `product_images i`.
+const VARIANT_JOINS: &str = "LEFT JOIN image_variants c ON c.image_key = i.image_key AND c.size = 'card' \
+     LEFT JOIN image_variants g ON g.image_key = i.image_key AND g.size = 'page'";
+
+/// The picture in a row of `image_key, alt, width, height, card_key, page_key`;
+/// `None` where an outer join found none.
+fn image_from_row(row: &AnyRow) -> ShopResult<Option<ProductImage>> {
+    let Some(key) = row.try_get::<Option<String>, _>("image_key")? else { return Ok(None) };
+    let card: Option<String> = row.try_get("card_key")?;
+    let page: Option<String> = row.try_get("page_key")?;
+    Ok(Some(ProductImage {
+        url: ProductImage::url_of(&key),
+        key,
+        alt: row.try_get("alt")?,
+        width: u32::try_from(row.try_get::<i64, _>("width")?).unwrap_or(0),
+        height: u32::try_from(row.try_get::<i64, _>("height")?).unwrap_or(0),
+        card_url: card.as_deref().map(ProductImage::url_of),
+        page_url: page.as_deref().map(ProductImage::url_of),
+    }))
 }
 
 fn product_from_row(row: &AnyRow) -> ShopResult<Product> {

@@ -111,9 +111,15 @@ impl Checkouts {
         })
     }
 
-    /// The checkout's lines, if the token is this buyer's, for this order, unexpired.
-    pub(crate) async fn valid_lines(&self, buyer: &User, order_id: OrderId, token: &CheckoutToken) -> ShopResult<Vec<LineRequest>> {
-        let row = sqlx::query("SELECT token, buyer_id, lines, expires_at_ms FROM checkout_tokens WHERE order_id = $1")
+    /// The checkout's lines, if the token is this buyer's, for this order, unexpired
+    /// and unused.
+    /// With them, how many unpaid orders the buyer holds (the buyer's counter is on
+    /// the same shard, so one statement answers both).
+    pub(crate) async fn valid_lines(&self, buyer: &User, order_id: OrderId, token: &CheckoutToken) -> ShopResult<(Vec<LineRequest>, i64)> {
+        let row = sqlx::query(
+            "SELECT t.token, t.buyer_id, t.lines, t.expires_at_ms, t.consumed_at_ms, u.unpaid \
+             FROM checkout_tokens t LEFT JOIN buyer_unpaid u ON u.buyer_id = t.buyer_id WHERE t.order_id = $1",
+        )
             .bind(order_id.get())
             .fetch_optional(self.shards.of_order(order_id).pool())
             .await?
@@ -121,18 +127,20 @@ impl Checkouts {
         let stored: String = row.try_get("token")?;
         let owner: i64 = row.try_get("buyer_id")?;
         let expires_at_ms: i64 = row.try_get("expires_at_ms")?;
-        if stored != token.expose() || owner != buyer.id.get() || expires_at_ms <= now_ms() {
+        let consumed: Option<i64> = row.try_get("consumed_at_ms")?;
+        if stored != token.expose() || owner != buyer.id.get() || expires_at_ms <= now_ms() || consumed.is_some() {
             return Err(ShopError::InvalidCheckoutToken);
         }
         let lines: String = row.try_get("lines")?;
-        Ok(serde_json::from_str(&lines).map_err(anyhow::Error::from)?)
+        let unpaid: Option<i64> = row.try_get("unpaid")?;
+        Ok((serde_json::from_str(&lines).map_err(anyhow::Error::from)?, unpaid.unwrap_or(0)))
     }
 
     /// The products of the lines, as they are now; all of one seller.
     pub(crate) async fn products_of(&self, lines: &[LineRequest]) -> ShopResult<Vec<Product>> {
         let mut products = Vec::with_capacity(lines.len());
         for line in lines {
-            let product = self.catalog.get_current(line.product_id).await.map_err(|e| match e {
+            let product = self.catalog.get_for_pricing(line.product_id).await.map_err(|e| match e {
                 ShopError::NotFound(_) => FieldError::new("lines", format!("product {} does not exist", line.product_id)).into(),
                 other => other,
             })?;

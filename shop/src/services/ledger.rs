@@ -25,6 +25,7 @@ use crate::error::{ShopError, ShopResult};
 pub use crate::ledger::{JournalEntry, Mismatch, Reconciliation, TransferKind, Wallet};
 use sqlx::{Any, Row, Transaction};
 
+/// The one escrow account of payments made before escrow was split per seller.
 pub const ESCROW: &str = "escrow";
 /// Where top-ups come from: the stand-in for an external payment provider. The one
 /// account that may go below zero; it is minus everything ever deposited.
@@ -32,6 +33,12 @@ pub const DEPOSITS: &str = "external:deposits";
 
 pub fn wallet_of(user: UserId) -> String {
     format!("wallet:{user}")
+}
+
+/// The account holding a seller's money between payment and receipt: one per
+/// seller, so payments to different sellers never wait on one row.
+pub fn escrow_of(seller: UserId) -> String {
+    format!("escrow:{seller}")
 }
 
 /// One movement of money between two accounts.
@@ -232,6 +239,17 @@ fn parse_cursor(raw: &str) -> ShopResult<(i64, String)> {
 }
 
 /// Creates the user's wallet if it does not exist yet.
+/// Opens the seller's escrow account if it has none yet, in the caller's transaction.
+pub(crate) async fn ensure_escrow(tx: &mut Transaction<'static, Any>, seller: UserId) -> ShopResult<()> {
+    sqlx::query("INSERT INTO ledger_accounts (id, kind, user_id, balance_cents, created_at_ms) VALUES ($1, 'escrow', $2, 0, $3) ON CONFLICT (id) DO NOTHING")
+        .bind(escrow_of(seller))
+        .bind(seller.get())
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 pub(crate) async fn ensure_wallet(tx: &mut Transaction<'static, Any>, user: UserId) -> ShopResult<()> {
     sqlx::query("INSERT INTO ledger_accounts (id, kind, user_id, balance_cents, created_at_ms) VALUES ($1, 'wallet', $2, 0, $3) ON CONFLICT (id) DO NOTHING")
         .bind(wallet_of(user))

@@ -33,6 +33,7 @@ pub mod shipping;
 pub mod sign_in_throttle;
 pub mod snapshots;
 pub mod stock;
+pub(crate) mod stock_batch;
 
 use crate::db::{DatabaseConfig, Databases};
 pub use accounts::Accounts;
@@ -40,9 +41,24 @@ pub use catalog::Catalog;
 pub use checkout::Checkouts;
 pub use orders::Orders;
 
-/// Everything a request handler needs, cheap to clone (pools are reference-counted).
+/// Everything a request handler needs. Cloned for every request and every layer
+/// that holds the state, so it is one reference count: a clone of the services
+/// themselves (some hundred pool handles and the shard lists) showed in the flash
+/// sale's profile (issue 14).
 #[derive(Clone, Debug)]
-pub struct Shop {
+pub struct Shop(std::sync::Arc<Services>);
+
+impl std::ops::Deref for Shop {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services, reached through [`Shop`].
+#[derive(Debug)]
+pub struct Services {
     pub databases: Databases,
     pub accounts: Accounts,
     pub catalog: Catalog,
@@ -114,7 +130,7 @@ impl Shop {
         let seller_index = seller_index::SellerIndex::new(main.clone(), shards.clone(), archive.clone());
         let image_store = settings.image_store.clone().unwrap_or_else(|| std::sync::Arc::new(object_store::memory::InMemory::new()));
         let images = images::Images::new(main.clone(), image_store, catalog.clone());
-        Ok(Self {
+        Ok(Self(std::sync::Arc::new(Services {
             accounts: Accounts::new(main.clone(), settings.session_idle_ms),
             ledger: ledger::Ledger::new(main.clone(), settings.top_ups),
             payments: payments::Payments::new(main.clone(), orders.clone()),
@@ -131,7 +147,7 @@ impl Shop {
             idempotency: idempotency::Idempotency::new(main),
             carts,
             databases,
-        })
+        })))
     }
 
     /// Whether each database answers within `within`, by name, asked all at once.

@@ -14,10 +14,17 @@ use sqlx::{Any, AnyConnection, Row, Transaction};
 /// (which must have bumped `orders.version`).
 pub(crate) async fn record_change(tx: &mut Transaction<'static, Any>, id: OrderId) -> ShopResult<()> {
     let summary = read_seller_order(tx, id).await?.ok_or(ShopError::NotFound("order"))?;
+    record_summary_in(tx, &summary).await
+}
+
+/// Appends `summary` to the outbox: for a transaction that knows exactly what it
+/// wrote (a new order), without reading it back.
+pub(crate) async fn record_summary_in(tx: &mut Transaction<'static, Any>, summary: &SellerOrder) -> ShopResult<()> {
+    let id = summary.order.id;
     sqlx::query("INSERT INTO order_outbox (order_id, version, payload, created_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (order_id, version) DO NOTHING")
         .bind(id.get())
         .bind(summary.version)
-        .bind(serde_json::to_string(&summary).map_err(anyhow::Error::from)?)
+        .bind(serde_json::to_string(summary).map_err(anyhow::Error::from)?)
         .bind(now_ms())
         .execute(&mut **tx)
         .await?;
@@ -143,10 +150,40 @@ pub(crate) async fn load(shard: &crate::db::Db, id: OrderId) -> ShopResult<Optio
 
 /// Takes one of the buyer's unpaid-order slots in the caller's shard transaction
 /// (which is inserting an unpaid order): `false` when the buyer already holds `max`.
+/// One statement: the first slot inserts the row, later ones count up while under `max`.
 pub(crate) async fn take_unpaid_slot_in(tx: &mut Transaction<'static, Any>, buyer: UserId, max: i64) -> ShopResult<bool> {
-    sqlx::query("INSERT INTO buyer_unpaid (buyer_id, unpaid) VALUES ($1, 0) ON CONFLICT (buyer_id) DO NOTHING").bind(buyer.get()).execute(&mut **tx).await?;
-    let taken = sqlx::query("UPDATE buyer_unpaid SET unpaid = unpaid + 1 WHERE buyer_id = $1 AND unpaid < $2").bind(buyer.get()).bind(max).execute(&mut **tx).await?;
+    if max < 1 {
+        return Ok(false);
+    }
+    let taken = sqlx::query(
+        "INSERT INTO buyer_unpaid (buyer_id, unpaid) VALUES ($1, 1) \
+         ON CONFLICT (buyer_id) DO UPDATE SET unpaid = buyer_unpaid.unpaid + 1 WHERE buyer_unpaid.unpaid < $2",
+    )
+    .bind(buyer.get())
+    .bind(max)
+    .execute(&mut **tx)
+    .await?;
     Ok(taken.rows_affected() == 1)
+}
+
+/// Inserts an order's lines in one statement, numbered in order.
+pub(crate) async fn insert_lines_in(tx: &mut Transaction<'static, Any>, id: OrderId, lines: &[OrderLine]) -> ShopResult<()> {
+    let values = (0..lines.len())
+        .map(|i| format!("(${}, ${}, ${}, ${}, ${}, ${}, ${})", 7 * i + 1, 7 * i + 2, 7 * i + 3, 7 * i + 4, 7 * i + 5, 7 * i + 6, 7 * i + 7))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("INSERT INTO order_lines (order_id, line_no, product_id, seller_id, quantity, unit_price_cents, snapshot_digest) VALUES {values}");
+    let query = lines.iter().enumerate().fold(sqlx::query(&sql), |q, (line_no, line)| {
+        q.bind(id.get())
+            .bind(line_no as i64)
+            .bind(line.product_id.get())
+            .bind(line.seller_id.get())
+            .bind(line.quantity)
+            .bind(line.unit_price_cents)
+            .bind(line.snapshot_digest.clone())
+    });
+    query.execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// Gives the order's unpaid slot back, in the transaction that has just moved it
@@ -157,10 +194,4 @@ pub(crate) async fn free_unpaid_slot_in(tx: &mut Transaction<'static, Any>, id: 
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-/// How many unpaid orders the buyer holds now (a fast refusal before any stock moves).
-pub(crate) async fn unpaid_count(shard: &crate::db::Db, buyer: UserId) -> ShopResult<i64> {
-    let unpaid: Option<i64> = sqlx::query_scalar("SELECT unpaid FROM buyer_unpaid WHERE buyer_id = $1").bind(buyer.get()).fetch_optional(shard.pool()).await?;
-    Ok(unpaid.unwrap_or(0))
 }

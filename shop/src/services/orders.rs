@@ -29,6 +29,7 @@ use crate::services::archive::Archive;
 use crate::services::shards::Shards;
 use crate::services::snapshots::{self, SnapshotJob};
 use crate::services::stock;
+use crate::services::stock_batch::{StockBatcher, Take};
 
 /// A buyer's submit of the checkout page, already parsed.
 #[derive(Debug, Clone)]
@@ -69,11 +70,12 @@ pub struct Orders {
     carts: Carts,
     limits: UnpaidLimits,
     archive: Archive,
+    batcher: StockBatcher,
 }
 
 impl Orders {
     pub fn new(main: Db, shards: Shards, archive: Archive, checkouts: Checkouts, carts: Carts, limits: UnpaidLimits) -> Self {
-        Self { main, shards, checkouts, carts, limits, archive }
+        Self { main, shards, checkouts, carts, limits, archive, batcher: StockBatcher::default() }
     }
 
     /// Places the order a checkout opened. Submitting again — a double click, a
@@ -83,10 +85,17 @@ impl Orders {
         if order_id.suffix() != buyer.id.shard_suffix() {
             return Err(ShopError::InvalidCheckoutToken);
         }
-        if let Some(order) = self.load(order_id).await? {
-            return replay(order, buyer);
-        }
-        let lines = self.checkouts.valid_lines(buyer, order_id, &request.checkout_token).await?;
+        // One read decides the common case: an unused, unexpired token of this
+        // buyer is a first submit. Anything else may be a replay of an order
+        // already placed (its token used, expired or cleaned up): look for it.
+        let (lines, unpaid) = match self.checkouts.valid_lines(buyer, order_id, &request.checkout_token).await {
+            Ok(found) => found,
+            Err(ShopError::InvalidCheckoutToken) => {
+                let order = self.load(order_id).await?.ok_or(ShopError::InvalidCheckoutToken)?;
+                return replay(order, buyer);
+            }
+            Err(other) => return Err(other),
+        };
         if let Some(claimed) = request.lines
             && normalised(claimed)? != lines
         {
@@ -97,7 +106,8 @@ impl Orders {
         if request.expected_total_cents.is_some_and(|expected| expected != total_cents) {
             return Err(ShopError::PriceChanged { total_cents });
         }
-        if order_rows::unpaid_count(self.shards.of_buyer(buyer.id), buyer.id).await? >= self.limits.max_unpaid {
+        // A fast refusal before any stock moves; the shard transaction decides.
+        if unpaid >= self.limits.max_unpaid {
             return Err(ShopError::TooManyUnpaidOrders { max: self.limits.max_unpaid });
         }
         let deadline_ms = now_ms() + self.limits.payment_window_ms;
@@ -135,7 +145,11 @@ impl Orders {
     /// Step 1: take every line's stock, or none, and enqueue the snapshots (the
     /// job carries the content as it is now; enqueuing here costs no extra round
     /// trip, and a job's failure never reaches the order).
+    /// A one-line order (the flash sale's) joins the product's batch.
     async fn take_stock(&self, order_id: OrderId, products: &[Product], lines: &[LineRequest], deadline_ms: i64) -> ShopResult<()> {
+        if let ([product], [line]) = (products, lines) {
+            return self.batcher.take(&self.main, Take { order_id, product: product.clone(), line: *line, deadline_ms }).await;
+        }
         let mut tx = self.main.begin_write().await?;
         snapshots::enqueue_in(&mut tx, products).await?;
         stock::take_in(&mut tx, order_id, products, lines, deadline_ms).await?;
@@ -191,24 +205,12 @@ impl Orders {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        for (line_no, line) in order.lines.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO order_lines (order_id, line_no, product_id, seller_id, quantity, unit_price_cents, snapshot_digest) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(order_id.get())
-            .bind(line_no as i64)
-            .bind(line.product_id.get())
-            .bind(line.seller_id.get())
-            .bind(line.quantity)
-            .bind(line.unit_price_cents)
-            .bind(&line.snapshot_digest)
-            .execute(&mut *tx)
-            .await?;
-        }
-        record_change(&mut tx, order_id).await?;
+        order_rows::insert_lines_in(&mut tx, order_id, &order.lines).await?;
+        // The summary of a new order is what was just written: version 1, changed now.
+        let summary = SellerOrder { order, seller_id: products[0].seller_id, version: 1, updated_at: rfc3339(now) };
+        order_rows::record_summary_in(&mut tx, &summary).await?;
         tx.commit().await?;
-        Ok(Some(order))
+        Ok(Some(summary.order))
     }
 
     /// The caller's order, to show it. Someone else's order is "not found": its

@@ -28,7 +28,7 @@ use crate::orders::{Order, OrderId, OrderStatus};
 use crate::ledger::PaymentState;
 use crate::services::Orders;
 use crate::services::stock;
-use crate::services::ledger::{ESCROW, Transfer, TransferKind, ensure_wallet, transfer_in, wallet_of};
+use crate::services::ledger::{Transfer, TransferKind, ensure_escrow, ensure_wallet, escrow_of, transfer_in, wallet_of};
 use sqlx::{Any, Transaction};
 
 #[derive(Clone, Debug)]
@@ -66,15 +66,18 @@ impl Payments {
     async fn charge(&self, order: &Order) -> ShopResult<()> {
         let now = now_ms();
         let mut tx = self.main.begin_write().await?;
+        let seller = crate::domain::UserId::from_stored(seller_of(order));
+        let escrow = escrow_of(seller);
         let first = sqlx::query(
-            "INSERT INTO payments (order_id, buyer_id, seller_id, amount_cents, state, created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (order_id) DO NOTHING",
+            "INSERT INTO payments (order_id, buyer_id, seller_id, amount_cents, state, escrow_account, created_at_ms, updated_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (order_id) DO NOTHING",
         )
         .bind(order.id.get())
         .bind(order.buyer_id.get())
-        .bind(seller_of(order))
+        .bind(seller.get())
         .bind(order.total_cents)
         .bind(PaymentState::Charged.as_str())
+        .bind(&escrow)
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -83,12 +86,13 @@ impl Payments {
         }
         stock::settle_for_payment_in(&mut tx, order).await?;
         ensure_wallet(&mut tx, order.buyer_id).await?;
+        ensure_escrow(&mut tx, seller).await?;
         let buyer_wallet = wallet_of(order.buyer_id);
         let transfer = Transfer {
             id: format!("pay:{}", order.id),
             kind: TransferKind::Payment,
             from: &buyer_wallet,
-            to: ESCROW,
+            to: &escrow,
             amount: Money::from_stored(order.total_cents),
             order_id: Some(order.id.get()),
         };
@@ -241,14 +245,14 @@ impl Payments {
         let seller_wallet = wallet_of(seller);
         let mut tx = self.main.begin_write().await?;
         // The state change is the gate: money moves only with it, in one transaction.
-        if !advance_in(&mut tx, order.id, PaymentState::ReleaseRequested, PaymentState::Released).await? {
+        let Some(escrow) = advance_from_escrow_in(&mut tx, order.id, PaymentState::ReleaseRequested, PaymentState::Released).await? else {
             return Ok(());
-        }
+        };
         ensure_wallet(&mut tx, seller).await?;
         let transfer = Transfer {
             id: format!("release:{}", order.id),
             kind: TransferKind::Release,
-            from: ESCROW,
+            from: &escrow,
             to: &seller_wallet,
             amount: Money::from_stored(order.total_cents),
             order_id: Some(order.id.get()),
@@ -265,15 +269,15 @@ impl Payments {
         let buyer_wallet = wallet_of(order.buyer_id);
         let mut tx = self.main.begin_write().await?;
         // The state change is the gate: money and stock move only with it.
-        if !advance_in(&mut tx, order.id, from, to).await? {
+        let Some(escrow) = advance_from_escrow_in(&mut tx, order.id, from, to).await? else {
             return Ok(());
-        }
+        };
         stock::release_in(&mut tx, order.id).await?;
         ensure_wallet(&mut tx, order.buyer_id).await?;
         let transfer = Transfer {
             id: format!("refund:{}", order.id),
             kind: TransferKind::Refund,
-            from: ESCROW,
+            from: &escrow,
             to: &buyer_wallet,
             amount: Money::from_stored(order.total_cents),
             order_id: Some(order.id.get()),
@@ -370,6 +374,19 @@ impl Payments {
 
 fn seller_of(order: &Order) -> i64 {
     order.lines.first().map_or(0, |l| l.seller_id.get())
+}
+
+/// As [`advance_in`], for a step that takes the money back out of escrow: the
+/// account that holds this payment's money, if the record moved.
+async fn advance_from_escrow_in(tx: &mut Transaction<'static, Any>, id: OrderId, from: PaymentState, to: PaymentState) -> ShopResult<Option<String>> {
+    let escrow = sqlx::query_scalar("UPDATE payments SET state = $1, updated_at_ms = $2 WHERE order_id = $3 AND state = $4 RETURNING escrow_account")
+        .bind(to.as_str())
+        .bind(now_ms())
+        .bind(id.get())
+        .bind(from.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(escrow)
 }
 
 /// Moves the payment record from `from` to `to`; a record already past `from`

@@ -19,7 +19,7 @@ use crate::services::shards::Shards;
 use sqlx::{Any, Row, Transaction};
 
 /// The refusal of a take that did not fit, counted once for every door and step.
-fn oversell_refused(product_id: i64) -> ShopError {
+pub(crate) fn oversell_refused(product_id: i64) -> ShopError {
     metrics::counter!("ninefold_oversell_refused_total").increment(1);
     ShopError::InsufficientStock { product_id }
 }

@@ -1,0 +1,278 @@
+//! Group commit for hot products (issue 14). In a flash sale every purchase takes
+//! stock from one row, and each take used to be a `main` transaction of its own:
+//! on SQLite they queue for the database lock, on PostgreSQL for the row lock, and
+//! the sale runs at the rate of commits. Here concurrent single-line takes of one
+//! product, within this process, join one transaction: one multi-row insert of
+//! their `stock_takes`, one conditional decrement by their sum. When the sum does
+//! not fit, exactly the units that exist are granted in arrival order and the
+//! rest are refused with `insufficient_stock`.
+//!
+//! The conditional statement is still the guard (DESIGN.md, failure mode 4), so
+//! several server processes, and takes outside a batch (multi-line orders,
+//! payments), stay correct beside it. Nothing waits for a batch to fill: the first
+//! take of an idle product commits alone at once, and those that arrive while a
+//! transaction is running form the next batch, so an uncontended product pays only
+//! a task hand-off.
+
+use crate::catalog::Product;
+use crate::clock::now_ms;
+use crate::db::Db;
+use crate::domain::{InventoryMode, OrderId, TakeState};
+use crate::error::ShopResult;
+use crate::orders::LineRequest;
+use crate::services::snapshots::{self, SnapshotJob};
+use crate::services::stock::{oversell_refused, take_in};
+use sqlx::Row;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::oneshot;
+
+/// The most takes one transaction carries; the rest wait for the next.
+const MAX_BATCH: usize = 128;
+
+/// One order's take of one product.
+#[derive(Debug, Clone)]
+pub(crate) struct Take {
+    pub order_id: OrderId,
+    /// The product as the order priced it (its snapshot is enqueued with the take).
+    pub product: Product,
+    pub line: LineRequest,
+    /// When the take is checked against its order's payment deadline.
+    pub deadline_ms: i64,
+}
+
+impl Take {
+    /// The state a granted take is in; `None` for a product whose stock is taken
+    /// only at payment.
+    fn granted_state(&self) -> Option<TakeState> {
+        match self.product.inventory_mode {
+            InventoryMode::OnOrder => Some(TakeState::Sold),
+            InventoryMode::Reserve => Some(TakeState::Held),
+            InventoryMode::OnPayment => None,
+        }
+    }
+}
+
+struct Waiting {
+    take: Take,
+    done: oneshot::Sender<ShopResult<()>>,
+}
+
+/// Batches by (product, inventory mode): a mode changed mid-sale splits the queue
+/// rather than mixing two decrements in one statement.
+type Key = (i64, &'static str);
+
+/// The takes waiting per product. An entry exists while a drain task runs for it.
+#[derive(Clone, Default)]
+pub(crate) struct StockBatcher {
+    queues: Arc<Mutex<HashMap<Key, Vec<Waiting>>>>,
+}
+
+impl std::fmt::Debug for StockBatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StockBatcher").finish_non_exhaustive()
+    }
+}
+
+impl StockBatcher {
+    /// Takes the stock of a one-line order and enqueues its snapshot, together with
+    /// whatever other takes of the product are waiting. Idempotent per order, as
+    /// [`take_in`]: a retried submit takes nothing twice.
+    pub(crate) async fn take(&self, main: &Db, take: Take) -> ShopResult<()> {
+        let Some(state) = take.granted_state() else {
+            return take_alone(main, &take).await;
+        };
+        // The caller's request wrote `main`: its read fence must cover this commit,
+        // though the transaction runs in another task.
+        main.note_primary_write();
+        let key = (take.product.id.get(), state.as_str());
+        let (done, outcome) = oneshot::channel();
+        let lead = {
+            let mut queues = self.lock();
+            match queues.get_mut(&key) {
+                Some(queue) => {
+                    queue.push(Waiting { take, done });
+                    false
+                }
+                None => {
+                    queues.insert(key, vec![Waiting { take, done }]);
+                    true
+                }
+            }
+        };
+        if lead {
+            // Its own task: a buyer who hangs up must not abandon the others' takes.
+            tokio::spawn(self.clone().drain(main.clone(), key));
+        }
+        outcome.await.map_err(|_| anyhow::anyhow!("the stock batch ended without an answer"))?
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Vec<Waiting>>> {
+        self.queues.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Commits the product's queue, a batch at a time, until it is empty.
+    async fn drain(self, main: Db, key: Key) {
+        // Should this task die, the queue goes with it (its takes are answered
+        // with an error) rather than waiting for a drain that never comes.
+        let _ended = EndOfDrain { batcher: self.clone(), key };
+        loop {
+            let batch: Vec<Waiting> = {
+                let mut queues = self.lock();
+                let Some(queue) = queues.get_mut(&key) else { return };
+                if queue.is_empty() {
+                    queues.remove(&key);
+                    return;
+                }
+                let n = queue.len().min(MAX_BATCH);
+                queue.drain(..n).collect()
+            };
+            metrics::histogram!("ninefold_stock_batch_takes").record(batch.len() as f64);
+            commit(&main, batch).await;
+        }
+    }
+}
+
+struct EndOfDrain {
+    batcher: StockBatcher,
+    key: Key,
+}
+
+impl Drop for EndOfDrain {
+    fn drop(&mut self) {
+        self.batcher.lock().remove(&self.key);
+    }
+}
+
+/// Answers every take of the batch. If the shared transaction fails, each take
+/// is tried alone, so one take's trouble is never another's.
+async fn commit(main: &Db, batch: Vec<Waiting>) {
+    if batch.len() > 1 {
+        let takes: Vec<&Take> = batch.iter().map(|w| &w.take).collect();
+        match take_together(main, &takes).await {
+            Ok(outcomes) => {
+                for (waiting, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = waiting.done.send(outcome);
+                }
+                return;
+            }
+            Err(error) => tracing::warn!(%error, takes = batch.len(), "a batch of stock takes failed; taking each alone"),
+        }
+    }
+    for waiting in batch {
+        let outcome = take_alone(main, &waiting.take).await;
+        let _ = waiting.done.send(outcome);
+    }
+}
+
+/// One take in a transaction of its own: the path of a multi-line order.
+pub(crate) async fn take_alone(main: &Db, take: &Take) -> ShopResult<()> {
+    let mut tx = main.begin_write().await?;
+    snapshots::enqueue_in(&mut tx, std::slice::from_ref(&take.product)).await?;
+    take_in(&mut tx, take.order_id, std::slice::from_ref(&take.product), std::slice::from_ref(&take.line), take.deadline_ms).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The batch in one transaction; the outcome of each take, in order. All takes
+/// are of one product in one mode. An `Err` means nothing was committed.
+async fn take_together(main: &Db, takes: &[&Take]) -> ShopResult<Vec<ShopResult<()>>> {
+    let product_id = takes[0].product.id.get();
+    let state = takes[0].granted_state().ok_or_else(|| anyhow::anyhow!("a batch of takes on payment"))?;
+    let mut tx = main.begin_write().await?;
+
+    let mut digests = HashSet::new();
+    let products: Vec<Product> = takes.iter().filter(|t| digests.insert(SnapshotJob::of(&t.product).digest)).map(|t| t.product.clone()).collect();
+    snapshots::enqueue_in(&mut tx, &products).await?;
+
+    // Only takes this statement inserts move stock: an order's take that exists
+    // already (a retried submit) is done.
+    let inserted = insert_takes(&mut tx, takes, state).await?;
+    let mut seen = HashSet::new();
+    let wanted: Vec<(i64, i64)> = takes
+        .iter()
+        .filter(|t| inserted.contains(&t.order_id.get()) && seen.insert(t.order_id.get()))
+        .map(|t| (t.order_id.get(), t.line.quantity.get()))
+        .collect();
+    let decrement = decrement_for(state);
+    let sum: i64 = wanted.iter().map(|(_, q)| q).sum();
+    let refused: HashSet<i64> = if sum == 0 || sqlx::query(decrement).bind(sum).bind(product_id).execute(&mut *tx).await?.rows_affected() == 1 {
+        HashSet::new()
+    } else {
+        // Not enough for all: lock the row, grant what exists in arrival order.
+        let available: i64 = sqlx::query("UPDATE stock SET available = available WHERE product_id = $1 RETURNING available")
+            .bind(product_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("available")?;
+        let (granted, refused) = split_in_arrival_order(&wanted, available);
+        if granted > 0 && sqlx::query(decrement).bind(granted).bind(product_id).execute(&mut *tx).await?.rows_affected() != 1 {
+            return Err(anyhow::anyhow!("stock of product {product_id} moved under its lock").into());
+        }
+        delete_takes(&mut tx, product_id, &refused).await?;
+        refused
+    };
+    tx.commit().await?;
+    Ok(takes.iter().map(|t| if refused.contains(&t.order_id.get()) { Err(oversell_refused(product_id)) } else { Ok(()) }).collect())
+}
+
+fn decrement_for(state: TakeState) -> &'static str {
+    match state {
+        TakeState::Sold => "UPDATE stock SET available = available - $1, sold = sold + $1 WHERE product_id = $2 AND available >= $1",
+        _ => "UPDATE stock SET available = available - $1, reserved = reserved + $1 WHERE product_id = $2 AND available >= $1",
+    }
+}
+
+/// Grants takes in arrival order while units remain (a take that does not fit is
+/// refused, a smaller one after it may still fit): the units granted, and the
+/// orders refused.
+pub(crate) fn split_in_arrival_order(wanted: &[(i64, i64)], available: i64) -> (i64, HashSet<i64>) {
+    let mut left = available.max(0);
+    let mut refused = HashSet::new();
+    for &(order, quantity) in wanted {
+        if quantity <= left {
+            left -= quantity;
+        } else {
+            refused.insert(order);
+        }
+    }
+    (available.max(0) - left, refused)
+}
+
+/// Inserts the takes that do not exist yet, in one statement; the orders inserted.
+async fn insert_takes(tx: &mut sqlx::Transaction<'static, sqlx::Any>, takes: &[&Take], state: TakeState) -> ShopResult<HashSet<i64>> {
+    let values = (0..takes.len()).map(|i| format!("(${}, ${}, ${}, ${}, ${}, ${})", 6 * i + 1, 6 * i + 2, 6 * i + 3, 6 * i + 4, 6 * i + 5, 6 * i + 6)).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "INSERT INTO stock_takes (order_id, product_id, quantity, state, check_at_ms, created_at_ms) VALUES {values} \
+         ON CONFLICT (order_id, product_id) DO NOTHING RETURNING order_id"
+    );
+    let now = now_ms();
+    let query = takes.iter().fold(sqlx::query(&sql), |q, t| q.bind(t.order_id.get()).bind(t.product.id.get()).bind(t.line.quantity.get()).bind(state.as_str()).bind(t.deadline_ms).bind(now));
+    let rows = query.fetch_all(&mut **tx).await?;
+    rows.iter().map(|row| Ok(row.try_get::<i64, _>("order_id")?)).collect()
+}
+
+async fn delete_takes(tx: &mut sqlx::Transaction<'static, sqlx::Any>, product_id: i64, orders: &HashSet<i64>) -> ShopResult<()> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    let list = (2..orders.len() + 2).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    let sql = format!("DELETE FROM stock_takes WHERE product_id = $1 AND order_id IN ({list})");
+    let query = orders.iter().fold(sqlx::query(&sql).bind(product_id), |q, order| q.bind(*order));
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_in_arrival_order;
+
+    #[test]
+    fn a_short_batch_grants_exactly_what_exists_in_arrival_order() {
+        let (granted, refused) = split_in_arrival_order(&[(1, 1), (2, 3), (3, 1), (4, 1)], 3);
+        assert_eq!(granted, 3);
+        assert_eq!(refused, [2, 4].into_iter().collect());
+        let (granted, refused) = split_in_arrival_order(&[(1, 2)], 0);
+        assert_eq!((granted, refused.len()), (0, 1));
+    }
+}
