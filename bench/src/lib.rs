@@ -1,6 +1,8 @@
 //! What the load generators share: where their databases are, and percentiles.
 
 use shop::db::{DatabaseConfig, DatabaseUrl, DbTimeouts};
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
 use std::time::Duration;
 
 /// Every benchmark runs on four order shards.
@@ -32,4 +34,54 @@ pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
         return 0.0;
     }
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
+}
+
+/// The API as the load generators call it.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl Client {
+    /// A client keeping up to `connections` idle connections to `base`.
+    pub fn new(base: &str, connections: usize) -> anyhow::Result<Self> {
+        Ok(Self { http: reqwest::Client::builder().pool_max_idle_per_host(connections).build()?, base: base.to_owned() })
+    }
+
+    /// POSTs JSON, with a bearer token if given: the status and the JSON reply.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Registers (or finds) an account and signs in: its session token.
+    pub async fn account(&self, email: &str, role: &str) -> anyhow::Result<String> {
+        let password = "flash-sale-password";
+        let (status, body) = self.post("/api/v1/auth/register", None, &json!({"email": email, "password": password, "name": "Bench", "role": role})).await?;
+        if status != 201 && status != 409 {
+            bail!("register {email}: {status} {body}");
+        }
+        let (status, body) = self.post("/api/v1/auth/login", None, &json!({"email": email, "password": password})).await?;
+        if status != 200 {
+            bail!("login {email}: {status} {body}");
+        }
+        Ok(body["token"].as_str().context("a token")?.to_owned())
+    }
+
+    /// `count` accounts named `<prefix>-<i>@bench.test`, a few at a time: password
+    /// hashing has a bounded queue (503 `overloaded` past it).
+    pub async fn accounts(&self, prefix: &str, count: usize, role: &str) -> anyhow::Result<Vec<String>> {
+        use futures::StreamExt;
+        futures::stream::iter((0..count).map(|i| async move { self.account(&format!("{prefix}-{i}@bench.test"), role).await }))
+            .buffered(4)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
+    }
 }

@@ -56,35 +56,7 @@ impl Profiler {
     }
 }
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> anyhow::Result<(u16, Value)> {
-        let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        Ok((status, response.json().await.unwrap_or(Value::Null)))
-    }
-
-    async fn account(&self, email: &str, role: &str) -> anyhow::Result<String> {
-        let password = "flash-sale-password";
-        let (status, body) = self.post("/api/v1/auth/register", None, &json!({"email": email, "password": password, "name": "Bench", "role": role})).await?;
-        if status != 201 && status != 409 {
-            bail!("register {email}: {status} {body}");
-        }
-        let (status, body) = self.post("/api/v1/auth/login", None, &json!({"email": email, "password": password})).await?;
-        if status != 200 {
-            bail!("login {email}: {status} {body}");
-        }
-        Ok(body["token"].as_str().context("a token")?.to_owned())
-    }
-}
+use bench::Client;
 
 /// One purchase: checkout, then place — and, in `on_payment` mode, where stock is
 /// taken only when paying, pay. `Ok(None)` when sold out.
@@ -120,7 +92,7 @@ async fn buy(client: &Client, token: &str, product_id: i64, pays: bool) -> anyho
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let client = std::sync::Arc::new(Client { http: reqwest::Client::builder().pool_max_idle_per_host(args.buyers).build()?, base: args.base.clone() });
+    let client = std::sync::Arc::new(Client::new(&args.base, args.buyers)?);
     let run = std::process::id();
 
     let seller = client.account(&format!("flash-seller-{run}@bench.test"), "seller").await?;
@@ -142,18 +114,8 @@ async fn main() -> anyhow::Result<()> {
     let sold_out = || std::sync::Arc::new((0..args.products).map(|_| std::sync::atomic::AtomicBool::new(false)).collect::<Vec<_>>());
     let gone = sold_out();
 
-    // A few at a time: password hashing has a bounded queue (503 `overloaded` past it).
     eprintln!("registering {} buyers…", args.buyers);
-    use futures::StreamExt;
-    let tokens: Vec<String> = futures::stream::iter((0..args.buyers).map(|i| {
-        let client = client.clone();
-        async move { client.account(&format!("flash-buyer-{run}-{i}@bench.test"), "buyer").await }
-    }))
-    .buffered(4)
-    .collect::<Vec<_>>()
-    .await
-    .into_iter()
-    .collect::<anyhow::Result<_>>()?;
+    let tokens = client.accounts(&format!("flash-buyer-{run}"), args.buyers, "buyer").await?;
 
     eprintln!("selling {stock} units of {} product(s) to {} buyers…", args.products, args.buyers);
     let pays = args.mode == "on_payment";

@@ -136,7 +136,9 @@ async fn a_hundred_concurrent_pay_calls_pay_once(app: TestApp) {
     }
     assert_eq!(transfers_for(&app, &format!("pay:{id}")).await, 1, "one transfer");
     assert_eq!(balance(&app, &buyer).await, 10_000 - 3 * PRICE);
-    assert_eq!(account_balance(&app, "escrow").await, 3 * PRICE);
+    let seller_id = app.get("/api/v1/me", Some(&shop.seller)).await.body["user"]["id"].as_i64().unwrap();
+    assert_eq!(account_balance(&app, &format!("escrow:{seller_id}")).await, 3 * PRICE, "held in the seller's own escrow");
+    assert_eq!(account_balance(&app, "escrow").await, 0, "the shared escrow of older payments is not used");
     let stock = app.get(&format!("/api/v1/products/{}", shop.product), None).await.body["stock"].clone();
     assert_eq!(stock, json!({"available": 47, "reserved": 0, "sold": 3}), "the hold became a sale");
     assert_eq!(app.shop.payments.state_of(shop::orders::OrderId::parse("id", &id).unwrap()).await.unwrap().map(|s| s.as_str()), Some("paid"));
@@ -198,7 +200,7 @@ async fn pay_cancel_ship_and_receive_move_money_between_the_right_accounts(app: 
     let cancelled = app.post(&format!("/api/v1/orders/{refunded}/cancel"), Some(&buyer), &json!({})).await;
     assert_eq!(cancelled.body["status"], "cancelled", "{}", cancelled.text);
     assert_eq!(balance(&app, &buyer).await, 5 * PRICE);
-    assert_eq!(account_balance(&app, "escrow").await, 0);
+    assert_eq!(account_balance(&app, &format!("escrow:{seller_id}")).await, 0);
     let stock = app.get(&format!("/api/v1/products/{}", shop.product), None).await.body["stock"].clone();
     assert_eq!(stock, json!({"available": 20, "reserved": 0, "sold": 0}));
     // Cancelling again refunds nothing more.
@@ -215,7 +217,7 @@ async fn pay_cancel_ship_and_receive_move_money_between_the_right_accounts(app: 
     let receipts = join_all((0..20).map(|_| confirm_receipt(&app, &buyer, &received))).await;
     assert!(receipts.iter().all(|r| r.status == 200 && r.body["status"] == "completed"), "{:?}", receipts.iter().map(|r| &r.text).collect::<Vec<_>>());
     assert_eq!(account_balance(&app, &format!("wallet:{seller_id}")).await, PRICE, "the seller is paid once");
-    assert_eq!(account_balance(&app, "escrow").await, 0);
+    assert_eq!(account_balance(&app, &format!("escrow:{seller_id}")).await, 0);
     assert_eq!(balance(&app, &buyer).await, 4 * PRICE);
     assert_reconciled(&app).await;
 }

@@ -17,6 +17,7 @@ crate::on_both_backends!(
     an_order_of_several_lines_takes_all_its_stock_or_none,
     a_changed_number_of_shards_is_refused_and_moves_nothing,
     an_oversell_refused_at_placing_is_counted,
+    concurrent_orders_of_mixed_sizes_are_granted_whole_and_exactly,
 );
 
 /// `ninefold_oversell_refused_total` counts every refusal, at placing as at paying
@@ -350,6 +351,50 @@ async fn race_for_fifty(app: &TestApp, mode: &str) {
         "reserve" => assert_eq!((s.reserved, s.sold), (50, 0)),
         _ => assert_eq!((s.reserved, s.sold), (0, 50)),
     }
+}
+
+/// 300 one-line orders of 1 to 3 units, placed at once, for 100 units: they share
+/// stock transactions (issue 14), and a batch that does not fit grants exactly the
+/// units that exist, to whole orders; a refused order holds nothing.
+async fn concurrent_orders_of_mixed_sizes_are_granted_whole_and_exactly(app: TestApp) {
+    let app = &app;
+    let id = product(app, 100, "reserve").await;
+    let mut buyers = Vec::new();
+    for b in 0..30 {
+        buyers.push(app.signed_in(&format!("mixed{b}@example.com"), "buyer").await.0);
+    }
+    let checkouts = join_all((0..300).map(|i| {
+        let buyer = buyers[i % buyers.len()].clone();
+        async move { (buyer.clone(), (1 + i % 3) as i64, checkout(&app, &buyer, id, (1 + i % 3) as i64).await) }
+    }))
+    .await;
+    let (batches_before, _) = app.shop.orders.shared_stock_batches();
+    let replies = join_all(checkouts.iter().map(|(buyer, _, opened)| async move { app.post("/api/v1/orders", Some(buyer), &place_body(opened)).await })).await;
+    let mut granted = 0;
+    let mut placed = 0;
+    for ((_, quantity, _), reply) in checkouts.iter().zip(&replies) {
+        match reply.status {
+            201 => {
+                granted += quantity;
+                placed += 1;
+            }
+            409 => assert_eq!(reply.body["code"], "insufficient_stock", "{}", reply.text),
+            _ => panic!("unexpected reply: {}", reply.text),
+        }
+    }
+    let (s, received) = stock(&app, id).await;
+    assert_eq!(received, 100);
+    assert_eq!(s.reserved, granted, "every granted unit belongs to a placed order");
+    assert_eq!(s.available + s.reserved + s.sold, 100);
+    assert!(s.available < 3, "units were left ({}) while orders that fit were refused", s.available);
+    let (takes, units): (i64, i64) = sqlx::query_as("SELECT COUNT(*), CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM stock_takes WHERE product_id = $1")
+        .bind(id)
+        .fetch_one(app.shop.databases.main.pool())
+        .await
+        .unwrap();
+    assert_eq!((takes, units), (placed, granted), "a refused order keeps no take");
+    let (batches_after, _) = app.shop.orders.shared_stock_batches();
+    assert!(batches_after > batches_before, "300 orders at once shared no stock transaction");
 }
 
 async fn five_hundred_concurrent_orders_for_fifty_reserved_units_sell_exactly_fifty(app: TestApp) {

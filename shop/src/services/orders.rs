@@ -349,6 +349,12 @@ impl Orders {
         }
     }
 
+    /// Stock-take batches of more than one order committed by this instance, and
+    /// the takes they carried (issue 14): for tests and the benchmark.
+    pub fn shared_stock_batches(&self) -> (u64, u64) {
+        self.batcher.shared_batches()
+    }
+
     /// Where orders live: for tools and tests that read a shard directly.
     pub fn shards(&self) -> &Shards {
         &self.shards

@@ -24,6 +24,7 @@ use crate::services::snapshots::{self, SnapshotJob};
 use crate::services::stock::{oversell_refused, take_in};
 use sqlx::Row;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
@@ -66,6 +67,14 @@ type Key = (i64, &'static str);
 #[derive(Clone, Default)]
 pub(crate) struct StockBatcher {
     queues: Arc<Mutex<HashMap<Key, Vec<Waiting>>>>,
+    counts: Arc<BatchCounts>,
+}
+
+/// How many batches were committed together, and how many takes they carried.
+#[derive(Default)]
+struct BatchCounts {
+    batches: AtomicU64,
+    takes: AtomicU64,
 }
 
 impl std::fmt::Debug for StockBatcher {
@@ -107,6 +116,11 @@ impl StockBatcher {
         outcome.await.map_err(|_| anyhow::anyhow!("the stock batch ended without an answer"))?
     }
 
+    /// Batches of more than one take committed so far, and the takes in them.
+    pub(crate) fn shared_batches(&self) -> (u64, u64) {
+        (self.counts.batches.load(Ordering::Relaxed), self.counts.takes.load(Ordering::Relaxed))
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<Key, Vec<Waiting>>> {
         self.queues.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -128,6 +142,10 @@ impl StockBatcher {
                 queue.drain(..n).collect()
             };
             metrics::histogram!("ninefold_stock_batch_takes").record(batch.len() as f64);
+            if batch.len() > 1 {
+                self.counts.batches.fetch_add(1, Ordering::Relaxed);
+                self.counts.takes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
             commit(&main, batch).await;
         }
     }
@@ -269,9 +287,10 @@ mod tests {
 
     #[test]
     fn a_short_batch_grants_exactly_what_exists_in_arrival_order() {
-        let (granted, refused) = split_in_arrival_order(&[(1, 1), (2, 3), (3, 1), (4, 1)], 3);
+        // Order 2 does not fit after order 1; the smaller ones after it still do.
+        let (granted, refused) = split_in_arrival_order(&[(1, 1), (2, 3), (3, 1), (4, 1), (5, 1)], 3);
         assert_eq!(granted, 3);
-        assert_eq!(refused, [2, 4].into_iter().collect());
+        assert_eq!(refused, [2, 5].into_iter().collect());
         let (granted, refused) = split_in_arrival_order(&[(1, 2)], 0);
         assert_eq!((granted, refused.len()), (0, 1));
     }
