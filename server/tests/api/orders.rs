@@ -373,7 +373,7 @@ async fn concurrent_orders_of_mixed_sizes_are_granted_whole_and_exactly(app: Tes
     let mut granted = 0;
     let mut placed = 0;
     for ((_, quantity, _), reply) in checkouts.iter().zip(&replies) {
-        match reply.status {
+        match reply.status.as_u16() {
             201 => {
                 granted += quantity;
                 placed += 1;
