@@ -69,14 +69,14 @@ where
     }
     any.execute("INSERT INTO d_users (id, name) VALUES (1, 'Seller')").await?;
     for id in 1..=PRODUCTS {
-        sqlx::query("INSERT INTO d_products VALUES ($1, 1, 'A product title', 'A description of some length, as products have.', 999, 'reserve', 1)").bind(id).execute(any).await?;
-        sqlx::query("INSERT INTO d_stock VALUES ($1, 1000000000, 0, 0)").bind(id).execute(any).await?;
+        sqlx::query::<Any>("INSERT INTO d_products VALUES ($1, 1, 'A product title', 'A description of some length, as products have.', 999, 'reserve', 1)").bind(id).execute(any).await?;
+        sqlx::query::<Any>("INSERT INTO d_stock VALUES ($1, 1000000000, 0, 0)").bind(id).execute(any).await?;
     }
     for (name, sql) in [("pricing read", READ), ("conditional update", WRITE)] {
         for tasks in [1usize, 64] {
             // Alternate, so neither side always runs on a warmer machine.
-            let any_rate = rate(any, sql, tasks, statements).await?;
-            let native_rate = rate(native, sql, tasks, statements).await?;
+            let any_rate = rate::<Any>(any, sql, tasks, statements).await?;
+            let native_rate = rate::<DB>(native, sql, tasks, statements).await?;
             println!("| {backend} | {name} | {tasks} | {any_rate:.0} | {native_rate:.0} | {:.2} |", any_rate / native_rate);
         }
     }
