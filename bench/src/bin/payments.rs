@@ -101,7 +101,20 @@ async fn main() -> anyhow::Result<()> {
     let per_s = payments as f64 / elapsed.as_secs_f64();
 
     sqlx::any::install_default_drivers();
-    let pool = AnyPoolOptions::new().max_connections(args.buyers as u32).connect(&args.database_url).await?;
+    let sqlite = args.database_url.starts_with("sqlite:");
+    // As patient as the server's own connections: 200 writers queue on SQLite's lock.
+    let pool = AnyPoolOptions::new()
+        .max_connections(args.buyers as u32)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if sqlite {
+                    sqlx::Executor::execute(conn, "PRAGMA busy_timeout = 60000").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(&args.database_url)
+        .await?;
     // Each reference connection moves a cent from a wallet of its own to an escrow
     // account, as often as the buyers paid: first into per-seller accounts, then into one.
     let own = bare_transfers(&pool, &args, |k| format!("bench-escrow:{}", k % args.sellers)).await?;
