@@ -241,9 +241,15 @@ fn parse_cursor(raw: &str) -> ShopResult<(i64, String)> {
 /// Creates the user's wallet if it does not exist yet.
 /// Opens the seller's escrow account if it has none yet, in the caller's transaction.
 pub(crate) async fn ensure_escrow(tx: &mut Transaction<'static, Any>, seller: UserId) -> ShopResult<()> {
-    sqlx::query("INSERT INTO ledger_accounts (id, kind, user_id, balance_cents, created_at_ms) VALUES ($1, 'escrow', $2, 0, $3) ON CONFLICT (id) DO NOTHING")
-        .bind(escrow_of(seller))
-        .bind(seller.get())
+    ensure_account(tx, &escrow_of(seller), "escrow", seller).await
+}
+
+/// Opens an account of `kind` belonging to `user` if it does not exist yet.
+async fn ensure_account(tx: &mut Transaction<'static, Any>, id: &str, kind: &str, user: UserId) -> ShopResult<()> {
+    sqlx::query("INSERT INTO ledger_accounts (id, kind, user_id, balance_cents, created_at_ms) VALUES ($1, $2, $3, 0, $4) ON CONFLICT (id) DO NOTHING")
+        .bind(id)
+        .bind(kind)
+        .bind(user.get())
         .bind(now_ms())
         .execute(&mut **tx)
         .await?;
@@ -251,13 +257,7 @@ pub(crate) async fn ensure_escrow(tx: &mut Transaction<'static, Any>, seller: Us
 }
 
 pub(crate) async fn ensure_wallet(tx: &mut Transaction<'static, Any>, user: UserId) -> ShopResult<()> {
-    sqlx::query("INSERT INTO ledger_accounts (id, kind, user_id, balance_cents, created_at_ms) VALUES ($1, 'wallet', $2, 0, $3) ON CONFLICT (id) DO NOTHING")
-        .bind(wallet_of(user))
-        .bind(user.get())
-        .bind(now_ms())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    ensure_account(tx, &wallet_of(user), "wallet", user).await
 }
 
 /// Moves money inside the caller's transaction. Returns `false`, moving nothing,

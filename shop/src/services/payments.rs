@@ -392,13 +392,6 @@ async fn advance_from_escrow_in(tx: &mut Transaction<'static, Any>, id: OrderId,
 /// Moves the payment record from `from` to `to`; a record already past `from`
 /// (a retry) is left alone. Returns whether it moved.
 async fn advance_in(tx: &mut Transaction<'static, Any>, id: OrderId, from: PaymentState, to: PaymentState) -> ShopResult<bool> {
-    let moved = sqlx::query("UPDATE payments SET state = $1, updated_at_ms = $2 WHERE order_id = $3 AND state = $4")
-        .bind(to.as_str())
-        .bind(now_ms())
-        .bind(id.get())
-        .bind(from.as_str())
-        .execute(&mut **tx)
-        .await?;
-    Ok(moved.rows_affected() == 1)
+    Ok(advance_from_escrow_in(tx, id, from, to).await?.is_some())
 }
 
