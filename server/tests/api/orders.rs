@@ -18,6 +18,7 @@ crate::on_both_backends!(
     a_changed_number_of_shards_is_refused_and_moves_nothing,
     an_oversell_refused_at_placing_is_counted,
     concurrent_orders_of_mixed_sizes_are_granted_whole_and_exactly,
+    orders_placed_at_once_share_shard_transactions_and_each_is_whole,
 );
 
 /// `ninefold_oversell_refused_total` counts every refusal, at placing as at paying
@@ -395,6 +396,56 @@ async fn concurrent_orders_of_mixed_sizes_are_granted_whole_and_exactly(app: Tes
     assert_eq!((takes, units), (placed, granted), "a refused order keeps no take");
     let (batches_after, _) = app.shop.orders.shared_stock_batches();
     assert!(batches_after > batches_before, "300 orders at once shared no stock transaction");
+}
+
+/// 150 orders of 50 buyers (three each), placed at once: their shard writes share
+/// transactions (issue 14), and every order is written whole, with its lines, its
+/// outbox row and its buyer's unpaid slot, exactly once.
+async fn orders_placed_at_once_share_shard_transactions_and_each_is_whole(app: TestApp) {
+    let app = &app;
+    let id = product(app, 1000, "on_order").await;
+    let mut buyers = Vec::new();
+    for b in 0..50 {
+        buyers.push(app.signed_in(&format!("together{b}@example.com"), "buyer").await.0);
+    }
+    let checkouts = join_all((0..150).map(|i| {
+        let buyer = buyers[i % buyers.len()].clone();
+        async move { (buyer.clone(), checkout(app, &buyer, id, 1 + (i % 4) as i64).await) }
+    }))
+    .await;
+    let (batches_before, _) = app.shop.orders.shared_order_batches();
+    // Each checkout submitted twice at once: one order each, the other a replay.
+    let replies = join_all(checkouts.iter().flat_map(|(buyer, opened)| [0, 1].map(move |_| async move { app.post("/api/v1/orders", Some(buyer), &place_body(opened)).await }))).await;
+    for (k, pair) in replies.chunks(2).enumerate() {
+        let mut statuses: Vec<u16> = pair.iter().map(|r| r.status.as_u16()).collect();
+        statuses.sort();
+        assert_eq!(statuses, [200, 201], "checkout {k}: {} / {}", pair[0].text, pair[1].text);
+        assert_eq!(pair[0].body, pair[1].body, "checkout {k}: the replay is the order");
+        let (_, opened) = &checkouts[k];
+        assert_eq!(pair[0].body["id"], opened["order_id"]);
+        assert_eq!(pair[0].body["total_cents"], opened["total_cents"]);
+        assert_eq!(pair[0].body["lines"][0]["quantity"], opened["lines"][0]["quantity"]);
+    }
+    let (batches_after, _) = app.shop.orders.shared_order_batches();
+    assert!(batches_after > batches_before, "300 submits at once shared no shard transaction");
+    let mut orders = 0;
+    let mut outbox = 0;
+    let mut lines = 0;
+    let mut unpaid = 0;
+    for shard in app.shop.orders.shards().all() {
+        let count = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(shard.pool()).await.unwrap() };
+        orders += count("SELECT COUNT(*) FROM orders").await;
+        outbox += count("SELECT COUNT(*) FROM order_outbox").await;
+        lines += count("SELECT COUNT(*) FROM order_lines").await;
+        unpaid += count("SELECT CAST(COALESCE(SUM(unpaid), 0) AS BIGINT) FROM buyer_unpaid").await;
+    }
+    assert_eq!((orders, lines, unpaid), (150, 150, 150), "every order once, whole, holding one slot");
+    assert!(outbox <= 150, "one outbox row per new order at most (the feed may have taken some)");
+    let sold: i64 = checkouts.iter().map(|(_, c)| c["lines"][0]["quantity"].as_i64().unwrap()).sum();
+    assert_eq!(stock(app, id).await.0.sold, sold, "stock taken once per order");
+    for buyer in &buyers[..3] {
+        assert_eq!(app.get("/api/v1/orders", Some(buyer)).await.body["items"].as_array().unwrap().len(), 3);
+    }
 }
 
 async fn five_hundred_concurrent_orders_for_fifty_reserved_units_sell_exactly_fifty(app: TestApp) {

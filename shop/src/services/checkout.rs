@@ -9,15 +9,16 @@ use crate::accounts::User;
 use crate::cart::MAX_LINE_QUANTITY;
 use crate::catalog::Product;
 use crate::clock::{now_ms, rfc3339};
-use crate::domain::{FieldError, OrderId};
+use crate::domain::{FieldError, OrderId, UserId};
 use crate::error::{ShopError, ShopResult};
 use crate::orders::{Checkout, LineRequest, MAX_ORDER_LINES};
 use crate::secrets::CheckoutToken;
 use crate::services::Catalog;
+use crate::services::group_commit::{Batched, GroupCommit};
 use crate::services::order_ids::OrderIdAllocator;
 use crate::services::order_rows::read_seller_order;
 use crate::services::shards::Shards;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 use std::sync::Arc;
 
 
@@ -43,13 +44,15 @@ pub struct Checkouts {
     ids: Arc<OrderIdAllocator>,
     /// How long a checkout page's token stays usable.
     ttl_ms: i64,
+    tokens: GroupCommit<ShardTokens>,
 }
 
 impl Checkouts {
     pub const TTL_MS: i64 = 30 * 60 * 1000;
 
     pub fn new(shards: Shards, catalog: Catalog, ids: Arc<OrderIdAllocator>) -> Self {
-        Self { shards, catalog, ids, ttl_ms: Self::TTL_MS }
+        let tokens = GroupCommit::new(ShardTokens { shards: shards.clone() });
+        Self { shards, catalog, ids, ttl_ms: Self::TTL_MS, tokens }
     }
 
     /// Opens a checkout: allocates the order id and a one-time token bound to the
@@ -62,18 +65,11 @@ impl Checkouts {
         let token = CheckoutToken::generate()?;
         let now = now_ms();
         let expires_at_ms = now + self.ttl_ms;
-        sqlx::query(
-            "INSERT INTO checkout_tokens (order_id, token, buyer_id, lines, expires_at_ms, created_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(order_id.get())
-        .bind(token.expose())
-        .bind(buyer.id.get())
-        .bind(serde_json::to_string(&lines).map_err(anyhow::Error::from)?)
-        .bind(expires_at_ms)
-        .bind(now)
-        .execute(self.shards.of_order(order_id).pool())
-        .await?;
+        let row = TokenRow { order_id, token: token.clone(), buyer: buyer.id, lines: serde_json::to_string(&lines).map_err(anyhow::Error::from)?, expires_at_ms, created_at_ms: now };
+        // The caller's request writes this shard (its read fence must cover the
+        // commit, which runs in another task).
+        self.shards.of_order(order_id).note_primary_write();
+        self.tokens.submit(self.shards.index_of_order(order_id), row).await?;
         Ok(Checkout { order_id, checkout_token: token.expose().to_owned(), expires_at: rfc3339(expires_at_ms), lines, total_cents })
     }
 
@@ -170,16 +166,58 @@ impl Checkouts {
     }
 }
 
-/// Consumes the token in the caller's shard transaction (a conditional UPDATE
-/// from unconsumed). `false`: another submit consumed it first.
-pub(crate) async fn consume_in(tx: &mut Transaction<'static, Any>, order_id: OrderId, token: &CheckoutToken) -> ShopResult<bool> {
-    let consumed = sqlx::query("UPDATE checkout_tokens SET consumed_at_ms = $1 WHERE order_id = $2 AND token = $3 AND consumed_at_ms IS NULL")
-        .bind(now_ms())
-        .bind(order_id.get())
-        .bind(token.expose())
-        .execute(&mut **tx)
-        .await?;
-    Ok(consumed.rows_affected() == 1)
+/// A checkout's token as stored.
+#[derive(Debug)]
+struct TokenRow {
+    order_id: OrderId,
+    token: CheckoutToken,
+    buyer: UserId,
+    /// The normalised lines, as JSON.
+    lines: String,
+    expires_at_ms: i64,
+    created_at_ms: i64,
+}
+
+/// New checkout tokens of one shard, inserted together (issue 14): every
+/// purchase of a flash sale opens a checkout.
+#[derive(Debug)]
+struct ShardTokens {
+    shards: Shards,
+}
+
+impl Batched for ShardTokens {
+    /// The shard's position in [`Shards::all`].
+    type Key = usize;
+    type Item = TokenRow;
+    type Output = ();
+    const MAX_BATCH: usize = 256;
+    const METRIC: &'static str = "ninefold_checkout_batch_tokens";
+
+    async fn together(&self, shard: &usize, rows: &[&TokenRow]) -> ShopResult<Vec<ShopResult<()>>> {
+        self.insert(*shard, rows).await?;
+        Ok(rows.iter().map(|_| Ok(())).collect())
+    }
+
+    async fn alone(&self, shard: &usize, row: &TokenRow) -> ShopResult<()> {
+        self.insert(*shard, &[row]).await
+    }
+}
+
+impl ShardTokens {
+    async fn insert(&self, shard: usize, rows: &[&TokenRow]) -> ShopResult<()> {
+        let values = (0..rows.len())
+            .map(|i| format!("(${}, ${}, ${}, ${}, ${}, ${})", 6 * i + 1, 6 * i + 2, 6 * i + 3, 6 * i + 4, 6 * i + 5, 6 * i + 6))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("INSERT INTO checkout_tokens (order_id, token, buyer_id, lines, expires_at_ms, created_at_ms) VALUES {values}");
+        let query = rows.iter().fold(sqlx::query(&sql), |q, row| {
+            q.bind(row.order_id.get()).bind(row.token.expose()).bind(row.buyer.get()).bind(row.lines.as_str()).bind(row.expires_at_ms).bind(row.created_at_ms)
+        });
+        let mut tx = self.shards.all()[shard].begin_write().await?;
+        query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 /// Sorted by product id, one line per product, 1..=MAX_ORDER_LINES lines, each of at

@@ -34,6 +34,8 @@ pub mod sign_in_throttle;
 pub mod snapshots;
 pub mod stock;
 pub(crate) mod stock_batch;
+mod group_commit;
+mod order_inserts;
 
 use crate::db::{DatabaseConfig, Databases};
 pub use accounts::Accounts;

@@ -20,14 +20,18 @@ pub(crate) async fn record_change(tx: &mut Transaction<'static, Any>, id: OrderI
 /// Appends `summary` to the outbox: for a transaction that knows exactly what it
 /// wrote (a new order), without reading it back.
 pub(crate) async fn record_summary_in(tx: &mut Transaction<'static, Any>, summary: &SellerOrder) -> ShopResult<()> {
-    let id = summary.order.id;
-    sqlx::query("INSERT INTO order_outbox (order_id, version, payload, created_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (order_id, version) DO NOTHING")
-        .bind(id.get())
-        .bind(summary.version)
-        .bind(serde_json::to_string(summary).map_err(anyhow::Error::from)?)
-        .bind(now_ms())
-        .execute(&mut **tx)
-        .await?;
+    record_summaries_in(tx, &[summary]).await
+}
+
+/// As [`record_summary_in`], for many orders in one statement.
+pub(crate) async fn record_summaries_in(tx: &mut Transaction<'static, Any>, summaries: &[&SellerOrder]) -> ShopResult<()> {
+    let values = (0..summaries.len()).map(|i| format!("(${}, ${}, ${}, $1)", 3 * i + 2, 3 * i + 3, 3 * i + 4)).collect::<Vec<_>>().join(", ");
+    let sql = format!("INSERT INTO order_outbox (order_id, version, payload, created_at_ms) VALUES {values} ON CONFLICT (order_id, version) DO NOTHING");
+    let mut query = sqlx::query(&sql).bind(now_ms());
+    for summary in summaries {
+        query = query.bind(summary.order.id.get()).bind(summary.version).bind(serde_json::to_string(summary).map_err(anyhow::Error::from)?);
+    }
+    query.execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -150,32 +154,36 @@ pub(crate) async fn load(shard: &crate::db::Db, id: OrderId) -> ShopResult<Optio
 
 /// Takes one of the buyer's unpaid-order slots in the caller's shard transaction
 /// (which is inserting an unpaid order): `false` when the buyer already holds `max`.
-/// One statement: the first slot inserts the row, later ones count up while under `max`.
 pub(crate) async fn take_unpaid_slot_in(tx: &mut Transaction<'static, Any>, buyer: UserId, max: i64) -> ShopResult<bool> {
-    if max < 1 {
-        return Ok(false);
-    }
-    let taken = sqlx::query(
-        "INSERT INTO buyer_unpaid (buyer_id, unpaid) VALUES ($1, 1) \
-         ON CONFLICT (buyer_id) DO UPDATE SET unpaid = buyer_unpaid.unpaid + 1 WHERE buyer_unpaid.unpaid < $2",
-    )
-    .bind(buyer.get())
-    .bind(max)
-    .execute(&mut **tx)
-    .await?;
-    Ok(taken.rows_affected() == 1)
+    Ok(!take_unpaid_slots_in(tx, &[buyer], max).await?.is_empty())
 }
 
-/// Inserts an order's lines in one statement, numbered in order.
-pub(crate) async fn insert_lines_in(tx: &mut Transaction<'static, Any>, id: OrderId, lines: &[OrderLine]) -> ShopResult<()> {
+/// Takes one unpaid slot for each of `buyers` (distinct) in one statement: the
+/// first slot inserts the buyer's row, later ones count up while under `max`.
+/// The buyers that got one.
+pub(crate) async fn take_unpaid_slots_in(tx: &mut Transaction<'static, Any>, buyers: &[UserId], max: i64) -> ShopResult<Vec<UserId>> {
+    if max < 1 || buyers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values = (0..buyers.len()).map(|i| format!("(${}, 1)", i + 2)).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "INSERT INTO buyer_unpaid (buyer_id, unpaid) VALUES {values} \
+         ON CONFLICT (buyer_id) DO UPDATE SET unpaid = buyer_unpaid.unpaid + 1 WHERE buyer_unpaid.unpaid < $1 RETURNING buyer_id"
+    );
+    let query = buyers.iter().fold(sqlx::query_scalar::<_, i64>(&sql).bind(max), |q, buyer| q.bind(buyer.get()));
+    Ok(query.fetch_all(&mut **tx).await?.into_iter().map(UserId::from_stored).collect())
+}
+
+/// Inserts lines of any orders in one statement: (order, line number, line).
+pub(crate) async fn insert_lines_of_many_in(tx: &mut Transaction<'static, Any>, lines: &[(OrderId, usize, &OrderLine)]) -> ShopResult<()> {
     let values = (0..lines.len())
         .map(|i| format!("(${}, ${}, ${}, ${}, ${}, ${}, ${})", 7 * i + 1, 7 * i + 2, 7 * i + 3, 7 * i + 4, 7 * i + 5, 7 * i + 6, 7 * i + 7))
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!("INSERT INTO order_lines (order_id, line_no, product_id, seller_id, quantity, unit_price_cents, snapshot_digest) VALUES {values}");
-    let query = lines.iter().enumerate().fold(sqlx::query(&sql), |q, (line_no, line)| {
+    let query = lines.iter().fold(sqlx::query(&sql), |q, (id, line_no, line)| {
         q.bind(id.get())
-            .bind(line_no as i64)
+            .bind(*line_no as i64)
             .bind(line.product_id.get())
             .bind(line.seller_id.get())
             .bind(line.quantity)

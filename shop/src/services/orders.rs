@@ -6,9 +6,10 @@
 //! 1. `main`: take each line's stock ([`stock::take_in`]) and enqueue the
 //!    products' snapshots. A retry or a concurrent submit of the same order takes
 //!    nothing twice; any line short of stock rolls the whole transaction back.
-//! 2. the shard: consume the checkout token ([`checkout::consume_in`]) and insert
-//!    the order under its pre-allocated id, in one transaction. Whoever loses the
-//!    race to consume replays the order the winner created.
+//! 2. the shard: consume the checkout token and insert the order under its
+//!    pre-allocated id, in one transaction ([`OrderInserts`], shared with the
+//!    shard's other placings of the moment). Whoever loses the race to consume
+//!    replays the order the winner created.
 //!
 //! A crash between 1 and 2 leaves stock taken for an order that does not exist;
 //! the hold-recovery worker ([`crate::services::stock::Stock`]) releases such
@@ -23,12 +24,13 @@ use crate::error::{ShopError, ShopResult};
 use crate::orders::{LineRequest, Order, OrderLine, OrderStatus, SellerOrder, ShippingAddress, WaybillChange};
 use crate::secrets::CheckoutToken;
 use crate::services::carts::{CartOwner, Carts};
-use crate::services::checkout::{self, Checkouts, normalised, total_of};
+use crate::services::checkout::{Checkouts, normalised, total_of};
 use crate::services::order_rows::{self, read_seller_order, record_change, status_of};
 use crate::services::archive::Archive;
 use crate::services::shards::Shards;
 use crate::services::snapshots::{self, SnapshotJob};
 use crate::services::stock;
+use crate::services::order_inserts::{NewOrder, OrderInserts};
 use crate::services::stock_batch::{StockBatcher, Take};
 
 /// A buyer's submit of the checkout page, already parsed.
@@ -71,11 +73,14 @@ pub struct Orders {
     limits: UnpaidLimits,
     archive: Archive,
     batcher: StockBatcher,
+    inserts: OrderInserts,
 }
 
 impl Orders {
     pub fn new(main: Db, shards: Shards, archive: Archive, checkouts: Checkouts, carts: Carts, limits: UnpaidLimits) -> Self {
-        Self { main, shards, checkouts, carts, limits, archive, batcher: StockBatcher::default() }
+        let batcher = StockBatcher::new(main.clone());
+        let inserts = OrderInserts::new(shards.clone(), limits.max_unpaid);
+        Self { main, shards, checkouts, carts, limits, archive, batcher, inserts }
     }
 
     /// Places the order a checkout opened. Submitting again — a double click, a
@@ -148,7 +153,7 @@ impl Orders {
     /// A one-line order (the flash sale's) joins the product's batch.
     async fn take_stock(&self, order_id: OrderId, products: &[Product], lines: &[LineRequest], deadline_ms: i64) -> ShopResult<()> {
         if let ([product], [line]) = (products, lines) {
-            return self.batcher.take(&self.main, Take { order_id, product: product.clone(), line: *line, deadline_ms }).await;
+            return self.batcher.take(Take { order_id, product: product.clone(), line: *line, deadline_ms }).await;
         }
         let mut tx = self.main.begin_write().await?;
         snapshots::enqueue_in(&mut tx, products).await?;
@@ -157,19 +162,12 @@ impl Orders {
         Ok(())
     }
 
-    /// Step 2: consume the token and insert the order, in one shard transaction.
+    /// Step 2: consume the token and insert the order, in one shard transaction
+    /// (shared with the shard's other placings of the moment).
     /// Returns the order as written, or `None` if another submit consumed the token first.
     async fn insert_order(&self, draft: Draft<'_>, token: &CheckoutToken) -> ShopResult<Option<Order>> {
         let Draft { buyer, order_id, products, lines, address, deadline_ms } = draft;
-        let hold_expires_at_ms = Some(deadline_ms);
         let now = now_ms();
-        let mut tx = self.shards.of_order(order_id).begin_write().await?;
-        if !checkout::consume_in(&mut tx, order_id, token).await? {
-            return Ok(None);
-        }
-        if !order_rows::take_unpaid_slot_in(&mut tx, buyer.id, self.limits.max_unpaid).await? {
-            return Err(ShopError::TooManyUnpaidOrders { max: self.limits.max_unpaid });
-        }
         let order = Order {
             id: order_id,
             buyer_id: buyer.id,
@@ -187,30 +185,14 @@ impl Orders {
                 .collect(),
             total_cents: total_of(products, lines),
             created_at: rfc3339(now),
-            hold_expires_at: hold_expires_at_ms.map(rfc3339),
+            hold_expires_at: Some(rfc3339(deadline_ms)),
             shipping_address: address.clone(),
             shipping: None,
             archived: false,
         };
-        sqlx::query(
-            "INSERT INTO orders (id, buyer_id, seller_id, status, total_cents, shipping_address, hold_expires_at_ms, created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, $3, 'pending_payment', $4, $5, $6, $7, $7)",
-        )
-        .bind(order_id.get())
-        .bind(buyer.id.get())
-        .bind(products[0].seller_id.get())
-        .bind(order.total_cents)
-        .bind(serde_json::to_string(address).map_err(anyhow::Error::from)?)
-        .bind(hold_expires_at_ms)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        order_rows::insert_lines_in(&mut tx, order_id, &order.lines).await?;
-        // The summary of a new order is what was just written: version 1, changed now.
+        // The summary of a new order is what is about to be written: version 1, changed now.
         let summary = SellerOrder { order, seller_id: products[0].seller_id, version: 1, updated_at: rfc3339(now) };
-        order_rows::record_summary_in(&mut tx, &summary).await?;
-        tx.commit().await?;
-        Ok(Some(summary.order))
+        self.inserts.place(NewOrder { summary, token: token.clone(), hold_expires_at_ms: deadline_ms, created_at_ms: now }).await
     }
 
     /// The caller's order, to show it. Someone else's order is "not found": its
@@ -353,6 +335,12 @@ impl Orders {
     /// the takes they carried (issue 14): for tests and the benchmark.
     pub fn shared_stock_batches(&self) -> (u64, u64) {
         self.batcher.shared_batches()
+    }
+
+    /// Shard transactions that placed more than one order, and the orders they
+    /// carried (issue 14): for tests and the benchmark.
+    pub fn shared_order_batches(&self) -> (u64, u64) {
+        self.inserts.shared_batches()
     }
 
     /// Where orders live: for tools and tests that read a shard directly.

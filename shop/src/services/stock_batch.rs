@@ -9,10 +9,7 @@
 //!
 //! The conditional statement is still the guard (DESIGN.md, failure mode 4), so
 //! several server processes, and takes outside a batch (multi-line orders,
-//! payments), stay correct beside it. Nothing waits for a batch to fill: the first
-//! take of an idle product commits alone at once, and those that arrive while a
-//! transaction is running form the next batch, so an uncontended product pays only
-//! a task hand-off.
+//! payments), stay correct beside it. The queueing is [`GroupCommit`]'s.
 
 use crate::catalog::Product;
 use crate::clock::now_ms;
@@ -22,14 +19,10 @@ use crate::error::ShopResult;
 use crate::orders::LineRequest;
 use crate::services::snapshots::{self, SnapshotJob};
 use crate::services::stock::{oversell_refused, take_in};
+use crate::services::group_commit::{Batched, GroupCommit};
 use sqlx::Row;
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::oneshot;
-
-/// The most takes one transaction carries; the rest wait for the next.
-const MAX_BATCH: usize = 128;
+use std::collections::HashSet;
+use std::future::Future;
 
 /// One order's take of one product.
 #[derive(Debug, Clone)]
@@ -54,132 +47,60 @@ impl Take {
     }
 }
 
-struct Waiting {
-    take: Take,
-    done: oneshot::Sender<ShopResult<()>>,
-}
-
 /// Batches by (product, inventory mode): a mode changed mid-sale splits the queue
 /// rather than mixing two decrements in one statement.
 type Key = (i64, &'static str);
 
-/// The takes waiting per product. An entry exists while a drain task runs for it.
-#[derive(Clone, Default)]
-pub(crate) struct StockBatcher {
-    queues: Arc<Mutex<HashMap<Key, Vec<Waiting>>>>,
-    counts: Arc<BatchCounts>,
+/// Stock takes of one product, committed together on `main`.
+#[derive(Debug)]
+struct StockTakes {
+    main: Db,
 }
 
-/// How many batches were committed together, and how many takes they carried.
-#[derive(Default)]
-struct BatchCounts {
-    batches: AtomicU64,
-    takes: AtomicU64,
-}
+impl Batched for StockTakes {
+    type Key = Key;
+    type Item = Take;
+    type Output = ();
+    const MAX_BATCH: usize = 128;
+    const METRIC: &'static str = "ninefold_stock_batch_takes";
 
-impl std::fmt::Debug for StockBatcher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StockBatcher").finish_non_exhaustive()
+    fn together<'a>(&'a self, _key: &'a Key, items: &'a [&'a Take]) -> impl Future<Output = ShopResult<Vec<ShopResult<()>>>> + Send + 'a {
+        take_together(&self.main, items)
+    }
+
+    fn alone<'a>(&'a self, _key: &'a Key, item: &'a Take) -> impl Future<Output = ShopResult<()>> + Send + 'a {
+        take_alone(&self.main, item)
     }
 }
 
+/// The takes waiting per product.
+#[derive(Clone, Debug)]
+pub(crate) struct StockBatcher {
+    main: Db,
+    takes: GroupCommit<StockTakes>,
+}
+
 impl StockBatcher {
+    pub(crate) fn new(main: Db) -> Self {
+        Self { takes: GroupCommit::new(StockTakes { main: main.clone() }), main }
+    }
+
     /// Takes the stock of a one-line order and enqueues its snapshot, together with
     /// whatever other takes of the product are waiting. Idempotent per order, as
     /// [`take_in`]: a retried submit takes nothing twice.
-    pub(crate) async fn take(&self, main: &Db, take: Take) -> ShopResult<()> {
+    pub(crate) async fn take(&self, take: Take) -> ShopResult<()> {
         let Some(state) = take.granted_state() else {
-            return take_alone(main, &take).await;
+            return take_alone(&self.main, &take).await;
         };
         // The caller's request wrote `main`: its read fence must cover this commit,
         // though the transaction runs in another task.
-        main.note_primary_write();
-        let key = (take.product.id.get(), state.as_str());
-        let (done, outcome) = oneshot::channel();
-        let lead = {
-            let mut queues = self.lock();
-            match queues.get_mut(&key) {
-                Some(queue) => {
-                    queue.push(Waiting { take, done });
-                    false
-                }
-                None => {
-                    queues.insert(key, vec![Waiting { take, done }]);
-                    true
-                }
-            }
-        };
-        if lead {
-            // Its own task: a buyer who hangs up must not abandon the others' takes.
-            tokio::spawn(self.clone().drain(main.clone(), key));
-        }
-        outcome.await.map_err(|_| anyhow::anyhow!("the stock batch ended without an answer"))?
+        self.main.note_primary_write();
+        self.takes.submit((take.product.id.get(), state.as_str()), take).await
     }
 
     /// Batches of more than one take committed so far, and the takes in them.
     pub(crate) fn shared_batches(&self) -> (u64, u64) {
-        (self.counts.batches.load(Ordering::Relaxed), self.counts.takes.load(Ordering::Relaxed))
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Vec<Waiting>>> {
-        self.queues.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Commits the product's queue, a batch at a time, until it is empty.
-    async fn drain(self, main: Db, key: Key) {
-        // Should this task die, the queue goes with it (its takes are answered
-        // with an error) rather than waiting for a drain that never comes.
-        let _ended = EndOfDrain { batcher: self.clone(), key };
-        loop {
-            let batch: Vec<Waiting> = {
-                let mut queues = self.lock();
-                let Some(queue) = queues.get_mut(&key) else { return };
-                if queue.is_empty() {
-                    queues.remove(&key);
-                    return;
-                }
-                let n = queue.len().min(MAX_BATCH);
-                queue.drain(..n).collect()
-            };
-            metrics::histogram!("ninefold_stock_batch_takes").record(batch.len() as f64);
-            if batch.len() > 1 {
-                self.counts.batches.fetch_add(1, Ordering::Relaxed);
-                self.counts.takes.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            }
-            commit(&main, batch).await;
-        }
-    }
-}
-
-struct EndOfDrain {
-    batcher: StockBatcher,
-    key: Key,
-}
-
-impl Drop for EndOfDrain {
-    fn drop(&mut self) {
-        self.batcher.lock().remove(&self.key);
-    }
-}
-
-/// Answers every take of the batch. If the shared transaction fails, each take
-/// is tried alone, so one take's trouble is never another's.
-async fn commit(main: &Db, batch: Vec<Waiting>) {
-    if batch.len() > 1 {
-        let takes: Vec<&Take> = batch.iter().map(|w| &w.take).collect();
-        match take_together(main, &takes).await {
-            Ok(outcomes) => {
-                for (waiting, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = waiting.done.send(outcome);
-                }
-                return;
-            }
-            Err(error) => tracing::warn!(%error, takes = batch.len(), "a batch of stock takes failed; taking each alone"),
-        }
-    }
-    for waiting in batch {
-        let outcome = take_alone(main, &waiting.take).await;
-        let _ = waiting.done.send(outcome);
+        self.takes.shared_batches()
     }
 }
 
