@@ -238,26 +238,24 @@ fn parse_cursor(raw: &str) -> ShopResult<(i64, String)> {
     Ok((ms.parse().map_err(|_| bad())?, id.to_owned()))
 }
 
-/// Creates the user's wallet if it does not exist yet.
-/// Opens the seller's escrow account if it has none yet, in the caller's transaction.
-pub(crate) async fn ensure_escrow(tx: &mut Transaction<'static, Any>, seller: UserId) -> ShopResult<()> {
-    ensure_account(tx, &escrow_of(seller), "escrow", seller).await
+/// Opens the buyer's wallet and the seller's escrow account, where missing, in one
+/// statement: the accounts a payment moves money between.
+pub(crate) async fn ensure_wallet_and_escrow(tx: &mut Transaction<'static, Any>, buyer: UserId, seller: UserId) -> ShopResult<()> {
+    ensure_accounts(tx, &[(&wallet_of(buyer), "wallet", buyer), (&escrow_of(seller), "escrow", seller)]).await
 }
 
-/// Opens an account of `kind` belonging to `user` if it does not exist yet.
-async fn ensure_account(tx: &mut Transaction<'static, Any>, id: &str, kind: &str, user: UserId) -> ShopResult<()> {
-    sqlx::query("INSERT INTO ledger_accounts (id, kind, user_id, balance_cents, created_at_ms) VALUES ($1, $2, $3, 0, $4) ON CONFLICT (id) DO NOTHING")
-        .bind(id)
-        .bind(kind)
-        .bind(user.get())
-        .bind(now_ms())
-        .execute(&mut **tx)
-        .await?;
+/// Opens each (id, kind, owner) account that does not exist yet.
+async fn ensure_accounts(tx: &mut Transaction<'static, Any>, accounts: &[(&str, &str, UserId)]) -> ShopResult<()> {
+    let values = (0..accounts.len()).map(|i| format!("(${}, ${}, ${}, 0, $1)", 3 * i + 2, 3 * i + 3, 3 * i + 4)).collect::<Vec<_>>().join(", ");
+    let sql = format!("INSERT INTO ledger_accounts (id, kind, user_id, balance_cents, created_at_ms) VALUES {values} ON CONFLICT (id) DO NOTHING");
+    let query = accounts.iter().fold(sqlx::query(&sql).bind(now_ms()), |q, (id, kind, user)| q.bind(*id).bind(*kind).bind(user.get()));
+    query.execute(&mut **tx).await?;
     Ok(())
 }
 
+/// Creates the user's wallet if it does not exist yet.
 pub(crate) async fn ensure_wallet(tx: &mut Transaction<'static, Any>, user: UserId) -> ShopResult<()> {
-    ensure_account(tx, &wallet_of(user), "wallet", user).await
+    ensure_accounts(tx, &[(&wallet_of(user), "wallet", user)]).await
 }
 
 /// Moves money inside the caller's transaction. Returns `false`, moving nothing,
@@ -284,30 +282,39 @@ pub(crate) async fn transfer_in(tx: &mut Transaction<'static, Any>, transfer: &T
     // Accounts are changed in id order, whichever way the money flows (no deadlock).
     let mut legs = [(transfer.from, -amount), (transfer.to, amount)];
     legs.sort_by_key(|(account, _)| *account);
-    for (account, delta) in legs {
-        let after: Option<i64> = sqlx::query_scalar(
+    let mut after = [0i64; 2];
+    for (k, (account, delta)) in legs.iter().enumerate() {
+        let balance: Option<i64> = sqlx::query_scalar(
             "UPDATE ledger_accounts SET balance_cents = balance_cents + $1 \
              WHERE id = $2 AND (balance_cents + $1 >= 0 OR kind = 'external') RETURNING balance_cents",
         )
-        .bind(delta)
-        .bind(account)
+        .bind(*delta)
+        .bind(*account)
         .fetch_optional(&mut **tx)
         .await?;
-        let Some(after) = after else {
-            let balance: Option<i64> = sqlx::query_scalar("SELECT balance_cents FROM ledger_accounts WHERE id = $1").bind(account).fetch_optional(&mut **tx).await?;
+        let Some(balance) = balance else {
+            let balance: Option<i64> = sqlx::query_scalar("SELECT balance_cents FROM ledger_accounts WHERE id = $1").bind(*account).fetch_optional(&mut **tx).await?;
             return Err(match balance {
                 Some(balance_cents) => ShopError::InsufficientFunds { balance_cents, needed_cents: amount },
                 None => anyhow::anyhow!("ledger account {account} does not exist").into(),
             });
         };
-        sqlx::query("INSERT INTO ledger_entries (transfer_id, account_id, amount_cents, balance_after_cents, created_at_ms) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&transfer.id)
-            .bind(account)
-            .bind(delta)
-            .bind(after)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
+        after[k] = balance;
     }
+    // Both legs' entries in one statement.
+    sqlx::query(
+        "INSERT INTO ledger_entries (transfer_id, account_id, amount_cents, balance_after_cents, created_at_ms) \
+         VALUES ($1, $2, $3, $4, $8), ($1, $5, $6, $7, $8)",
+    )
+    .bind(&transfer.id)
+    .bind(legs[0].0)
+    .bind(legs[0].1)
+    .bind(after[0])
+    .bind(legs[1].0)
+    .bind(legs[1].1)
+    .bind(after[1])
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
     Ok(true)
 }

@@ -28,7 +28,7 @@ use crate::orders::{Order, OrderId, OrderStatus};
 use crate::ledger::PaymentState;
 use crate::services::Orders;
 use crate::services::stock;
-use crate::services::ledger::{Transfer, TransferKind, ensure_escrow, ensure_wallet, escrow_of, transfer_in, wallet_of};
+use crate::services::ledger::{Transfer, TransferKind, ensure_wallet, ensure_wallet_and_escrow, escrow_of, transfer_in, wallet_of};
 use sqlx::{Any, Transaction};
 
 #[derive(Clone, Debug)]
@@ -85,8 +85,7 @@ impl Payments {
             return Ok(()); // charged before (a retry, another tab): go on to the next step
         }
         stock::settle_for_payment_in(&mut tx, order).await?;
-        ensure_wallet(&mut tx, order.buyer_id).await?;
-        ensure_escrow(&mut tx, seller).await?;
+        ensure_wallet_and_escrow(&mut tx, order.buyer_id, seller).await?;
         let buyer_wallet = wallet_of(order.buyer_id);
         let transfer = Transfer {
             id: format!("pay:{}", order.id),
