@@ -9,6 +9,10 @@
 # See bench/src/bin/flash-sale.rs.
 #
 #   scripts/bench-flash-sale.sh            (BUYERS=200 STOCK=1000 MODES="reserve on_order on_payment" to change)
+#   BEFORE=/path/to/older/server scripts/bench-flash-sale.sh
+#                                          also runs that binary before each sale of this
+#                                          build, on a fresh database, side by side; rows
+#                                          and JSON lines then name the server.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$(repo_root)"
@@ -17,6 +21,7 @@ buyers=${BUYERS:-200}
 stock=${STOCK:-1000}
 modes=${MODES:-reserve on_order on_payment}
 port=${APP_PORT:-3203}
+target=${CARGO_TARGET_DIR:-target}
 work=$(mktemp -d /tmp/ninefold-flash.XXXXXX)
 # Its own folder: the cluster runs as `postgres`, which cannot enter $work.
 pg_dir=$(mktemp -d /tmp/ninefold-flash-pg.XXXXXX)
@@ -34,31 +39,43 @@ cargo build --release -p server --bin server -p bench --bin flash-sale 2>&1 | ta
 
 wait_for() { for _ in $(seq 1 300); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done; echo "no answer from $1" >&2; return 1; }
 
-run_sale() { # backend-name main-database-url mode products [env for the server...]
-  local name=$1 url=$2 mode=$3 products=$4; shift 4
-  env "$@" NINEFOLD_ADDR=127.0.0.1:$port NINEFOLD_NO_DEMO=1 NINEFOLD_RATE_LIMITS=off NINEFOLD_MAX_UNPAID_ORDERS=1000000 NINEFOLD_DB_ACQUIRE_TIMEOUT_MS=30000 RUST_LOG=warn ./target/release/server >"$work/$name.log" 2>&1 &
+run_sale() { # server-label server-binary backend-name main-database-url mode products [env for the server...]
+  local label=$1 binary=$2 name=$3 url=$4 mode=$5 products=$6; shift 6
+  env "$@" NINEFOLD_ADDR=127.0.0.1:$port NINEFOLD_NO_DEMO=1 NINEFOLD_RATE_LIMITS=off NINEFOLD_MAX_UNPAID_ORDERS=1000000 NINEFOLD_DB_ACQUIRE_TIMEOUT_MS=30000 RUST_LOG=warn "$binary" >"$work/$name.log" 2>&1 &
   server_pid=$!
   wait_for "http://127.0.0.1:$port/healthz"
-  log "flash sale on $name: $mode, $products product(s)"
-  ./target/release/flash-sale --base "http://127.0.0.1:$port" --buyers "$buyers" --stock "$stock" --mode "$mode" --products "$products" --backend "$name" --database-url "$url" >"$work/sale.out"
-  grep -v '^{' "$work/sale.out" | sed -e "s/^| $buyers |/| $name | $buyers |/" -e "s/^| buyers |/| backend | buyers |/" -e "s/^|-------:|/|---------|-------:|/"
-  grep '^{' "$work/sale.out" >>"$work/results.jsonl"
+  log "flash sale on $name ($label): $mode, $products product(s)"
+  "$target"/release/flash-sale --base "http://127.0.0.1:$port" --buyers "$buyers" --stock "$stock" --mode "$mode" --products "$products" --backend "$name" --database-url "$url" >"$work/sale.out"
+  local prefix="| $name |" json_prefix='{'
+  if [ -n "${BEFORE:-}" ]; then prefix="| $label | $name |"; json_prefix="{\"server\": \"$label\", "; fi
+  grep -v '^{' "$work/sale.out" | sed -e "s/^| $buyers |/$prefix $buyers |/" -e "s/^| buyers |/| ${BEFORE:+server | }backend | buyers |/" -e "s/^|-------:|/|${BEFORE:+--------|}---------|-------:|/"
+  grep '^{' "$work/sale.out" | sed -e "s/^{/$json_prefix/" >>"$work/results.jsonl"
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 }
 
+servers=("after:$target/release/server")
+[ -n "${BEFORE:-}" ] && servers=("before:$BEFORE" "${servers[@]}")
+
+# Every sale of every server: backend, mode, products.
+sales=()
+for mode in $modes; do sales+=("$mode:1"); done
+sales+=("reserve:1000")
+
 printf '\nmachine: %s, %s cores; %s\n\n' "$(uname -m)" "$(nproc)" "$(date -u +%Y-%m-%dT%H:%MZ)"
-for mode in $modes; do
-  rm -rf "$work/data"
-  run_sale sqlite "sqlite://$work/data/main.db" "$mode" 1 NINEFOLD_DATA_DIR="$work/data"
+for sale in "${sales[@]}"; do
+  for entry in "${servers[@]}"; do
+    rm -rf "$work/data"
+    run_sale "${entry%%:*}" "${entry#*:}" sqlite "sqlite://$work/data/main.db" "${sale%%:*}" "${sale#*:}" NINEFOLD_DATA_DIR="$work/data"
+  done
 done
-rm -rf "$work/data"
-run_sale sqlite "sqlite://$work/data/main.db" reserve 1000 NINEFOLD_DATA_DIR="$work/data"
 
 pg_url=$(scripts/pg-throwaway.sh start "$pg_dir")
 base=${pg_url%/postgres}
-for db in main shard_0 shard_1 shard_2 shard_3 archive; do
-  psql -q "$pg_url" -c "CREATE DATABASE nf_$db" >/dev/null
-done
+fresh_postgres() {
+  for db in main shard_0 shard_1 shard_2 shard_3 archive; do
+    psql -q "$pg_url" -c "DROP DATABASE IF EXISTS nf_$db" -c "CREATE DATABASE nf_$db" >/dev/null
+  done
+}
 cat >"$work/ninefold.toml" <<TOML
 [wallet]
 top_up = "demo"
@@ -68,10 +85,12 @@ main = { url = "$base/nf_main", max_connections = 32 }
 archive = { url = "$base/nf_archive" }
 shards = [{ url = "$base/nf_shard_0" }, { url = "$base/nf_shard_1" }, { url = "$base/nf_shard_2" }, { url = "$base/nf_shard_3" }]
 TOML
-for mode in $modes; do
-  run_sale postgres "$base/nf_main" "$mode" 1 NINEFOLD_CONFIG="$work/ninefold.toml"
+for sale in "${sales[@]}"; do
+  for entry in "${servers[@]}"; do
+    fresh_postgres
+    run_sale "${entry%%:*}" "${entry#*:}" postgres "$base/nf_main" "${sale%%:*}" "${sale#*:}" NINEFOLD_CONFIG="$work/ninefold.toml"
+  done
 done
-run_sale postgres "$base/nf_main" reserve 1000 NINEFOLD_CONFIG="$work/ninefold.toml"
 
 printf '\n'
 cat "$work/results.jsonl"

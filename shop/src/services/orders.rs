@@ -253,13 +253,19 @@ impl Orders {
 
     /// Cancels an unpaid order and gives its stock back at once.
     pub async fn cancel(&self, buyer: &User, id: OrderId) -> ShopResult<Order> {
-        self.get_to_change(buyer, id).await?; // the buyer's own hot order, or refused
-        let status = self.transition(id, OrderStatus::PendingPayment, OrderStatus::Cancelled).await?;
-        if status != OrderStatus::Cancelled {
-            return Err(ShopError::order_is(status));
+        let order = self.get_to_change(buyer, id).await?; // the buyer's own hot order, or refused
+        match self.move_unpaid(&order, OrderStatus::Cancelled).await? {
+            Ok(cancelled) => {
+                stock::release(&self.main, id).await?;
+                Ok(cancelled)
+            }
+            // Cancelled before (a retry, or its hold lapsed): make sure the stock is back.
+            Err(OrderStatus::Cancelled) => {
+                stock::release(&self.main, id).await?;
+                self.get(buyer, id).await
+            }
+            Err(status) => Err(ShopError::order_is(status)),
         }
-        stock::release(&self.main, id).await?;
-        self.get(buyer, id).await
     }
 
     /// Moves an order from `from` to `to` with one conditional UPDATE on its shard
@@ -286,7 +292,42 @@ impl Orders {
             return Ok(to);
         }
         drop(tx);
-        match status_of(shard, id).await? {
+        self.status_now(id).await
+    }
+
+    /// Moves an unpaid order, as the caller read it, to `to`: as
+    /// [`Orders::transition`] from `pending_payment`, but the outbox row is built
+    /// from `order` instead of read back (an unpaid order has no waybill, and its
+    /// lines and address never change; the version comes from the UPDATE). The
+    /// order as written, or the status it is in now.
+    pub(crate) async fn move_unpaid(&self, order: &Order, to: OrderStatus) -> ShopResult<Result<Order, OrderStatus>> {
+        let id = order.id;
+        let now = now_ms();
+        let mut tx = self.shards.of_order(id).begin_write().await?;
+        let moved: Option<(i64, i64)> = sqlx::query_as(
+            "UPDATE orders SET status = $1, hold_expires_at_ms = NULL, updated_at_ms = $2, version = version + 1 \
+             WHERE id = $3 AND status = 'pending_payment' RETURNING version, seller_id",
+        )
+        .bind(to.as_str())
+        .bind(now)
+        .bind(id.get())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((version, seller_id)) = moved else {
+            drop(tx);
+            return Ok(Err(self.status_now(id).await?));
+        };
+        order_rows::free_unpaid_slot_in(&mut tx, id).await?;
+        let written = Order { status: to, hold_expires_at: None, shipping: None, archived: false, ..order.clone() };
+        let summary = SellerOrder { order: written, seller_id: crate::domain::UserId::from_stored(seller_id), version, updated_at: rfc3339(now) };
+        order_rows::record_summary_in(&mut tx, &summary).await?;
+        tx.commit().await?;
+        Ok(Ok(summary.order))
+    }
+
+    /// The order's status as stored now, for a transition that did not move it.
+    async fn status_now(&self, id: OrderId) -> ShopResult<OrderStatus> {
+        match status_of(self.shards.of_order(id), id).await? {
             Some(status) => Ok(status),
             // Moved to the archive since the caller read it: final, and refused.
             None if self.archive.load(id).await?.is_some() => Err(ShopError::Archived),

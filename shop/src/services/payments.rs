@@ -54,9 +54,12 @@ impl Payments {
         }
         self.charge(&order).await?;
         crash_point("pay:charged");
-        self.finish_charge(&order).await?;
+        let paid = self.finish_charge(&order).await?;
         metrics::counter!("ninefold_orders_paid_total").increment(1);
-        self.orders.get(buyer, id).await
+        match paid {
+            Some(paid) => Ok(paid),
+            None => self.orders.get(buyer, id).await,
+        }
     }
 
     /// Step 1 of paying: in one `main` transaction, record the payment, settle the
@@ -103,12 +106,16 @@ impl Payments {
 
     /// Steps 2 and 3 of paying: tell the shard, then close the payment record. If
     /// the order was cancelled in between (its hold lapsed), give everything back.
-    async fn finish_charge(&self, order: &Order) -> ShopResult<()> {
-        let status = self.orders.transition(order.id, OrderStatus::PendingPayment, OrderStatus::Paid).await?;
+    /// The order as this call marked it paid; `None` if it was paid before.
+    async fn finish_charge(&self, order: &Order) -> ShopResult<Option<Order>> {
+        let (status, paid) = match self.orders.move_unpaid(order, OrderStatus::Paid).await? {
+            Ok(paid) => (paid.status, Some(paid)),
+            Err(status) => (status, None),
+        };
         if status.is_paid() {
             crash_point("pay:marked_paid");
             self.advance(order.id, PaymentState::Charged, PaymentState::Paid).await?;
-            return Ok(());
+            return Ok(paid);
         }
         if status.awaits_payment() {
             return Err(anyhow::anyhow!("order {} stayed unpaid after being marked paid", order.id).into());
@@ -348,7 +355,7 @@ impl Payments {
     async fn drive_on(&self, id: OrderId, state: &str) -> ShopResult<()> {
         let order = self.orders.load(id).await?.ok_or_else(|| anyhow::anyhow!("a payment names an order that does not exist"))?;
         let result = match PaymentState::parse(state) {
-            Some(PaymentState::Charged) => self.finish_charge(&order).await,
+            Some(PaymentState::Charged) => self.finish_charge(&order).await.map(|_| ()),
             Some(PaymentState::RefundRequested) => match order.status {
                 OrderStatus::Cancelled => self.finish_refund(&order).await,
                 _ => self.drive_refund(&order).await,
