@@ -15,6 +15,7 @@ buyers=${BUYERS:-200}
 sellers=${SELLERS:-50}
 orders=${ORDERS:-5}
 port=${APP_PORT:-3204}
+target=${CARGO_TARGET_DIR:-target}
 work=$(mktemp -d /tmp/ninefold-pay.XXXXXX)
 pg_dir=$(mktemp -d /tmp/ninefold-pay-pg.XXXXXX)
 server_pid=""
@@ -37,13 +38,13 @@ run_payments() { # label server-binary backend-name main-database-url [env for t
   server_pid=$!
   wait_for "http://127.0.0.1:$port/healthz"
   log "payments on $name: $label"
-  ./target/release/payments --base "http://127.0.0.1:$port" --buyers "$buyers" --sellers "$sellers" --orders "$orders" --backend "$name" --label "$label" --database-url "$url" >"$work/pay.out"
+  "$target"/release/payments --base "http://127.0.0.1:$port" --buyers "$buyers" --sellers "$sellers" --orders "$orders" --backend "$name" --label "$label" --database-url "$url" >"$work/pay.out"
   grep -v '^{' "$work/pay.out"
   grep '^{' "$work/pay.out" >>"$work/results.jsonl"
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 }
 
-servers=("after:./target/release/server")
+servers=("after:$target/release/server")
 [ -n "${BEFORE:-}" ] && servers=("before:$BEFORE" "${servers[@]}")
 
 printf '\nmachine: %s, %s cores; %s\n\n' "$(uname -m)" "$(nproc)" "$(date -u +%Y-%m-%dT%H:%MZ)"
