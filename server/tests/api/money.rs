@@ -18,6 +18,7 @@ crate::on_both_backends!(
     read_then_write_loses_updates_that_conditional_updates_keep,
     payment_after_stock_is_gone_is_refused_and_moves_nothing,
     reconciliation_is_admin_only_and_reports_a_tampered_balance,
+    a_payment_held_in_the_shared_escrow_of_old_is_refunded_and_released_from_it,
 );
 
 const PRICE: i64 = 700;
@@ -219,6 +220,49 @@ async fn pay_cancel_ship_and_receive_move_money_between_the_right_accounts(app: 
     assert_eq!(account_balance(&app, &format!("wallet:{seller_id}")).await, PRICE, "the seller is paid once");
     assert_eq!(account_balance(&app, &format!("escrow:{seller_id}")).await, 0);
     assert_eq!(balance(&app, &buyer).await, 4 * PRICE);
+    assert_reconciled(&app).await;
+}
+
+/// Payments made before escrow was split per seller (migration 0016) keep the
+/// shared `escrow` account: a refund or a release takes the money from the account
+/// the payment recorded, not from the seller's own.
+async fn a_payment_held_in_the_shared_escrow_of_old_is_refunded_and_released_from_it(app: TestApp) {
+    let shop = shop_with(&app, "legacy", 10, "reserve").await;
+    let (buyer, _) = app.signed_in("legacy@example.com", "buyer").await;
+    top_up(&app, &buyer, 5 * PRICE, "legacy").await;
+    let seller_id = app.get("/api/v1/me", Some(&shop.seller)).await.body["user"]["id"].as_i64().unwrap();
+    let own = format!("escrow:{seller_id}");
+    let main = app.shop.databases.main.pool();
+    // Two paid orders, their money moved to the shared account as an older server
+    // would have left it: a balanced journal transfer, and the payment pointing there.
+    let refunded = order(&app, &buyer, shop.product, 1).await;
+    let released = order(&app, &buyer, shop.product, 2).await;
+    for (id, cents) in [(&refunded, PRICE), (&released, 2 * PRICE)] {
+        assert_eq!(pay(&app, &buyer, id).await.status, 200);
+        let transfer = format!("legacy:{id}");
+        let statements = [
+            format!("INSERT INTO ledger_transfers (id, kind, amount_cents, order_id, created_at_ms) VALUES ('{transfer}', 'payment', {cents}, {id}, 0)"),
+            format!("UPDATE ledger_accounts SET balance_cents = balance_cents - {cents} WHERE id = '{own}'"),
+            format!("UPDATE ledger_accounts SET balance_cents = balance_cents + {cents} WHERE id = 'escrow'"),
+            format!("INSERT INTO ledger_entries (transfer_id, account_id, amount_cents, balance_after_cents, created_at_ms) VALUES ('{transfer}', '{own}', -{cents}, (SELECT balance_cents FROM ledger_accounts WHERE id = '{own}'), 0)"),
+            format!("INSERT INTO ledger_entries (transfer_id, account_id, amount_cents, balance_after_cents, created_at_ms) VALUES ('{transfer}', 'escrow', {cents}, (SELECT balance_cents FROM ledger_accounts WHERE id = 'escrow'), 0)"),
+            format!("UPDATE payments SET escrow_account = 'escrow' WHERE order_id = {id}"),
+        ];
+        for statement in statements {
+            sqlx::query(&statement).execute(main).await.unwrap();
+        }
+    }
+    assert_eq!((account_balance(&app, &own).await, account_balance(&app, "escrow").await), (0, 3 * PRICE));
+    assert_reconciled(&app).await;
+
+    let cancelled = app.post(&format!("/api/v1/orders/{refunded}/cancel"), Some(&buyer), &json!({})).await;
+    assert_eq!(cancelled.body["status"], "cancelled", "{}", cancelled.text);
+    assert_eq!(balance(&app, &buyer).await, 3 * PRICE, "refunded from the shared escrow");
+    let shipped = app.send_json(reqwest::Method::PUT, &format!("/api/v1/seller/orders/{released}/shipping"), Some(&shop.seller), &json!({"carrier": "DHL", "tracking_number": "9", "expected_version": 0})).await;
+    assert_eq!(shipped.status, 200, "{}", shipped.text);
+    assert_eq!(confirm_receipt(&app, &buyer, &released).await.body["status"], "completed");
+    assert_eq!(balance(&app, &shop.seller).await, 2 * PRICE, "released from the shared escrow");
+    assert_eq!((account_balance(&app, &own).await, account_balance(&app, "escrow").await), (0, 0));
     assert_reconciled(&app).await;
 }
 
