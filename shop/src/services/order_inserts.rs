@@ -130,14 +130,14 @@ impl ShardOrders {
 /// wins and the second is a replay, as if it came a moment later.
 async fn consume_tokens_in(tx: &mut Transaction<'static, Any>, items: &[&NewOrder]) -> ShopResult<Vec<usize>> {
     let terms = (0..items.len()).map(|i| format!("(order_id = ${} AND token = ${})", 2 * i + 2, 2 * i + 3)).collect::<Vec<_>>().join(" OR ");
-    let sql = format!("UPDATE checkout_tokens SET consumed_at_ms = $1 WHERE consumed_at_ms IS NULL AND ({terms}) RETURNING order_id");
+    let sql = format!("UPDATE checkout_tokens SET consumed_at_ms = $1 WHERE consumed_at_ms IS NULL AND ({terms}) RETURNING order_id, token");
     let query = items.iter().fold(sqlx::query(&sql).bind(now_ms()), |q, item| q.bind(item.summary.order.id.get()).bind(item.token.expose()));
-    let mut consumed: HashSet<i64> = HashSet::new();
+    let mut consumed: HashSet<(i64, String)> = HashSet::new();
     for row in query.fetch_all(&mut **tx).await? {
-        consumed.insert(row.try_get("order_id")?);
+        consumed.insert((row.try_get("order_id")?, row.try_get("token")?));
     }
-    // Only an item holding the right token could have consumed it; the first such.
-    Ok((0..items.len()).filter(|&k| consumed.remove(&items[k].summary.order.id.get())).collect())
+    // Only an item holding the right token consumed it; the first such.
+    Ok((0..items.len()).filter(|&k| consumed.remove(&(items[k].summary.order.id.get(), items[k].token.expose().to_owned()))).collect())
 }
 
 async fn unconsume_tokens_in<'a>(tx: &mut Transaction<'static, Any>, items: impl Iterator<Item = &'a NewOrder>) -> ShopResult<()> {
