@@ -271,7 +271,10 @@ impl Orders {
     /// Moves an order from `from` to `to` with one conditional UPDATE on its shard
     /// (so two racing transitions cannot both win), and returns its status after:
     /// `to` if this call or an earlier one moved it, else whatever it is now.
+    /// An unpaid order moves with [`Orders::move_unpaid`], which also gives back
+    /// the buyer's unpaid slot.
     pub(crate) async fn transition(&self, id: OrderId, from: OrderStatus, to: OrderStatus) -> ShopResult<OrderStatus> {
+        debug_assert_ne!(from, OrderStatus::PendingPayment, "an unpaid order moves with move_unpaid");
         let shard = self.shards.of_order(id);
         let mut tx = shard.begin_write().await?;
         let moved = sqlx::query(
@@ -284,9 +287,6 @@ impl Orders {
         .execute(&mut *tx)
         .await?;
         if moved.rows_affected() == 1 {
-            if from == OrderStatus::PendingPayment {
-                order_rows::free_unpaid_slot_in(&mut tx, id).await?;
-            }
             record_change(&mut tx, id).await?;
             tx.commit().await?;
             return Ok(to);
