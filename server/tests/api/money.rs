@@ -19,6 +19,7 @@ crate::on_both_backends!(
     payment_after_stock_is_gone_is_refused_and_moves_nothing,
     reconciliation_is_admin_only_and_reports_a_tampered_balance,
     a_payment_held_in_the_shared_escrow_of_old_is_refunded_and_released_from_it,
+    payments_to_one_seller_at_once_share_transactions_and_each_moves_once,
 );
 
 const PRICE: i64 = 700;
@@ -320,6 +321,87 @@ async fn during_a_mixed_concurrent_run_money_is_conserved_and_reconciles(app: Te
     assert_eq!(-account_balance(&app, shop::services::ledger::DEPOSITS).await, deposited);
     assert_eq!(sum_of_all_balances(&app).await, 0);
     assert_reconciled(&app).await;
+}
+
+/// A flash sale's payments (issue 14): many payments to one seller at once,
+/// each submitted twice, share `main` transactions. Every kind a batch meets is
+/// here: stock taken at payment (and running short), held stock confirmed, a
+/// wallet too poor, a buyer paying two orders, an order of two lines.
+async fn payments_to_one_seller_at_once_share_transactions_and_each_moves_once(app: TestApp) {
+    let app = &app;
+    let (seller, _) = app.signed_in("batch-seller@example.com", "seller").await;
+    let mut products = Vec::new();
+    for (stock, mode) in [(20, "on_payment"), (100, "reserve"), (10, "on_order")] {
+        let reply = app.post("/api/v1/seller/products", Some(&seller), &json!({"title": "Widget", "price_cents": PRICE, "stock": stock, "inventory_mode": mode})).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        products.push(reply.body["id"].as_i64().unwrap());
+    }
+    let [on_payment, reserved, on_order] = products[..] else { unreachable!() };
+    // (buyer, order, what paying it must answer)
+    let mut plans: Vec<(String, String, u16)> = Vec::new();
+    for b in 0..63 {
+        let (buyer, _) = app.signed_in(&format!("batch{b}@example.com"), "buyer").await;
+        let poor = (50..60).contains(&b);
+        top_up(app, &buyer, if poor { PRICE - 1 } else { 10_000 }, "t").await;
+        match b {
+            0..30 => plans.push((buyer.clone(), order(app, &buyer, on_payment, 1).await, 0)), // 20 of 30 fit
+            30..50 => plans.push((buyer.clone(), order(app, &buyer, reserved, 2).await, 200)),
+            50..60 => plans.push((buyer.clone(), order(app, &buyer, reserved, 1).await, 402)),
+            60 | 61 => {
+                for _ in 0..2 {
+                    plans.push((buyer.clone(), order(app, &buyer, reserved, 1).await, 200));
+                }
+            }
+            _ => {
+                let opened = app.post("/api/v1/checkout", Some(&buyer), &json!({"lines": [{"product_id": reserved, "quantity": 1}, {"product_id": on_order, "quantity": 1}]})).await;
+                assert_eq!(opened.status, 201, "{}", opened.text);
+                let body = json!({"order_id": opened.body["order_id"], "checkout_token": opened.body["checkout_token"], "lines": opened.body["lines"], "shipping_address": address()});
+                let placed = app.post("/api/v1/orders", Some(&buyer), &body).await;
+                assert_eq!(placed.status, 201, "{}", placed.text);
+                plans.push((buyer.clone(), placed.body["id"].as_str().unwrap().to_owned(), 200));
+            }
+        }
+    }
+    let (batches_before, _) = app.shop.payments.shared_charge_batches();
+    let replies = join_all(plans.iter().flat_map(|(buyer, id, _)| [0, 1].map(move |_| pay(app, buyer, id)))).await;
+    let (batches_after, _) = app.shop.payments.shared_charge_batches();
+    assert!(batches_after > batches_before, "{} payments at once shared no transaction", replies.len());
+
+    let mut on_payment_paid = 0;
+    for ((_, id, expected), pair) in plans.iter().zip(replies.chunks(2)) {
+        assert_eq!(pair[0].status, pair[1].status, "order {id}: both submits answer alike: {} / {}", pair[0].text, pair[1].text);
+        match expected {
+            0 => match pair[0].status.as_u16() {
+                200 => on_payment_paid += 1,
+                409 => assert_eq!(pair[0].body["code"], "insufficient_stock"),
+                other => panic!("order {id}: {other} {}", pair[0].text),
+            },
+            402 => assert_eq!(pair[0].body["code"], "insufficient_funds", "order {id}: {}", pair[0].text),
+            _ => assert_eq!(pair[0].body["status"], "paid", "order {id}: {}", pair[0].text),
+        }
+    }
+    assert_eq!(on_payment_paid, 20, "exactly the units that exist are sold at payment");
+    let stock_of = |id: i64| async move { app.get(&format!("/api/v1/products/{id}"), None).await.body["stock"].clone() };
+    assert_eq!(stock_of(on_payment).await, json!({"available": 0, "reserved": 0, "sold": 20}));
+    assert_eq!(stock_of(reserved).await, json!({"available": 100 - 40 - 10 - 4 - 1, "reserved": 10, "sold": 45}), "held stock confirmed once; the poor keep their holds");
+    assert_eq!(stock_of(on_order).await, json!({"available": 9, "reserved": 0, "sold": 1}));
+
+    let paid_orders = 20 + 20 + 4 + 1;
+    assert_eq!(transfers_for(app, "pay:").await, paid_orders, "one transfer per paid order");
+    assert_eq!(app.count("payments").await, paid_orders, "refused payments leave no record");
+    let closed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE state = 'paid'").fetch_one(app.shop.databases.main.pool()).await.unwrap();
+    assert_eq!(closed, paid_orders, "every payment record closed");
+    let seller_id = app.get("/api/v1/me", Some(&seller)).await.body["user"]["id"].as_i64().unwrap();
+    let units_paid = 20 + 20 * 2 + 4 + 2;
+    assert_eq!(account_balance(app, &format!("escrow:{seller_id}")).await, units_paid * PRICE);
+    for (buyer, _, expected) in &plans[30..50] {
+        assert_eq!((*expected, balance(app, buyer).await), (200, 10_000 - 2 * PRICE));
+    }
+    for (buyer, _, _) in &plans[50..60] {
+        assert_eq!(balance(app, buyer).await, PRICE - 1, "a refused payment moves nothing");
+    }
+    assert_eq!(sum_of_all_balances(app).await, 0);
+    assert_reconciled(app).await;
 }
 
 async fn the_journal_refuses_update_and_delete(app: TestApp) {

@@ -245,7 +245,7 @@ pub(crate) async fn ensure_wallet_and_escrow(tx: &mut Transaction<'static, Any>,
 }
 
 /// Opens each (id, kind, owner) account that does not exist yet.
-async fn ensure_accounts(tx: &mut Transaction<'static, Any>, accounts: &[(&str, &str, UserId)]) -> ShopResult<()> {
+pub(crate) async fn ensure_accounts(tx: &mut Transaction<'static, Any>, accounts: &[(&str, &str, UserId)]) -> ShopResult<()> {
     let values = (0..accounts.len()).map(|i| format!("(${}, ${}, ${}, 0, $1)", 3 * i + 2, 3 * i + 3, 3 * i + 4)).collect::<Vec<_>>().join(", ");
     let sql = format!("INSERT INTO ledger_accounts (id, kind, user_id, balance_cents, created_at_ms) VALUES {values} ON CONFLICT (id) DO NOTHING");
     let query = accounts.iter().fold(sqlx::query(&sql).bind(now_ms()), |q, (id, kind, user)| q.bind(*id).bind(*kind).bind(user.get()));

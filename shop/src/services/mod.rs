@@ -36,6 +36,7 @@ pub mod stock;
 pub(crate) mod stock_batch;
 mod group_commit;
 mod order_inserts;
+mod charges;
 
 use crate::db::{DatabaseConfig, Databases};
 pub use accounts::Accounts;

@@ -8,7 +8,8 @@
 //!
 //! - **pay**: (1) `main`: insert the payment row as `charged`, settle the stock and
 //!   move buyer → escrow, in one transaction; (2) shard: `pending_payment → paid`;
-//!   (3) `main`: `charged → paid`. If the order was cancelled meanwhile (its hold
+//!   (3) `main`: `charged → paid`. Steps 1 and 3 share their transactions with
+//!   concurrent payments ([`crate::services::charges`]). If the order was cancelled meanwhile (its hold
 //!   lapsed), step 2 finds it so and the money and stock go back (`voided`).
 //! - **cancel a paid order**: (1) `main`: `paid → refund_requested`; (2) shard:
 //!   `paid → cancelled`; (3) `main`: stock back and escrow → buyer, `refunded`.
@@ -28,18 +29,25 @@ use crate::orders::{Order, OrderId, OrderStatus};
 use crate::ledger::PaymentState;
 use crate::services::Orders;
 use crate::services::stock;
-use crate::services::ledger::{Transfer, TransferKind, ensure_wallet, ensure_wallet_and_escrow, escrow_of, transfer_in, wallet_of};
+use crate::services::charges::{PaymentBatches, seller_of};
+use crate::services::ledger::{Transfer, TransferKind, ensure_wallet, transfer_in, wallet_of};
 use sqlx::{Any, Transaction};
 
 #[derive(Clone, Debug)]
 pub struct Payments {
     main: Db,
     orders: Orders,
+    batches: PaymentBatches,
 }
 
 impl Payments {
     pub fn new(main: Db, orders: Orders) -> Self {
-        Self { main, orders }
+        Self { batches: PaymentBatches::new(main.clone()), main, orders }
+    }
+
+    /// Batches of more than one charge committed so far, and the charges in them.
+    pub fn shared_charge_batches(&self) -> (u64, u64) {
+        self.batches.shared_charge_batches()
     }
 
     /// Pays an order from the buyer's wallet. Paying a paid order again returns it
@@ -52,7 +60,8 @@ impl Payments {
         if !order.status.awaits_payment() {
             return Err(ShopError::order_is(order.status));
         }
-        self.charge(&order).await?;
+        // Step 1, in one `main` transaction shared with other payments to the seller.
+        self.batches.charge(&order).await?;
         crash_point("pay:charged");
         let paid = self.finish_charge(&order).await?;
         metrics::counter!("ninefold_orders_paid_total").increment(1);
@@ -60,48 +69,6 @@ impl Payments {
             Some(paid) => Ok(paid),
             None => self.orders.get(buyer, id).await,
         }
-    }
-
-    /// Step 1 of paying: in one `main` transaction, record the payment, settle the
-    /// stock and move the money into escrow. Nothing happens twice: the payment
-    /// row's primary key lets one caller through; a concurrent one waits for it,
-    /// then finds the row and moves nothing.
-    async fn charge(&self, order: &Order) -> ShopResult<()> {
-        let now = now_ms();
-        let mut tx = self.main.begin_write().await?;
-        let seller = crate::domain::UserId::from_stored(seller_of(order));
-        let escrow = escrow_of(seller);
-        let first = sqlx::query(
-            "INSERT INTO payments (order_id, buyer_id, seller_id, amount_cents, state, escrow_account, created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (order_id) DO NOTHING",
-        )
-        .bind(order.id.get())
-        .bind(order.buyer_id.get())
-        .bind(seller.get())
-        .bind(order.total_cents)
-        .bind(PaymentState::Charged.as_str())
-        .bind(&escrow)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if first.rows_affected() == 0 {
-            return Ok(()); // charged before (a retry, another tab): go on to the next step
-        }
-        stock::settle_for_payment_in(&mut tx, order).await?;
-        ensure_wallet_and_escrow(&mut tx, order.buyer_id, seller).await?;
-        let buyer_wallet = wallet_of(order.buyer_id);
-        let transfer = Transfer {
-            id: format!("pay:{}", order.id),
-            kind: TransferKind::Payment,
-            from: &buyer_wallet,
-            to: &escrow,
-            amount: Money::from_stored(order.total_cents),
-            order_id: Some(order.id.get()),
-        };
-        transfer_in(&mut tx, &transfer).await?;
-        crash_point("pay:charging"); // inside the transaction: nothing of it may survive
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Steps 2 and 3 of paying: tell the shard, then close the payment record. If
@@ -114,7 +81,7 @@ impl Payments {
         };
         if status.is_paid() {
             crash_point("pay:marked_paid");
-            self.advance(order.id, PaymentState::Charged, PaymentState::Paid).await?;
+            self.batches.close(order.id).await?;
             return Ok(paid);
         }
         if status.awaits_payment() {
@@ -247,7 +214,7 @@ impl Payments {
     }
 
     async fn finish_release(&self, order: &Order) -> ShopResult<()> {
-        let seller = crate::domain::UserId::from_stored(seller_of(order));
+        let seller = seller_of(order);
         let seller_wallet = wallet_of(seller);
         let mut tx = self.main.begin_write().await?;
         // The state change is the gate: money moves only with it, in one transaction.
@@ -376,10 +343,6 @@ impl Payments {
         let state: Option<String> = sqlx::query_scalar("SELECT state FROM payments WHERE order_id = $1").bind(id.get()).fetch_optional(self.main.pool()).await?;
         state.map(|raw| PaymentState::parse(&raw).ok_or_else(|| anyhow::anyhow!("stored payment has an unknown state {raw:?}").into())).transpose()
     }
-}
-
-fn seller_of(order: &Order) -> i64 {
-    order.lines.first().map_or(0, |l| l.seller_id.get())
 }
 
 /// As [`advance_in`], for a step that takes the money back out of escrow: the

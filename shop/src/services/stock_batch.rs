@@ -49,7 +49,7 @@ impl Take {
 
 /// Batches by (product, inventory mode): a mode changed mid-sale splits the queue
 /// rather than mixing two decrements in one statement.
-type Key = (i64, &'static str);
+type Key = (i64, InventoryMode);
 
 /// Stock takes of one product, committed together on `main`.
 #[derive(Debug)]
@@ -88,14 +88,13 @@ impl StockBatcher {
     /// Takes the stock of a one-line order and enqueues its snapshot, together with
     /// whatever other takes of the product are waiting. Idempotent per order, as
     /// [`take_in`]: a retried submit takes nothing twice.
+    /// A product sold `on_payment` only has its stock checked here; the check
+    /// joins the batch all the same, for the snapshot it enqueues.
     pub(crate) async fn take(&self, take: Take) -> ShopResult<()> {
-        let Some(state) = take.granted_state() else {
-            return take_alone(&self.main, &take).await;
-        };
         // The caller's request wrote `main`: its read fence must cover this commit,
         // though the transaction runs in another task.
         self.main.note_primary_write();
-        self.takes.submit((take.product.id.get(), state.as_str()), take).await
+        self.takes.submit((take.product.id.get(), take.product.inventory_mode), take).await
     }
 
     /// Batches of more than one take committed so far, and the takes in them.
@@ -117,16 +116,35 @@ pub(crate) async fn take_alone(main: &Db, take: &Take) -> ShopResult<()> {
 /// are of one product in one mode. An `Err` means nothing was committed.
 async fn take_together(main: &Db, takes: &[&Take]) -> ShopResult<Vec<ShopResult<()>>> {
     let product_id = takes[0].product.id.get();
-    let state = takes[0].granted_state().ok_or_else(|| anyhow::anyhow!("a batch of takes on payment"))?;
     let mut tx = main.begin_write().await?;
 
     let mut digests = HashSet::new();
     let products: Vec<Product> = takes.iter().filter(|t| digests.insert(SnapshotJob::of(&t.product).digest)).map(|t| t.product.clone()).collect();
     snapshots::enqueue_in(&mut tx, &products).await?;
 
+    let refused = match takes[0].granted_state() {
+        Some(state) => decrement_together(&mut tx, product_id, takes, state).await?,
+        None => short_for_payment(&mut tx, product_id, takes).await?,
+    };
+    tx.commit().await?;
+    Ok(takes.iter().map(|t| if refused.contains(&t.order_id.get()) { Err(oversell_refused(product_id)) } else { Ok(()) }).collect())
+}
+
+/// A product sold `on_payment` takes its stock when paid: at placing, an order
+/// only has to fit in what is available now (as [`take_in`] checks alone). The
+/// orders that do not.
+async fn short_for_payment(tx: &mut sqlx::Transaction<'static, sqlx::Any>, product_id: i64, takes: &[&Take]) -> ShopResult<HashSet<i64>> {
+    let available: Option<i64> = sqlx::query_scalar("SELECT available FROM stock WHERE product_id = $1").bind(product_id).fetch_optional(&mut **tx).await?;
+    let available = available.unwrap_or(0);
+    Ok(takes.iter().filter(|t| t.line.quantity.get() > available).map(|t| t.order_id.get()).collect())
+}
+
+/// Takes the stock of every take not taken before with one conditional
+/// decrement by their sum; the orders refused for want of stock.
+async fn decrement_together(tx: &mut sqlx::Transaction<'static, sqlx::Any>, product_id: i64, takes: &[&Take], state: TakeState) -> ShopResult<HashSet<i64>> {
     // Only takes this statement inserts move stock: an order's take that exists
     // already (a retried submit) is done.
-    let inserted = insert_takes(&mut tx, takes, state).await?;
+    let inserted = insert_takes(tx, takes, state).await?;
     let mut seen = HashSet::new();
     let wanted: Vec<(i64, i64)> = takes
         .iter()
@@ -135,24 +153,21 @@ async fn take_together(main: &Db, takes: &[&Take]) -> ShopResult<Vec<ShopResult<
         .collect();
     let decrement = decrement_for(state);
     let sum: i64 = wanted.iter().map(|(_, q)| q).sum();
-    let refused: HashSet<i64> = if sum == 0 || sqlx::query(decrement).bind(sum).bind(product_id).execute(&mut *tx).await?.rows_affected() == 1 {
-        HashSet::new()
-    } else {
-        // Not enough for all: lock the row, grant what exists in arrival order.
-        let available: i64 = sqlx::query("UPDATE stock SET available = available WHERE product_id = $1 RETURNING available")
-            .bind(product_id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("available")?;
-        let (granted, refused) = split_in_arrival_order(&wanted, available);
-        if granted > 0 && sqlx::query(decrement).bind(granted).bind(product_id).execute(&mut *tx).await?.rows_affected() != 1 {
-            return Err(anyhow::anyhow!("stock of product {product_id} moved under its lock").into());
-        }
-        delete_takes(&mut tx, product_id, &refused).await?;
-        refused
-    };
-    tx.commit().await?;
-    Ok(takes.iter().map(|t| if refused.contains(&t.order_id.get()) { Err(oversell_refused(product_id)) } else { Ok(()) }).collect())
+    if sum == 0 || sqlx::query(decrement).bind(sum).bind(product_id).execute(&mut **tx).await?.rows_affected() == 1 {
+        return Ok(HashSet::new());
+    }
+    // Not enough for all: lock the row, grant what exists in arrival order.
+    let available: i64 = sqlx::query("UPDATE stock SET available = available WHERE product_id = $1 RETURNING available")
+        .bind(product_id)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("available")?;
+    let (granted, refused) = split_in_arrival_order(&wanted, available);
+    if granted > 0 && sqlx::query(decrement).bind(granted).bind(product_id).execute(&mut **tx).await?.rows_affected() != 1 {
+        return Err(anyhow::anyhow!("stock of product {product_id} moved under its lock").into());
+    }
+    delete_takes(tx, product_id, &refused).await?;
+    Ok(refused)
 }
 
 fn decrement_for(state: TakeState) -> &'static str {

@@ -1,0 +1,443 @@
+//! Group commit for payments (issue 14). Step 1 of paying (DESIGN.md, failure
+//! mode 6) settles the stock and moves the money into the seller's escrow, so
+//! every payment to one seller used to hold that seller's escrow row — and, in a
+//! flash sale, the one stock row — from its first statement to its commit, and
+//! payments ran one commit at a time. Here concurrent payments to one seller,
+//! within this process, share a `main` transaction: one statement per step for
+//! the whole batch, one escrow credit by their sum, one journal entry per leg.
+//!
+//! The statements keep their guards: the payment row's key lets one charge per
+//! order through, the stock decrement is conditional, and each wallet debit is
+//! conditional and in account-id order (the ledger's lock order). When a guard
+//! refuses inside the batch (stock ran short, a wallet was drained meanwhile),
+//! the batch rolls back and [`GroupCommit`] charges each payment alone, which
+//! refuses exactly the ones that do not fit. Payments the batch cannot take in
+//! one statement per step — several lines, a buyer twice — are charged one by
+//! one inside the batch's transaction, each under a savepoint.
+//!
+//! Step 3 (the payment record `charged → paid`) is batched too: one UPDATE for
+//! all the payments that finished at once.
+
+use crate::clock::now_ms;
+use crate::db::Db;
+use crate::domain::{Money, TakeState, UserId};
+use crate::error::{ShopError, ShopResult};
+use crate::faults::crash_point;
+use crate::ledger::{PaymentState, TransferKind};
+use crate::orders::{Order, OrderId};
+use crate::services::group_commit::{Batched, GroupCommit};
+use crate::services::ledger::{Transfer, ensure_accounts, ensure_wallet_and_escrow, escrow_of, transfer_in, wallet_of};
+use crate::services::stock::{self, oversell_refused};
+use crate::services::stock_batch;
+use sqlx::{Any, Row, Transaction};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+
+/// Step 1 of paying, batched per seller.
+#[derive(Debug)]
+pub(crate) struct Charges {
+    main: Db,
+}
+
+impl Batched for Charges {
+    /// The seller: their escrow account is the row every payment to them changes.
+    type Key = UserId;
+    type Item = Order;
+    type Output = ();
+    const MAX_BATCH: usize = 128;
+    const METRIC: &'static str = "ninefold_payment_batch_charges";
+
+    fn together<'a>(&'a self, seller: &'a UserId, orders: &'a [&'a Order]) -> impl Future<Output = ShopResult<Vec<ShopResult<()>>>> + Send + 'a {
+        charge_together(&self.main, *seller, orders)
+    }
+
+    fn alone<'a>(&'a self, _seller: &'a UserId, order: &'a Order) -> impl Future<Output = ShopResult<()>> + Send + 'a {
+        charge_alone(&self.main, order)
+    }
+}
+
+/// Step 3 of paying, batched for all payments.
+#[derive(Debug)]
+pub(crate) struct PaidRecords {
+    main: Db,
+}
+
+impl Batched for PaidRecords {
+    type Key = ();
+    type Item = OrderId;
+    type Output = ();
+    const MAX_BATCH: usize = 256;
+    const METRIC: &'static str = "ninefold_payment_batch_closings";
+
+    fn together<'a>(&'a self, _key: &'a (), ids: &'a [&'a OrderId]) -> impl Future<Output = ShopResult<Vec<ShopResult<()>>>> + Send + 'a {
+        close_together(&self.main, ids)
+    }
+
+    fn alone<'a>(&'a self, _key: &'a (), id: &'a OrderId) -> impl Future<Output = ShopResult<()>> + Send + 'a {
+        async move { close_together(&self.main, std::slice::from_ref(&id)).await?.pop().unwrap_or(Ok(())) }
+    }
+}
+
+/// The payment steps that share transactions.
+#[derive(Clone, Debug)]
+pub(crate) struct PaymentBatches {
+    main: Db,
+    charges: GroupCommit<Charges>,
+    closings: GroupCommit<PaidRecords>,
+}
+
+impl PaymentBatches {
+    pub(crate) fn new(main: Db) -> Self {
+        Self { charges: GroupCommit::new(Charges { main: main.clone() }), closings: GroupCommit::new(PaidRecords { main: main.clone() }), main }
+    }
+
+    /// Step 1: records the payment, settles its stock and moves the money into
+    /// the seller's escrow, with whatever other payments to the seller are waiting.
+    /// Charging a charged order again moves nothing.
+    pub(crate) async fn charge(&self, order: &Order) -> ShopResult<()> {
+        // The transaction runs in another task: the caller's read fence must cover it.
+        self.main.note_primary_write();
+        self.charges.submit(seller_of(order), order.clone()).await
+    }
+
+    /// Step 3: the payment record `charged → paid` (a record past `charged` is left alone).
+    pub(crate) async fn close(&self, id: OrderId) -> ShopResult<()> {
+        self.main.note_primary_write();
+        self.closings.submit((), id).await
+    }
+
+    /// Batches of more than one charge committed so far, and the charges in them.
+    pub(crate) fn shared_charge_batches(&self) -> (u64, u64) {
+        self.charges.shared_batches()
+    }
+}
+
+pub(crate) fn seller_of(order: &Order) -> UserId {
+    order.lines.first().map_or(UserId::from_stored(0), |l| l.seller_id)
+}
+
+/// One charge in a transaction of its own.
+async fn charge_alone(main: &Db, order: &Order) -> ShopResult<()> {
+    let mut tx = main.begin_write().await?;
+    charge_in(&mut tx, order).await?;
+    crash_point("pay:charging"); // inside the transaction: nothing of it may survive
+    tx.commit().await?;
+    Ok(())
+}
+
+/// One charge, statement by statement, in the caller's transaction. Nothing
+/// happens twice: the payment row's primary key lets one caller through; a
+/// concurrent one waits for it, then finds the row and moves nothing.
+async fn charge_in(tx: &mut Transaction<'static, Any>, order: &Order) -> ShopResult<()> {
+    let seller = seller_of(order);
+    let escrow = escrow_of(seller);
+    if insert_payments(tx, seller, std::slice::from_ref(&order)).await?.is_empty() {
+        return Ok(()); // charged before (a retry, another tab): go on to the next step
+    }
+    stock::settle_for_payment_in(tx, order).await?;
+    ensure_wallet_and_escrow(tx, order.buyer_id, seller).await?;
+    let buyer_wallet = wallet_of(order.buyer_id);
+    let transfer = Transfer {
+        id: payment_transfer_id(order.id),
+        kind: TransferKind::Payment,
+        from: &buyer_wallet,
+        to: &escrow,
+        amount: Money::from_stored(order.total_cents),
+        order_id: Some(order.id.get()),
+    };
+    transfer_in(tx, &transfer).await?;
+    Ok(())
+}
+
+fn payment_transfer_id(id: OrderId) -> String {
+    format!("pay:{id}")
+}
+
+/// A batch in one transaction. An `Err` means nothing was committed.
+async fn charge_together(main: &Db, seller: UserId, orders: &[&Order]) -> ShopResult<Vec<ShopResult<()>>> {
+    let (plain, odd) = split_plain(orders);
+    let mut outcomes: HashMap<usize, ShopResult<()>> = HashMap::new();
+    let mut tx = main.begin_write().await?;
+
+    let plain_orders: Vec<&Order> = plain.iter().map(|&i| orders[i]).collect();
+    let fresh = insert_payments(&mut tx, seller, &plain_orders).await?;
+    let fresh: Vec<(usize, &Order)> = plain.iter().map(|&i| (i, orders[i])).filter(|(_, o)| fresh.contains(&o.id.get())).collect();
+    for &i in &plain {
+        outcomes.insert(i, Ok(())); // charged now, or before
+    }
+
+    let escrow = escrow_of(seller);
+    let wallets: Vec<String> = fresh.iter().map(|(_, o)| wallet_of(o.buyer_id)).collect();
+    let mut accounts: Vec<(&str, &str, UserId)> = fresh.iter().zip(&wallets).map(|((_, o), w)| (w.as_str(), "wallet", o.buyer_id)).collect();
+    accounts.push((&escrow, "escrow", seller));
+    ensure_accounts(&mut tx, &accounts).await?;
+
+    // Refuse, before any stock moves, the payments whose wallet is short now.
+    let balances = balances_of(&mut tx, &wallets).await?;
+    let mut paying = Vec::with_capacity(fresh.len());
+    let mut refused = Vec::new();
+    for ((i, order), wallet) in fresh.into_iter().zip(&wallets) {
+        let balance_cents = balances.get(wallet).copied().unwrap_or(0);
+        if balance_cents < order.total_cents {
+            outcomes.insert(i, Err(ShopError::InsufficientFunds { balance_cents, needed_cents: order.total_cents }));
+            refused.push(order.id);
+        } else {
+            paying.push(order);
+        }
+    }
+    delete_payments(&mut tx, &refused).await?;
+
+    if !paying.is_empty() {
+        let short = settle_stock_together(&mut tx, &paying).await?;
+        let short_ids: Vec<OrderId> = paying.iter().filter(|o| short.contains_key(&o.id.get())).map(|o| o.id).collect();
+        delete_payments(&mut tx, &short_ids).await?;
+        paying.retain(|o| !short.contains_key(&o.id.get()));
+        for &i in &plain {
+            if let Some(&product) = short.get(&orders[i].id.get()) {
+                outcomes.insert(i, Err(oversell_refused(product)));
+            }
+        }
+    }
+    if !paying.is_empty() {
+        // A wallet drained since the read: `Err`, and each payment is charged alone.
+        move_money_together(&mut tx, &escrow, &paying).await?;
+    }
+
+    for i in odd {
+        outcomes.insert(i, charge_under_savepoint(&mut tx, orders[i]).await);
+    }
+    crash_point("pay:charging");
+    tx.commit().await?;
+    Ok((0..orders.len()).map(|i| outcomes.remove(&i).unwrap_or_else(|| Err(anyhow::anyhow!("a batched charge got no outcome").into()))).collect())
+}
+
+/// The batch positions one statement per step can carry (one line, a positive
+/// total, a buyer not seen before in the batch), and the rest.
+fn split_plain(orders: &[&Order]) -> (Vec<usize>, Vec<usize>) {
+    let mut buyers = HashSet::new();
+    (0..orders.len()).partition(|&i| {
+        let order = orders[i];
+        order.lines.len() == 1 && order.total_cents > 0 && buyers.insert(order.buyer_id)
+    })
+}
+
+async fn charge_under_savepoint(tx: &mut Transaction<'static, Any>, order: &Order) -> ShopResult<()> {
+    sqlx::query("SAVEPOINT one_charge").execute(&mut **tx).await?;
+    let outcome = charge_in(tx, order).await;
+    if outcome.is_err() {
+        sqlx::query("ROLLBACK TO SAVEPOINT one_charge").execute(&mut **tx).await?;
+    }
+    sqlx::query("RELEASE SAVEPOINT one_charge").execute(&mut **tx).await?;
+    outcome
+}
+
+/// Inserts the payment rows that do not exist yet, as `charged`; the orders inserted.
+async fn insert_payments(tx: &mut Transaction<'static, Any>, seller: UserId, orders: &[&Order]) -> ShopResult<HashSet<i64>> {
+    if orders.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let values = (0..orders.len()).map(|i| format!("(${}, ${}, ${}, $1, $2, $3, $4, $4)", 3 * i + 5, 3 * i + 6, 3 * i + 7)).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "INSERT INTO payments (order_id, buyer_id, amount_cents, seller_id, state, escrow_account, created_at_ms, updated_at_ms) \
+         VALUES {values} ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
+    );
+    let query = sqlx::query(&sql).bind(seller.get()).bind(PaymentState::Charged.as_str()).bind(escrow_of(seller)).bind(now_ms());
+    let query = orders.iter().fold(query, |q, o| q.bind(o.id.get()).bind(o.buyer_id.get()).bind(o.total_cents));
+    let rows = query.fetch_all(&mut **tx).await?;
+    rows.iter().map(|row| Ok(row.try_get::<i64, _>("order_id")?)).collect()
+}
+
+async fn delete_payments(tx: &mut Transaction<'static, Any>, ids: &[OrderId]) -> ShopResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!("DELETE FROM payments WHERE order_id IN ({})", placeholders(1, ids.len()));
+    ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(id.get())).execute(&mut **tx).await?;
+    Ok(())
+}
+
+async fn balances_of(tx: &mut Transaction<'static, Any>, accounts: &[String]) -> ShopResult<HashMap<String, i64>> {
+    if accounts.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!("SELECT id, balance_cents FROM ledger_accounts WHERE id IN ({})", placeholders(1, accounts.len()));
+    let rows = accounts.iter().fold(sqlx::query(&sql), |q, a| q.bind(a)).fetch_all(&mut **tx).await?;
+    rows.iter().map(|row| Ok((row.try_get("id")?, row.try_get("balance_cents")?))).collect()
+}
+
+/// The stock of one-line orders at payment, as [`stock::settle_for_payment_in`]
+/// does for one: a held take is confirmed (reserved → sold), a sold one stays,
+/// and an order with no take (sold `on_payment`) or a released one takes its
+/// units now. One guarded UPDATE per product, in product order; when a product
+/// has not enough for all, exactly the units that exist are granted in arrival
+/// order. The orders refused for want of stock, with the product they wanted
+/// (nothing of theirs moved).
+async fn settle_stock_together(tx: &mut Transaction<'static, Any>, orders: &[&Order]) -> ShopResult<HashMap<i64, i64>> {
+    let states = take_states(tx, orders).await?;
+    let held: Vec<OrderId> = orders.iter().filter(|o| state_in(&states, o) == Some(TakeState::Held)).map(|o| o.id).collect();
+    // A held take that lapsed since the read is not confirmed, and moves nothing
+    // (the order is cancelled, and its payment is given back at step 2).
+    let confirmed = set_takes_sold(tx, &held, Some(TakeState::Held)).await?;
+    let takers: Vec<&Order> = orders.iter().copied().filter(|o| matches!(state_in(&states, o), None | Some(TakeState::Released))).collect();
+
+    let mut products: BTreeMap<i64, (Vec<(i64, i64)>, i64)> = BTreeMap::new(); // (takers' wants, units confirmed)
+    for order in &takers {
+        let line = &order.lines[0];
+        products.entry(line.product_id.get()).or_default().0.push((order.id.get(), line.quantity));
+    }
+    for order in orders.iter().filter(|o| confirmed.contains(&o.id.get())) {
+        let line = &order.lines[0];
+        products.entry(line.product_id.get()).or_default().1 += line.quantity;
+    }
+    let mut refused = HashMap::new();
+    for (product, (wanted, confirm)) in products {
+        let take: i64 = wanted.iter().map(|(_, q)| q).sum();
+        if move_stock(tx, product, take, confirm).await? {
+            continue;
+        }
+        // Not enough for all: lock the row, grant what exists in arrival order.
+        let available: i64 = sqlx::query_scalar("UPDATE stock SET available = available WHERE product_id = $1 RETURNING available").bind(product).fetch_one(&mut **tx).await?;
+        let (granted, short) = stock_batch::split_in_arrival_order(&wanted, available);
+        if !move_stock(tx, product, granted, confirm).await? {
+            return Err(anyhow::anyhow!("stock of product {product} moved under its lock").into());
+        }
+        refused.extend(short.into_iter().map(|order| (order, product)));
+    }
+
+    let granted: Vec<&Order> = takers.into_iter().filter(|o| !refused.contains_key(&o.id.get())).collect();
+    let released: Vec<OrderId> = granted.iter().filter(|o| state_in(&states, o).is_some()).map(|o| o.id).collect();
+    let untaken: Vec<&Order> = granted.into_iter().filter(|o| state_in(&states, o).is_none()).collect();
+    let sold: Vec<OrderId> = orders.iter().filter(|o| state_in(&states, o) == Some(TakeState::Sold)).map(|o| o.id).collect();
+    set_takes_sold(tx, &released, None).await?;
+    set_takes_sold(tx, &sold, None).await?;
+    insert_sold_takes(tx, &untaken).await?;
+    Ok(refused)
+}
+
+fn state_in(states: &HashMap<i64, TakeState>, order: &Order) -> Option<TakeState> {
+    states.get(&order.id.get()).copied()
+}
+
+async fn take_states(tx: &mut Transaction<'static, Any>, orders: &[&Order]) -> ShopResult<HashMap<i64, TakeState>> {
+    let sql = format!("SELECT order_id, state FROM stock_takes WHERE order_id IN ({})", placeholders(1, orders.len()));
+    let rows = orders.iter().fold(sqlx::query(&sql), |q, o| q.bind(o.id.get())).fetch_all(&mut **tx).await?;
+    rows.iter()
+        .map(|row| {
+            let state: String = row.try_get("state")?;
+            let parsed = TakeState::parse(&state).ok_or_else(|| anyhow::anyhow!("stored stock take has an unknown state {state:?}"))?;
+            Ok((row.try_get::<i64, _>("order_id")?, parsed))
+        })
+        .collect()
+}
+
+/// `take` units from available and `confirm` from reserved to sold, if
+/// `take` are available; whether it moved.
+async fn move_stock(tx: &mut Transaction<'static, Any>, product: i64, take: i64, confirm: i64) -> ShopResult<bool> {
+    if take == 0 && confirm == 0 {
+        return Ok(true);
+    }
+    let moved = sqlx::query("UPDATE stock SET available = available - $1, reserved = reserved - $2, sold = sold + $1 + $2 WHERE product_id = $3 AND available >= $1")
+        .bind(take)
+        .bind(confirm)
+        .bind(product)
+        .execute(&mut **tx)
+        .await?;
+    Ok(moved.rows_affected() == 1)
+}
+
+/// Marks the takes of these orders sold (and no longer due a check); with
+/// `only_from`, only those still in that state. The orders changed.
+async fn set_takes_sold(tx: &mut Transaction<'static, Any>, ids: &[OrderId], only_from: Option<TakeState>) -> ShopResult<HashSet<i64>> {
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let guard = if only_from.is_some() { format!(" AND state = ${}", ids.len() + 2) } else { String::new() };
+    let sql = format!("UPDATE stock_takes SET state = $1, check_at_ms = NULL WHERE order_id IN ({}){guard} RETURNING order_id", placeholders(2, ids.len()));
+    let query = ids.iter().fold(sqlx::query(&sql).bind(TakeState::Sold.as_str()), |q, id| q.bind(id.get()));
+    let query = match only_from {
+        Some(state) => query.bind(state.as_str()),
+        None => query,
+    };
+    let rows = query.fetch_all(&mut **tx).await?;
+    rows.iter().map(|row| Ok(row.try_get::<i64, _>("order_id")?)).collect()
+}
+
+async fn insert_sold_takes(tx: &mut Transaction<'static, Any>, orders: &[&Order]) -> ShopResult<()> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    let values = (0..orders.len()).map(|i| format!("(${}, ${}, ${}, $1, NULL, $2)", 3 * i + 3, 3 * i + 4, 3 * i + 5)).collect::<Vec<_>>().join(", ");
+    let sql = format!("INSERT INTO stock_takes (order_id, product_id, quantity, state, check_at_ms, created_at_ms) VALUES {values}");
+    let query = sqlx::query(&sql).bind(TakeState::Sold.as_str()).bind(now_ms());
+    let query = orders.iter().fold(query, |q, o| q.bind(o.id.get()).bind(o.lines[0].product_id.get()).bind(o.lines[0].quantity));
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Buyer → escrow for every order, as [`transfer_in`] does for one: the transfer
+/// rows, one credit of escrow by the sum, each wallet debited with its guard in
+/// account order, and both legs' journal entries in one statement.
+async fn move_money_together(tx: &mut Transaction<'static, Any>, escrow: &str, orders: &[&Order]) -> ShopResult<()> {
+    let now = now_ms();
+    let values = (0..orders.len()).map(|i| format!("(${}, $1, ${}, ${}, $2)", 3 * i + 3, 3 * i + 4, 3 * i + 5)).collect::<Vec<_>>().join(", ");
+    let sql = format!("INSERT INTO ledger_transfers (id, kind, amount_cents, order_id, created_at_ms) VALUES {values} ON CONFLICT (id) DO NOTHING RETURNING id");
+    let query = sqlx::query(&sql).bind(TransferKind::Payment.as_str()).bind(now);
+    let query = orders.iter().fold(query, |q, o| q.bind(payment_transfer_id(o.id)).bind(o.total_cents).bind(o.id.get()));
+    if query.fetch_all(&mut **tx).await?.len() != orders.len() {
+        // A payment transfer without its payment row: let each alone sort it out.
+        return Err(anyhow::anyhow!("a batched payment found its transfer made before").into());
+    }
+
+    // "escrow:…" sorts before "wallet:…": the escrow row first, then wallets in id order.
+    let sum: i64 = orders.iter().map(|o| o.total_cents).sum();
+    let escrow_after: i64 = sqlx::query_scalar("UPDATE ledger_accounts SET balance_cents = balance_cents + $1 WHERE id = $2 RETURNING balance_cents")
+        .bind(sum)
+        .bind(escrow)
+        .fetch_one(&mut **tx)
+        .await?;
+    let mut by_wallet: Vec<(String, &Order)> = orders.iter().map(|o| (wallet_of(o.buyer_id), *o)).collect();
+    by_wallet.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut wallet_after = HashMap::new();
+    for (wallet, order) in &by_wallet {
+        let after: Option<i64> = sqlx::query_scalar("UPDATE ledger_accounts SET balance_cents = balance_cents - $1 WHERE id = $2 AND balance_cents >= $1 RETURNING balance_cents")
+            .bind(order.total_cents)
+            .bind(wallet)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let after = after.ok_or_else(|| anyhow::anyhow!("wallet {wallet} was drained during a batched payment"))?;
+        wallet_after.insert(order.id, after);
+    }
+
+    let values = (0..orders.len()).map(|i| format!("(${a}, ${b}, ${c}, ${d}, $1), (${a}, ${e}, ${f}, ${g}, $1)", a = 7 * i + 2, b = 7 * i + 3, c = 7 * i + 4, d = 7 * i + 5, e = 7 * i + 6, f = 7 * i + 7, g = 7 * i + 8)).collect::<Vec<_>>().join(", ");
+    let sql = format!("INSERT INTO ledger_entries (transfer_id, account_id, amount_cents, balance_after_cents, created_at_ms) VALUES {values}");
+    let mut escrow_running = escrow_after - sum;
+    let mut query = sqlx::query(&sql).bind(now);
+    for order in orders {
+        escrow_running += order.total_cents;
+        query = query
+            .bind(payment_transfer_id(order.id))
+            .bind(escrow.to_owned())
+            .bind(order.total_cents)
+            .bind(escrow_running)
+            .bind(wallet_of(order.buyer_id))
+            .bind(-order.total_cents)
+            .bind(wallet_after[&order.id]);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Moves every payment record still `charged` to `paid`, in one statement.
+async fn close_together(main: &Db, ids: &[&OrderId]) -> ShopResult<Vec<ShopResult<()>>> {
+    let sql = format!("UPDATE payments SET state = $1, updated_at_ms = $2 WHERE state = $3 AND order_id IN ({})", placeholders(4, ids.len()));
+    let query = sqlx::query(&sql).bind(PaymentState::Paid.as_str()).bind(now_ms()).bind(PaymentState::Charged.as_str());
+    let mut tx = main.begin_write().await?;
+    ids.iter().fold(query, |q, id| q.bind(id.get())).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(ids.iter().map(|_| Ok(())).collect())
+}
+
+/// `$first, …` for `n` values.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
