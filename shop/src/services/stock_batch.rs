@@ -7,6 +7,10 @@
 //! not fit, exactly the units that exist are granted in arrival order and the
 //! rest are refused with `insufficient_stock`.
 //!
+//! A product sold `on_payment` takes nothing at placing; its check that the
+//! order fits what is available joins the product's batch all the same, for the
+//! one `main` write (the snapshot job) it shares.
+//!
 //! The conditional statement is still the guard (DESIGN.md, failure mode 4), so
 //! several server processes, and takes outside a batch (multi-line orders,
 //! payments), stay correct beside it. The queueing is [`GroupCommit`]'s.
