@@ -97,7 +97,7 @@ impl PaymentBatches {
     pub(crate) async fn charge(&self, order: &Order) -> ShopResult<()> {
         // The transaction runs in another task: the caller's read fence must cover it.
         self.main.note_primary_write();
-        self.charges.submit(seller_of(order), order.clone()).await
+        self.charges.submit(seller_of(order)?, order.clone()).await
     }
 
     /// Step 3: the payment record `charged → paid` (a record past `charged` is left alone).
@@ -112,8 +112,9 @@ impl PaymentBatches {
     }
 }
 
-pub(crate) fn seller_of(order: &Order) -> UserId {
-    order.lines.first().map_or(UserId::from_stored(0), |l| l.seller_id)
+/// The seller an order pays (every order has a line, and one seller).
+pub(crate) fn seller_of(order: &Order) -> ShopResult<UserId> {
+    order.lines.first().map(|l| l.seller_id).ok_or_else(|| anyhow::anyhow!("order {} has no lines", order.id).into())
 }
 
 /// One charge in a transaction of its own.
@@ -129,7 +130,7 @@ async fn charge_alone(main: &Db, order: &Order) -> ShopResult<()> {
 /// happens twice: the payment row's primary key lets one caller through; a
 /// concurrent one waits for it, then finds the row and moves nothing.
 async fn charge_in(tx: &mut Transaction<'static, Any>, order: &Order) -> ShopResult<()> {
-    let seller = seller_of(order);
+    let seller = seller_of(order)?;
     let escrow = escrow_of(seller);
     if insert_payments(tx, seller, std::slice::from_ref(&order)).await?.is_empty() {
         return Ok(()); // charged before (a retry, another tab): go on to the next step

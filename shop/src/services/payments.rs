@@ -214,7 +214,7 @@ impl Payments {
     }
 
     async fn finish_release(&self, order: &Order) -> ShopResult<()> {
-        let seller = seller_of(order);
+        let seller = seller_of(order)?;
         let seller_wallet = wallet_of(seller);
         let mut tx = self.main.begin_write().await?;
         // The state change is the gate: money moves only with it, in one transaction.
