@@ -362,10 +362,11 @@ async fn payments_to_one_seller_at_once_share_transactions_and_each_moves_once(a
             }
         }
     }
-    let (batches_before, _) = app.shop.payments.shared_charge_batches();
+    let (charges_before, _) = app.shop.payments.shared_charge_batches();
+    let (marks_before, _) = app.shop.orders.shared_paid_batches();
     let replies = join_all(plans.iter().flat_map(|(buyer, id, _)| [0, 1].map(move |_| pay(app, buyer, id)))).await;
-    let (batches_after, _) = app.shop.payments.shared_charge_batches();
-    assert!(batches_after > batches_before, "{} payments at once shared no transaction", replies.len());
+    assert!(app.shop.payments.shared_charge_batches().0 > charges_before, "{} payments at once shared no main transaction", replies.len());
+    assert!(app.shop.orders.shared_paid_batches().0 > marks_before, "{} payments at once shared no shard transaction", replies.len());
 
     let mut on_payment_paid = 0;
     for ((_, id, expected), pair) in plans.iter().zip(replies.chunks(2)) {
@@ -400,6 +401,11 @@ async fn payments_to_one_seller_at_once_share_transactions_and_each_moves_once(a
     for (buyer, _, _) in &plans[50..60] {
         assert_eq!(balance(app, buyer).await, PRICE - 1, "a refused payment moves nothing");
     }
+    let mut unpaid = 0;
+    for shard in app.shop.orders.shards().all() {
+        unpaid += sqlx::query_scalar::<_, i64>("SELECT CAST(COALESCE(SUM(unpaid), 0) AS BIGINT) FROM buyer_unpaid").fetch_one(shard.pool()).await.unwrap();
+    }
+    assert_eq!(unpaid, 10 + 10, "a paid order gives its buyer's unpaid slot back once; the refused keep theirs");
     assert_eq!(sum_of_all_balances(app).await, 0);
     assert_reconciled(app).await;
 }

@@ -37,6 +37,7 @@ pub(crate) mod stock_batch;
 mod group_commit;
 mod order_inserts;
 mod charges;
+mod paid_marks;
 
 use crate::db::{DatabaseConfig, Databases};
 pub use accounts::Accounts;

@@ -31,6 +31,7 @@ use crate::services::shards::Shards;
 use crate::services::snapshots::{self, SnapshotJob};
 use crate::services::stock;
 use crate::services::order_inserts::{NewOrder, OrderInserts};
+use crate::services::paid_marks::PaidMarks;
 use crate::services::stock_batch::{StockBatcher, Take};
 
 /// A buyer's submit of the checkout page, already parsed.
@@ -74,13 +75,15 @@ pub struct Orders {
     archive: Archive,
     batcher: StockBatcher,
     inserts: OrderInserts,
+    paid_marks: PaidMarks,
 }
 
 impl Orders {
     pub fn new(main: Db, shards: Shards, archive: Archive, checkouts: Checkouts, carts: Carts, limits: UnpaidLimits) -> Self {
         let batcher = StockBatcher::new(main.clone());
         let inserts = OrderInserts::new(shards.clone(), limits.max_unpaid);
-        Self { main, shards, checkouts, carts, limits, archive, batcher, inserts }
+        let paid_marks = PaidMarks::new(shards.clone());
+        Self { main, shards, checkouts, carts, limits, archive, batcher, inserts, paid_marks }
     }
 
     /// Places the order a checkout opened. Submitting again — a double click, a
@@ -300,8 +303,16 @@ impl Orders {
     /// from `order` instead of read back (an unpaid order has no waybill, and its
     /// lines and address never change; the version comes from the UPDATE). The
     /// order as written, or the status it is in now.
+    /// A move to `paid` shares its shard transaction with the shard's other
+    /// payments of the moment ([`PaidMarks`]).
     pub(crate) async fn move_unpaid(&self, order: &Order, to: OrderStatus) -> ShopResult<Result<Order, OrderStatus>> {
         let id = order.id;
+        if to == OrderStatus::Paid {
+            return match self.paid_marks.mark(order).await? {
+                Some(paid) => Ok(Ok(paid)),
+                None => Ok(Err(self.status_now(id).await?)),
+            };
+        }
         let now = now_ms();
         let mut tx = self.shards.of_order(id).begin_write().await?;
         let moved: Option<(i64, i64)> = sqlx::query_as(
@@ -382,6 +393,11 @@ impl Orders {
     /// carried (issue 14): for tests and the benchmark.
     pub fn shared_order_batches(&self) -> (u64, u64) {
         self.inserts.shared_batches()
+    }
+
+    /// Shard transactions that marked more than one order paid, and the orders in them.
+    pub fn shared_paid_batches(&self) -> (u64, u64) {
+        self.paid_marks.shared_batches()
     }
 
     /// Where orders live: for tools and tests that read a shard directly.
