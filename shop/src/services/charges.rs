@@ -7,13 +7,15 @@
 //! the whole batch, one escrow credit by their sum, one journal entry per leg.
 //!
 //! The statements keep their guards: the payment row's key lets one charge per
-//! order through, the stock decrement is conditional, and each wallet debit is
-//! conditional and in account-id order (the ledger's lock order). When a guard
-//! refuses inside the batch (stock ran short, a wallet was drained meanwhile),
-//! the batch rolls back and [`GroupCommit`] charges each payment alone, which
-//! refuses exactly the ones that do not fit. Payments the batch cannot take in
-//! one statement per step — several lines, a buyer twice — are charged one by
-//! one inside the batch's transaction, each under a savepoint.
+//! order through, the stock decrement is conditional, and so is each wallet's
+//! debit (the escrow row is locked first, as the ledger's lock order says).
+//! Each payment keeps its own outcome, as alone: a wallet that is short when the
+//! batch reads it is refused, and when a product's stock does not cover the
+//! batch, exactly the units that exist are granted in arrival order. Should a
+//! guard still refuse (a wallet drained between the read and the debit), the
+//! batch rolls back and [`GroupCommit`] charges each payment alone. Payments one
+//! statement per step cannot carry (several lines, a buyer twice) are charged
+//! one by one inside the batch's transaction, each under a savepoint.
 //!
 //! Step 3 (the payment record `charged → paid`) is batched too: one UPDATE for
 //! all the payments that finished at once.
@@ -376,8 +378,8 @@ async fn insert_sold_takes(tx: &mut Transaction<'static, Any>, orders: &[&Order]
 }
 
 /// Buyer → escrow for every order, as [`transfer_in`] does for one: the transfer
-/// rows, one credit of escrow by the sum, each wallet debited with its guard in
-/// account order, and both legs' journal entries in one statement.
+/// rows, one credit of escrow by the sum, the wallets debited each with its
+/// guard, and both legs' journal entries in one statement.
 async fn move_money_together(tx: &mut Transaction<'static, Any>, escrow: &str, orders: &[&Order]) -> ShopResult<()> {
     let now = now_ms();
     let values = (0..orders.len()).map(|i| format!("(${}, $1, ${}, ${}, $2)", 3 * i + 3, 3 * i + 4, 3 * i + 5)).collect::<Vec<_>>().join(", ");
@@ -396,24 +398,17 @@ async fn move_money_together(tx: &mut Transaction<'static, Any>, escrow: &str, o
         .bind(escrow)
         .fetch_one(&mut **tx)
         .await?;
-    let mut by_wallet: Vec<(String, &Order)> = orders.iter().map(|o| (wallet_of(o.buyer_id), *o)).collect();
-    by_wallet.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut wallet_after = HashMap::new();
-    for (wallet, order) in &by_wallet {
-        let after: Option<i64> = sqlx::query_scalar("UPDATE ledger_accounts SET balance_cents = balance_cents - $1 WHERE id = $2 AND balance_cents >= $1 RETURNING balance_cents")
-            .bind(order.total_cents)
-            .bind(wallet)
-            .fetch_optional(&mut **tx)
-            .await?;
-        let after = after.ok_or_else(|| anyhow::anyhow!("wallet {wallet} was drained during a batched payment"))?;
-        wallet_after.insert(order.id, after);
-    }
+    let wallet_after = debit_wallets(tx, orders).await?;
+    let wallet_after: Vec<i64> = orders
+        .iter()
+        .map(|o| wallet_after.get(&wallet_of(o.buyer_id)).copied().ok_or_else(|| anyhow::anyhow!("wallet of order {} was not debited", o.id)))
+        .collect::<Result<_, _>>()?;
 
     let values = (0..orders.len()).map(|i| format!("(${a}, ${b}, ${c}, ${d}, $1), (${a}, ${e}, ${f}, ${g}, $1)", a = 7 * i + 2, b = 7 * i + 3, c = 7 * i + 4, d = 7 * i + 5, e = 7 * i + 6, f = 7 * i + 7, g = 7 * i + 8)).collect::<Vec<_>>().join(", ");
     let sql = format!("INSERT INTO ledger_entries (transfer_id, account_id, amount_cents, balance_after_cents, created_at_ms) VALUES {values}");
     let mut escrow_running = escrow_after - sum;
     let mut query = sqlx::query(&sql).bind(now);
-    for order in orders {
+    for (order, wallet_after) in orders.iter().zip(wallet_after) {
         escrow_running += order.total_cents;
         query = query
             .bind(payment_transfer_id(order.id))
@@ -422,10 +417,32 @@ async fn move_money_together(tx: &mut Transaction<'static, Any>, escrow: &str, o
             .bind(escrow_running)
             .bind(wallet_of(order.buyer_id))
             .bind(-order.total_cents)
-            .bind(wallet_after[&order.id]);
+            .bind(wallet_after);
     }
     query.execute(&mut **tx).await?;
     Ok(())
+}
+
+/// Debits each order's total from its buyer's wallet (one order per buyer), each
+/// row guarded by `balance >= amount`, in one statement: a batch waits on one
+/// round trip, not one per buyer. The balances after, by account. `Err` if any
+/// wallet fell short since it was read (each payment is then charged alone).
+/// PostgreSQL locks the rows as its scan meets them; should that order cross
+/// another transaction's, it reports a deadlock, this batch fails, and its
+/// payments are charged alone.
+async fn debit_wallets(tx: &mut Transaction<'static, Any>, orders: &[&Order]) -> ShopResult<HashMap<String, i64>> {
+    let amount_of = (0..orders.len()).map(|i| format!("WHEN ${} THEN CAST(${} AS BIGINT)", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(" ");
+    let ids = (0..orders.len()).map(|i| format!("${}", 2 * i + 1)).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "UPDATE ledger_accounts SET balance_cents = balance_cents - CASE id {amount_of} END \
+         WHERE id IN ({ids}) AND balance_cents >= CASE id {amount_of} END RETURNING id, balance_cents"
+    );
+    let query = orders.iter().fold(sqlx::query(&sql), |q, o| q.bind(wallet_of(o.buyer_id)).bind(o.total_cents));
+    let rows = query.fetch_all(&mut **tx).await?;
+    if rows.len() != orders.len() {
+        return Err(anyhow::anyhow!("a wallet was drained during a batched payment").into());
+    }
+    rows.iter().map(|row| Ok((row.try_get("id")?, row.try_get("balance_cents")?))).collect()
 }
 
 /// Moves every payment record still `charged` to `paid`, in one statement.
