@@ -72,6 +72,12 @@ pub struct DatabaseConfig {
     pub max_replica_lag_ms: u64,
 }
 
+/// `$first, $first+1, …`: the placeholders of an `IN (…)` list or a row of
+/// values, `n` of them, in the one dialect both backends read.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 pub fn default_max_replica_lag_ms() -> u64 {
     5_000
 }

@@ -393,7 +393,7 @@ enum Copy {
 const IN_LIST_MAX: usize = 500;
 
 fn placeholders(n: usize) -> String {
-    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    crate::db::placeholders(1, n)
 }
 
 fn bind_ids<'q>(sql: &'q str, ids: &[OrderId]) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {

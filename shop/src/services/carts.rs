@@ -224,7 +224,7 @@ impl Carts {
             return Ok(());
         }
         let key = owner.key();
-        let list = (2..products.len() + 2).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let list = crate::db::placeholders(2, products.len());
         // A read first: an order bought without the cart (a "buy now", an API
         // client) then takes no write lock on `main` at all.
         let sql = format!("SELECT 1 FROM cart_lines WHERE owner = $1 AND product_id IN ({list}) LIMIT 1");

@@ -211,7 +211,7 @@ impl Catalog {
         }
         let sql = format!(
             "SELECT pc.product_id, c.slug FROM product_categories pc JOIN categories c ON c.id = pc.category_id WHERE pc.product_id IN ({}) ORDER BY c.slug",
-            (1..=products.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+            crate::db::placeholders(1, products.len())
         );
         let ids: Vec<i64> = products.iter().map(|p| p.id.get()).collect();
         let rows: Vec<(i64, String)> = self
@@ -231,7 +231,7 @@ impl Catalog {
 
     /// Fills in each product's images, in order, with their derived sizes where made.
     async fn attach_images(&self, products: &mut [Product], ids: &[i64]) -> ShopResult<()> {
-        let list = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let list = crate::db::placeholders(1, ids.len());
         let sql = format!(
             "SELECT i.product_id, i.image_key, i.alt, i.width, i.height, c.variant_key AS card_key, g.variant_key AS page_key \
              FROM product_images i {VARIANT_JOINS} \
@@ -326,7 +326,7 @@ impl Catalog {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let placeholders = crate::db::placeholders(1, ids.len());
         let sql = format!("{PRODUCT_SELECT} WHERE p.id IN ({placeholders})");
         let mut query = sqlx::query(&sql);
         for id in ids {

@@ -21,7 +21,7 @@
 //! all the payments that finished at once.
 
 use crate::clock::now_ms;
-use crate::db::Db;
+use crate::db::{Db, placeholders};
 use crate::domain::{Money, TakeState, UserId};
 use crate::error::{ShopError, ShopResult};
 use crate::faults::crash_point;
@@ -453,9 +453,4 @@ async fn close_together(main: &Db, ids: &[&OrderId]) -> ShopResult<Vec<ShopResul
     ids.iter().fold(query, |q, id| q.bind(id.get())).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(ids.iter().map(|_| Ok(())).collect())
-}
-
-/// `$first, …` for `n` values.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }

@@ -142,7 +142,7 @@ async fn consume_tokens_in(tx: &mut Transaction<'static, Any>, items: &[&NewOrde
 
 async fn unconsume_tokens_in<'a>(tx: &mut Transaction<'static, Any>, items: impl Iterator<Item = &'a NewOrder>) -> ShopResult<()> {
     let ids: Vec<i64> = items.map(|item| item.summary.order.id.get()).collect();
-    let list = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    let list = crate::db::placeholders(1, ids.len());
     let sql = format!("UPDATE checkout_tokens SET consumed_at_ms = NULL WHERE order_id IN ({list})");
     ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(*id)).execute(&mut **tx).await?;
     Ok(())

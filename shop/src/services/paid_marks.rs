@@ -71,7 +71,7 @@ impl ShardPayments {
 
 /// The conditional UPDATE for all: (version, seller, buyer) of each order it moved.
 async fn move_to_paid(tx: &mut Transaction<'static, Any>, orders: &[&Order], now: i64) -> ShopResult<HashMap<i64, (i64, i64, i64)>> {
-    let list = (3..orders.len() + 3).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    let list = crate::db::placeholders(3, orders.len());
     let sql = format!(
         "UPDATE orders SET status = $1, hold_expires_at_ms = NULL, updated_at_ms = $2, version = version + 1 \
          WHERE status = 'pending_payment' AND id IN ({list}) RETURNING id, version, seller_id, buyer_id"
@@ -93,7 +93,7 @@ async fn free_slots(tx: &mut Transaction<'static, Any>, buyers: impl Iterator<It
         by_count.entry(count).or_default().push(buyer);
     }
     for (count, buyers) in by_count {
-        let list = (2..buyers.len() + 2).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let list = crate::db::placeholders(2, buyers.len());
         let sql = format!("UPDATE buyer_unpaid SET unpaid = CASE WHEN unpaid > $1 THEN unpaid - $1 ELSE 0 END WHERE buyer_id IN ({list}) AND unpaid > 0");
         buyers.iter().fold(sqlx::query(&sql).bind(count), |q, b| q.bind(*b)).execute(&mut **tx).await?;
     }

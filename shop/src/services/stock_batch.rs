@@ -214,7 +214,7 @@ async fn delete_takes(tx: &mut sqlx::Transaction<'static, sqlx::Any>, product_id
     if orders.is_empty() {
         return Ok(());
     }
-    let list = (2..orders.len() + 2).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    let list = crate::db::placeholders(2, orders.len());
     let sql = format!("DELETE FROM stock_takes WHERE product_id = $1 AND order_id IN ({list})");
     let query = orders.iter().fold(sqlx::query(&sql).bind(product_id), |q, order| q.bind(*order));
     query.execute(&mut **tx).await?;
