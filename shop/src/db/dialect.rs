@@ -30,6 +30,18 @@ impl Backend {
     }
 }
 
+/// The statement that locks the rows of `table` whose `key` is in the list of
+/// `n` parameters, in key order, if the backend needs one. A multi-row UPDATE on
+/// PostgreSQL locks rows in whatever order its scan meets them, so two batches
+/// over the same rows could each hold one the other wants; locking them first,
+/// sorted, gives every batch one order. SQLite has one writer: nothing to order.
+pub fn lock_in_key_order(backend: Backend, table: &str, key: &str, n: usize) -> Option<String> {
+    match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(format!("SELECT {key} FROM {table} WHERE {key} IN ({}) ORDER BY {key} FOR UPDATE", super::placeholders(1, n))),
+    }
+}
+
 /// The statement that opens a write transaction, if it differs from plain `BEGIN`.
 pub fn write_transaction_begin(backend: Backend) -> Option<&'static str> {
     match backend {

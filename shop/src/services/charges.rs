@@ -21,7 +21,7 @@
 //! all the payments that finished at once.
 
 use crate::clock::now_ms;
-use crate::db::{Db, placeholders};
+use crate::db::{Backend, Db, dialect, placeholders};
 use crate::domain::{Money, TakeState, UserId};
 use crate::error::{ShopError, ShopResult};
 use crate::faults::crash_point;
@@ -203,7 +203,7 @@ async fn charge_together(main: &Db, seller: UserId, orders: &[&Order]) -> ShopRe
     }
     if !paying.is_empty() {
         // A wallet drained since the read: `Err`, and each payment is charged alone.
-        move_money_together(&mut tx, &escrow, &paying).await?;
+        move_money_together(&mut tx, main.backend(), &escrow, &paying).await?;
     }
 
     for i in odd {
@@ -380,7 +380,7 @@ async fn insert_sold_takes(tx: &mut Transaction<'static, Any>, orders: &[&Order]
 /// Buyer → escrow for every order, as [`transfer_in`] does for one: the transfer
 /// rows, one credit of escrow by the sum, the wallets debited each with its
 /// guard, and both legs' journal entries in one statement.
-async fn move_money_together(tx: &mut Transaction<'static, Any>, escrow: &str, orders: &[&Order]) -> ShopResult<()> {
+async fn move_money_together(tx: &mut Transaction<'static, Any>, backend: Backend, escrow: &str, orders: &[&Order]) -> ShopResult<()> {
     let now = now_ms();
     let values = (0..orders.len()).map(|i| format!("(${}, $1, ${}, ${}, $2)", 3 * i + 3, 3 * i + 4, 3 * i + 5)).collect::<Vec<_>>().join(", ");
     let sql = format!("INSERT INTO ledger_transfers (id, kind, amount_cents, order_id, created_at_ms) VALUES {values} ON CONFLICT (id) DO NOTHING RETURNING id");
@@ -398,7 +398,7 @@ async fn move_money_together(tx: &mut Transaction<'static, Any>, escrow: &str, o
         .bind(escrow)
         .fetch_one(&mut **tx)
         .await?;
-    let wallet_after = debit_wallets(tx, orders).await?;
+    let wallet_after = debit_wallets(tx, backend, orders).await?;
     let wallet_after: Vec<i64> = orders
         .iter()
         .map(|o| wallet_after.get(&wallet_of(o.buyer_id)).copied().ok_or_else(|| anyhow::anyhow!("wallet of order {} was not debited", o.id)))
@@ -425,12 +425,18 @@ async fn move_money_together(tx: &mut Transaction<'static, Any>, escrow: &str, o
 
 /// Debits each order's total from its buyer's wallet (one order per buyer), each
 /// row guarded by `balance >= amount`, in one statement: a batch waits on one
-/// round trip, not one per buyer. The balances after, by account. `Err` if any
-/// wallet fell short since it was read (each payment is then charged alone).
-/// PostgreSQL locks the rows as its scan meets them; should that order cross
-/// another transaction's, it reports a deadlock, this batch fails, and its
-/// payments are charged alone.
-async fn debit_wallets(tx: &mut Transaction<'static, Any>, orders: &[&Order]) -> ShopResult<HashMap<String, i64>> {
+/// round trip, not one per buyer. The wallets are locked in account order first,
+/// so two batches of different sellers with buyers in common cannot deadlock.
+/// The balances after, by account. `Err` if any wallet fell short since it was
+/// read (each payment is then charged alone).
+async fn debit_wallets(tx: &mut Transaction<'static, Any>, backend: Backend, orders: &[&Order]) -> ShopResult<HashMap<String, i64>> {
+    if orders.len() > 1
+        && let Some(lock) = dialect::lock_in_key_order(backend, "ledger_accounts", "id", orders.len())
+    {
+        let mut wallets: Vec<String> = orders.iter().map(|o| wallet_of(o.buyer_id)).collect();
+        wallets.sort();
+        wallets.iter().fold(sqlx::query(&lock), |q, w| q.bind(w)).fetch_all(&mut **tx).await?;
+    }
     let amount_of = (0..orders.len()).map(|i| format!("WHEN ${} THEN CAST(${} AS BIGINT)", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(" ");
     let ids = (0..orders.len()).map(|i| format!("${}", 2 * i + 1)).collect::<Vec<_>>().join(", ");
     let sql = format!(

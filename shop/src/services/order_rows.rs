@@ -165,6 +165,10 @@ pub(crate) async fn take_unpaid_slots_in(tx: &mut Transaction<'static, Any>, buy
     if max < 1 || buyers.is_empty() {
         return Ok(Vec::new());
     }
+    // Rows in buyer order, which PostgreSQL locks them in: the order every batch
+    // that changes several buyers' slots keeps (see `paid_marks`), so two cannot deadlock.
+    let mut buyers = buyers.to_vec();
+    buyers.sort();
     let values = (0..buyers.len()).map(|i| format!("(${}, 1)", i + 2)).collect::<Vec<_>>().join(", ");
     let sql = format!(
         "INSERT INTO buyer_unpaid (buyer_id, unpaid) VALUES {values} \

@@ -9,6 +9,7 @@
 //! moved, and its caller learns the status it is in now.
 
 use crate::clock::{now_ms, rfc3339};
+use crate::db::{Backend, dialect};
 use crate::domain::UserId;
 use crate::error::ShopResult;
 use crate::orders::{Order, OrderStatus, SellerOrder};
@@ -50,7 +51,7 @@ impl ShardPayments {
         let db = self.shards.all().get(shard).ok_or_else(|| anyhow::anyhow!("no shard {shard}"))?;
         let mut tx = db.begin_write().await?;
         let moved = move_to_paid(&mut tx, orders, now).await?;
-        free_slots(&mut tx, moved.values().map(|(_, _, buyer)| *buyer)).await?;
+        free_slots(&mut tx, db.backend(), moved.values().map(|(_, _, buyer)| *buyer)).await?;
         // The summaries are built from the orders in hand: an unpaid order has no
         // waybill, and its lines and address never change (the version comes from the UPDATE).
         let mut written = HashMap::new();
@@ -82,11 +83,18 @@ async fn move_to_paid(tx: &mut Transaction<'static, Any>, orders: &[&Order], now
 }
 
 /// Gives back one unpaid slot per order moved, never below zero: one statement
-/// per number of orders a buyer had moved (almost always one statement).
-async fn free_slots(tx: &mut Transaction<'static, Any>, buyers: impl Iterator<Item = i64>) -> ShopResult<()> {
+/// per number of orders a buyer had moved (almost always one statement). The
+/// buyers' rows are locked in buyer order first, as a batch of new orders takes
+/// them (`order_rows::take_unpaid_slots_in`), so the two never deadlock.
+async fn free_slots(tx: &mut Transaction<'static, Any>, backend: Backend, buyers: impl Iterator<Item = i64>) -> ShopResult<()> {
     let mut per_buyer: BTreeMap<i64, i64> = BTreeMap::new();
     for buyer in buyers {
         *per_buyer.entry(buyer).or_default() += 1;
+    }
+    if per_buyer.len() > 1
+        && let Some(lock) = dialect::lock_in_key_order(backend, "buyer_unpaid", "buyer_id", per_buyer.len())
+    {
+        per_buyer.keys().fold(sqlx::query(&lock), |q, b| q.bind(*b)).fetch_all(&mut **tx).await?;
     }
     let mut by_count: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     for (buyer, count) in per_buyer {
