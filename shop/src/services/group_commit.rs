@@ -111,13 +111,19 @@ impl<B: Batched> GroupCommit<B> {
     async fn drain(self, key: B::Key) {
         // Should this task die, the queue goes with it (its callers are answered
         // with an error) rather than waiting for a drain that never comes.
-        let _ended = EndOfDrain { commit: self.clone(), key: key.clone() };
+        let mut ended = EndOfDrain { commit: self.clone(), key: key.clone(), armed: true };
         loop {
             let batch: Vec<Waiting<B>> = {
                 let mut queues = self.lock();
-                let Some(queue) = queues.get_mut(&key) else { return };
+                let Some(queue) = queues.get_mut(&key) else {
+                    ended.armed = false;
+                    return;
+                };
                 if queue.is_empty() {
                     queues.remove(&key);
+                    // Disarmed under the lock: once it is released, a new submit may
+                    // open a fresh queue at this key, which is not this task's to end.
+                    ended.armed = false;
                     return;
                 }
                 let n = queue.len().min(B::MAX_BATCH);
@@ -154,13 +160,64 @@ impl<B: Batched> GroupCommit<B> {
     }
 }
 
+/// Ends the queue of a drain task that stopped early (a panic, a runtime shutting
+/// down). A task that emptied its queue disarms it first.
 struct EndOfDrain<B: Batched> {
     commit: GroupCommit<B>,
     key: B::Key,
+    armed: bool,
 }
 
 impl<B: Batched> Drop for EndOfDrain<B> {
     fn drop(&mut self) {
-        self.commit.lock().remove(&self.key);
+        if self.armed {
+            self.commit.lock().remove(&self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Batched, GroupCommit};
+    use crate::error::ShopResult;
+
+    /// Answers every item with itself, and yields once so batches overlap submits.
+    struct Echo;
+
+    impl Batched for Echo {
+        type Key = u8;
+        type Item = u32;
+        type Output = u32;
+        const MAX_BATCH: usize = 4;
+        const METRIC: &'static str = "test_echo_batch";
+
+        async fn together(&self, _key: &u8, items: &[&u32]) -> ShopResult<Vec<ShopResult<u32>>> {
+            tokio::task::yield_now().await;
+            Ok(items.iter().map(|i| Ok(**i)).collect())
+        }
+
+        async fn alone(&self, _key: &u8, item: &u32) -> ShopResult<u32> {
+            Ok(*item)
+        }
+    }
+
+    /// A drain task that empties its queue must not end the fresh queue a submit
+    /// opens at the same key the moment after: every submit gets its own answer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn every_submit_is_answered_while_queues_open_and_close_under_it() {
+        let commit = GroupCommit::new(Echo);
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..8u32 {
+            let commit = commit.clone();
+            tasks.spawn(async move {
+                for i in 0..2_000u32 {
+                    let item = t * 10_000 + i;
+                    assert_eq!(commit.submit((i % 2) as u8, item).await.expect("answered"), item);
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
     }
 }
