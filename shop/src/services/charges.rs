@@ -299,7 +299,7 @@ async fn settle_stock_together(tx: &mut Transaction<'static, Any>, orders: &[&Or
             continue;
         }
         // Not enough for all: lock the row, grant what exists in arrival order.
-        let available: i64 = sqlx::query_scalar("UPDATE stock SET available = available WHERE product_id = $1 RETURNING available").bind(product).fetch_one(&mut **tx).await?;
+        let available = stock_batch::lock_available(tx, product).await?;
         let (granted, short) = stock_batch::split_in_arrival_order(&wanted, available);
         if !move_stock(tx, product, granted, confirm).await? {
             return Err(anyhow::anyhow!("stock of product {product} moved under its lock").into());

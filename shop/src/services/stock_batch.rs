@@ -161,11 +161,7 @@ async fn decrement_together(tx: &mut sqlx::Transaction<'static, sqlx::Any>, prod
         return Ok(HashSet::new());
     }
     // Not enough for all: lock the row, grant what exists in arrival order.
-    let available: i64 = sqlx::query("UPDATE stock SET available = available WHERE product_id = $1 RETURNING available")
-        .bind(product_id)
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get("available")?;
+    let available = lock_available(tx, product_id).await?;
     let (granted, refused) = split_in_arrival_order(&wanted, available);
     if granted > 0 && sqlx::query(decrement).bind(granted).bind(product_id).execute(&mut **tx).await?.rows_affected() != 1 {
         return Err(anyhow::anyhow!("stock of product {product_id} moved under its lock").into());
@@ -179,6 +175,12 @@ fn decrement_for(state: TakeState) -> &'static str {
         TakeState::Sold => "UPDATE stock SET available = available - $1, sold = sold + $1 WHERE product_id = $2 AND available >= $1",
         _ => "UPDATE stock SET available = available - $1, reserved = reserved + $1 WHERE product_id = $2 AND available >= $1",
     }
+}
+
+/// Locks the product's stock row and reads what is available under the lock: the
+/// number a batch that did not fit splits in arrival order.
+pub(crate) async fn lock_available(tx: &mut sqlx::Transaction<'static, sqlx::Any>, product_id: i64) -> ShopResult<i64> {
+    Ok(sqlx::query_scalar("UPDATE stock SET available = available WHERE product_id = $1 RETURNING available").bind(product_id).fetch_one(&mut **tx).await?)
 }
 
 /// Grants takes in arrival order while units remain (a take that does not fit is
