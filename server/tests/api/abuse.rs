@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 crate::on_both_backends!(
     a_line_is_capped_at_99_units_at_every_door,
     a_changed_price_refuses_the_order_with_the_new_total_and_writes_nothing,
+    a_price_edit_is_seen_at_once_while_reads_of_the_product_are_shared,
     a_worker_pass_survives_a_bad_row_and_finishes_the_good_ones,
     signing_in_in_a_loop_keeps_twenty_sessions_and_the_cleanup_trims_spent_rows,
     a_full_hashing_queue_turns_sign_ins_away_with_503_never_500,
@@ -166,6 +167,47 @@ async fn a_changed_price_refuses_the_order_with_the_new_total_and_writes_nothing
     body["expected_total_cents"] = json!(1800);
     let placed = app.post("/api/v1/orders", Some(&buyer), &body).await;
     assert_eq!((placed.status.as_u16(), placed.body["total_cents"].as_i64()), (201, Some(1800)), "{}", placed.text);
+}
+
+/// Pricing reads of one product share a statement when they meet (issue 14), yet
+/// none may answer with a price older than its request: while checkouts of the
+/// product keep the reads batched, each edit is seen by the checkout and the
+/// placing that follow it.
+async fn a_price_edit_is_seen_at_once_while_reads_of_the_product_are_shared(app: TestApp) {
+    let (seller, _) = app.signed_in("fresh-price-seller@example.com", "seller").await;
+    let id = product(&app, &seller, 1000, "reserve").await;
+    let (crowd, _) = app.signed_in("fresh-price-crowd@example.com", "buyer").await;
+    let (buyer, _) = app.signed_in("fresh-price-buyer@example.com", "buyer").await;
+    let (batches_before, _) = app.shop.catalog.shared_pricing_batches();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let crowd_checkouts = join_all((0..16).map(|_| async {
+        let mut opened = 0;
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            open_checkout(&app, &crowd, id, 1).await;
+            opened += 1;
+        }
+        opened
+    }));
+    let edits = async {
+        for round in 1..=6i64 {
+            let price = 500 + round;
+            let edited = app.patch(&format!("/api/v1/seller/products/{id}"), Some(&seller), &json!({"expected_version": round, "price_cents": price})).await;
+            assert_eq!(edited.status, 200, "{}", edited.text);
+            let checkout = open_checkout(&app, &buyer, id, 2).await;
+            assert_eq!(checkout["total_cents"], 2 * price, "round {round}: a checkout after the edit priced it as before");
+            let mut body = place_body(&checkout);
+            body["expected_total_cents"] = json!(2 * price);
+            let placed = app.post("/api/v1/orders", Some(&buyer), &body).await;
+            assert_eq!((placed.status.as_u16(), placed.body["total_cents"].as_i64()), (201, Some(2 * price)), "round {round}: {}", placed.text);
+            let order = placed.body["id"].as_str().unwrap();
+            assert_eq!(app.post(&format!("/api/v1/orders/{order}/cancel"), Some(&buyer), &json!({})).await.status, 200);
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    let (opened, ()) = futures::join!(crowd_checkouts, edits);
+    let (batches_after, _) = app.shop.catalog.shared_pricing_batches();
+    assert!(batches_after > batches_before, "the crowd's {} checkouts never shared a pricing read", opened.iter().sum::<i32>());
+    assert_eq!(stock(&app, id).await, json!({"available": 1000, "reserved": 0, "sold": 0}), "every cancelled order gave its units back");
 }
 
 async fn a_shipped_order_never_confirmed_completes_and_pays_the_seller(app: TestApp) {

@@ -9,6 +9,7 @@ use crate::domain::{FieldError, Money, ProductId, Quantity, UserId};
 use crate::error::{ShopError, ShopResult};
 use crate::orders::{Checkout, LineRequest};
 use crate::secrets::CartToken;
+use crate::services::group_commit::{Batched, GroupCommit};
 use crate::services::{Catalog, Checkouts};
 use sqlx::{Any, Row, Transaction};
 
@@ -54,13 +55,15 @@ pub struct Carts {
     checkouts: Checkouts,
     /// Guest carts unused this long are deleted.
     guest_ttl_ms: i64,
+    removals: GroupCommit<OrderedRemovals>,
 }
 
 impl Carts {
     pub const DEFAULT_GUEST_TTL_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 
     pub fn new(db: Db, catalog: Catalog, checkouts: Checkouts, guest_ttl_ms: i64) -> Self {
-        Self { db, catalog, checkouts, guest_ttl_ms }
+        let removals = GroupCommit::new(OrderedRemovals { db: db.clone() });
+        Self { db, catalog, checkouts, guest_ttl_ms, removals }
     }
 
     /// Whose cart a request is about: the signed-in user's, else the guest cart it
@@ -223,18 +226,10 @@ impl Carts {
         if products.is_empty() {
             return Ok(());
         }
-        let key = owner.key();
-        let list = crate::db::placeholders(2, products.len());
-        // A read first: an order bought without the cart (a "buy now", an API
-        // client) then takes no write lock on `main` at all.
-        let sql = format!("SELECT 1 FROM cart_lines WHERE owner = $1 AND product_id IN ({list}) LIMIT 1");
-        let held: Option<i64> = products.iter().fold(sqlx::query_scalar(&sql).bind(&key), |q, p| q.bind(p.get())).fetch_optional(self.db.pool()).await?;
-        if held.is_none() {
-            return Ok(());
-        }
-        let sql = format!("DELETE FROM cart_lines WHERE owner = $1 AND product_id IN ({list})");
-        products.iter().fold(sqlx::query(&sql).bind(&key), |q, p| q.bind(p.get())).execute(self.db.pool()).await?;
-        Ok(())
+        // The write, if any, runs in the batch's task: this request's read fence
+        // must cover it.
+        self.db.note_primary_write();
+        self.removals.submit((), Removal { owner: owner.key(), products: products.iter().map(|p| p.get()).collect() }).await
     }
 
     /// Merges a guest's lines (from the browser) and server-side guest cart into
@@ -359,4 +354,75 @@ fn line_from_row(row: &sqlx::any::AnyRow) -> ShopResult<CartLine> {
         added_at_ms: row.try_get("added_at_ms")?,
         price_seen_cents: row.try_get("price_seen_cents")?,
     })
+}
+
+/// Lines to take out of one cart: what an order just bought.
+#[derive(Debug)]
+struct Removal {
+    owner: String,
+    products: Vec<i64>,
+}
+
+/// The carts that placed orders of the moment are cleared together (issue 14:
+/// every purchase of a flash sale looks at its buyer's cart). A read comes first,
+/// so orders bought without the cart (a "buy now", an API client) take no write
+/// lock on `main` at all.
+#[derive(Debug)]
+struct OrderedRemovals {
+    db: Db,
+}
+
+impl Batched for OrderedRemovals {
+    /// One queue: carts are not spread over places.
+    type Key = ();
+    type Item = Removal;
+    type Output = ();
+    const MAX_BATCH: usize = 128;
+    const METRIC: &'static str = "ninefold_cart_batch_removals";
+
+    async fn together(&self, _key: &(), removals: &[&Removal]) -> ShopResult<Vec<ShopResult<()>>> {
+        self.remove(removals).await?;
+        Ok(removals.iter().map(|_| Ok(())).collect())
+    }
+
+    async fn alone(&self, _key: &(), removal: &Removal) -> ShopResult<()> {
+        self.remove(&[removal]).await
+    }
+}
+
+impl OrderedRemovals {
+    async fn remove(&self, removals: &[&Removal]) -> ShopResult<()> {
+        let mut owners: Vec<&str> = removals.iter().map(|r| r.owner.as_str()).collect();
+        let mut products: Vec<i64> = removals.iter().flat_map(|r| r.products.iter().copied()).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        products.sort_unstable();
+        products.dedup();
+        let sql = format!(
+            "SELECT owner, product_id FROM cart_lines WHERE owner IN ({}) AND product_id IN ({})",
+            crate::db::placeholders(1, owners.len()),
+            crate::db::placeholders(1 + owners.len(), products.len())
+        );
+        let query = owners.iter().fold(sqlx::query_as::<_, (String, i64)>(&sql), |q, owner| q.bind(*owner));
+        let lines = products.iter().fold(query, |q, p| q.bind(*p)).fetch_all(self.db.pool()).await?;
+        let held: Vec<&&Removal> = removals.iter().filter(|r| lines.iter().any(|(owner, product)| *owner == r.owner && r.products.contains(product))).collect();
+        if held.is_empty() {
+            return Ok(());
+        }
+        let mut next = 1;
+        let conditions: Vec<String> = held
+            .iter()
+            .map(|r| {
+                let condition = format!("(owner = ${next} AND product_id IN ({}))", crate::db::placeholders(next + 1, r.products.len()));
+                next += 1 + r.products.len();
+                condition
+            })
+            .collect();
+        let sql = format!("DELETE FROM cart_lines WHERE {}", conditions.join(" OR "));
+        let query = held.iter().fold(sqlx::query(&sql), |q, r| r.products.iter().fold(q.bind(r.owner.as_str()), |q, p| q.bind(*p)));
+        let mut tx = self.db.begin_write().await?;
+        query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }

@@ -8,6 +8,7 @@ use crate::db::{Db, Read};
 use crate::domain::{Description, FieldError, InventoryMode, Money, ProductId, Quantity, Role, StockLevel, Title, UserId};
 use crate::error::{ShopError, ShopResult};
 use crate::services::accounts::next_counter;
+use crate::services::group_commit::{Batched, GroupCommit};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -37,6 +38,7 @@ pub struct ProductEdit {
 #[derive(Clone, Debug)]
 pub struct Catalog {
     db: Db,
+    pricing_reads: GroupCommit<PricingReads>,
 }
 
 const PRODUCT_SELECT: &str = "SELECT p.id, p.seller_id, u.name AS seller_name, p.title, p.description, p.price_cents, \
@@ -135,7 +137,8 @@ fn product_select(score: &str) -> String {
 
 impl Catalog {
     pub fn new(db: Db) -> Self {
-        Self { db }
+        let pricing_reads = GroupCommit::new(PricingReads { db: db.clone() });
+        Self { db, pricing_reads }
     }
 
     /// Newest first, keyset-paginated so a page costs the same however deep it is.
@@ -252,21 +255,19 @@ impl Catalog {
         Ok(())
     }
 
-    /// The product as it is now on the primary, with only its main picture, in one
-    /// statement: what pricing an order needs (the snapshot names the main picture),
-    /// read twice in every purchase.
+    /// The product as it is now on the primary, with only its main picture: what
+    /// pricing an order needs (the snapshot names the main picture), read at checkout
+    /// and again at placing. Concurrent reads of one product share one statement
+    /// that starts after all of them asked, so each answer is as fresh as a read of
+    /// its own (issue 14: a flash sale read the hot product twice per purchase).
     pub async fn get_for_pricing(&self, id: ProductId) -> ShopResult<Product> {
-        let sql = format!(
-            "SELECT p.id, p.seller_id, u.name AS seller_name, p.title, p.description, p.price_cents, p.inventory_mode, p.version, \
-             s.available, s.reserved, s.sold, i.image_key, i.alt, i.width, i.height, c.variant_key AS card_key, g.variant_key AS page_key \
-             FROM products p JOIN stock s ON s.product_id = p.id JOIN users u ON u.id = p.seller_id \
-             LEFT JOIN product_images i ON i.product_id = p.id AND i.position = (SELECT MIN(position) FROM product_images WHERE product_id = p.id) \
-             {VARIANT_JOINS} WHERE p.id = $1"
-        );
-        let row = sqlx::query(&sql).bind(id.get()).fetch_optional(self.db.pool()).await?.ok_or(ShopError::NotFound("product"))?;
-        let mut product = product_from_row(&row)?;
-        product.images.extend(image_from_row(&row)?);
-        Ok(product)
+        self.pricing_reads.submit(id, ()).await
+    }
+
+    /// Pricing reads answered by a statement shared with others, so far: batches
+    /// and the reads in them (for tests and the benchmark).
+    pub fn shared_pricing_batches(&self) -> (u64, u64) {
+        self.pricing_reads.shared_batches()
     }
 
     /// Puts the product in exactly these categories, in the caller's transaction.
@@ -496,4 +497,48 @@ fn product_from_row(row: &AnyRow) -> ShopResult<Product> {
     // The schema's CHECKs guarantee this; assert again where the data is read back.
     debug_assert!(product.stock.available >= 0 && product.stock.reserved >= 0 && product.stock.sold >= 0);
     Ok(product)
+}
+
+/// Pricing reads of one product, one statement for all who wait.
+#[derive(Debug)]
+struct PricingReads {
+    db: Db,
+}
+
+impl PricingReads {
+    /// One statement: the product, its stock, its seller's name and its main picture.
+    async fn read(&self, id: ProductId) -> ShopResult<Product> {
+        let sql = format!(
+            "SELECT p.id, p.seller_id, u.name AS seller_name, p.title, p.description, p.price_cents, p.inventory_mode, p.version, \
+             s.available, s.reserved, s.sold, i.image_key, i.alt, i.width, i.height, c.variant_key AS card_key, g.variant_key AS page_key \
+             FROM products p JOIN stock s ON s.product_id = p.id JOIN users u ON u.id = p.seller_id \
+             LEFT JOIN product_images i ON i.product_id = p.id AND i.position = (SELECT MIN(position) FROM product_images WHERE product_id = p.id) \
+             {VARIANT_JOINS} WHERE p.id = $1"
+        );
+        let row = sqlx::query(&sql).bind(id.get()).fetch_optional(self.db.pool()).await?.ok_or(ShopError::NotFound("product"))?;
+        let mut product = product_from_row(&row)?;
+        product.images.extend(image_from_row(&row)?);
+        Ok(product)
+    }
+}
+
+impl Batched for PricingReads {
+    type Key = ProductId;
+    type Item = ();
+    type Output = Product;
+    /// A read carries no parameters per item, so the batch has no statement to outgrow.
+    const MAX_BATCH: usize = 4096;
+    const METRIC: &'static str = "ninefold_pricing_batch_reads";
+
+    async fn together(&self, id: &ProductId, items: &[&()]) -> ShopResult<Vec<ShopResult<Product>>> {
+        Ok(match self.read(*id).await {
+            Ok(product) => items.iter().map(|_| Ok(product.clone())).collect(),
+            Err(ShopError::NotFound(what)) => items.iter().map(|_| Err(ShopError::NotFound(what))).collect(),
+            Err(other) => return Err(other),
+        })
+    }
+
+    async fn alone(&self, id: &ProductId, _item: &()) -> ShopResult<Product> {
+        self.read(*id).await
+    }
 }

@@ -45,6 +45,7 @@ pub struct Checkouts {
     /// How long a checkout page's token stays usable.
     ttl_ms: i64,
     tokens: GroupCommit<ShardTokens>,
+    token_reads: GroupCommit<TokenReads>,
 }
 
 impl Checkouts {
@@ -52,7 +53,8 @@ impl Checkouts {
 
     pub fn new(shards: Shards, catalog: Catalog, ids: Arc<OrderIdAllocator>) -> Self {
         let tokens = GroupCommit::new(ShardTokens { shards: shards.clone() });
-        Self { shards, catalog, ids, ttl_ms: Self::TTL_MS, tokens }
+        let token_reads = GroupCommit::new(TokenReads { shards: shards.clone() });
+        Self { shards, catalog, ids, ttl_ms: Self::TTL_MS, tokens, token_reads }
     }
 
     /// Opens a checkout: allocates the order id and a one-time token bound to the
@@ -112,24 +114,11 @@ impl Checkouts {
     /// With them, how many unpaid orders the buyer holds (the buyer's counter is on
     /// the same shard, so one statement answers both).
     pub(crate) async fn valid_lines(&self, buyer: &User, order_id: OrderId, token: &CheckoutToken) -> ShopResult<(Vec<LineRequest>, i64)> {
-        let row = sqlx::query(
-            "SELECT t.token, t.buyer_id, t.lines, t.expires_at_ms, t.consumed_at_ms, u.unpaid \
-             FROM checkout_tokens t LEFT JOIN buyer_unpaid u ON u.buyer_id = t.buyer_id WHERE t.order_id = $1",
-        )
-            .bind(order_id.get())
-            .fetch_optional(self.shards.of_order(order_id).pool())
-            .await?
-            .ok_or(ShopError::InvalidCheckoutToken)?;
-        let stored: String = row.try_get("token")?;
-        let owner: i64 = row.try_get("buyer_id")?;
-        let expires_at_ms: i64 = row.try_get("expires_at_ms")?;
-        let consumed: Option<i64> = row.try_get("consumed_at_ms")?;
-        if stored != token.expose() || owner != buyer.id.get() || expires_at_ms <= now_ms() || consumed.is_some() {
+        let stored = self.token_reads.submit(self.shards.index_of_order(order_id), order_id).await?.ok_or(ShopError::InvalidCheckoutToken)?;
+        if stored.token != token.expose() || stored.buyer_id != buyer.id.get() || stored.expires_at_ms <= now_ms() || stored.consumed_at_ms.is_some() {
             return Err(ShopError::InvalidCheckoutToken);
         }
-        let lines: String = row.try_get("lines")?;
-        let unpaid: Option<i64> = row.try_get("unpaid")?;
-        Ok((serde_json::from_str(&lines).map_err(anyhow::Error::from)?, unpaid.unwrap_or(0)))
+        Ok((serde_json::from_str(&stored.lines).map_err(anyhow::Error::from)?, stored.unpaid))
     }
 
     /// The products of the lines, as they are now; all of one seller.
@@ -217,6 +206,69 @@ impl ShardTokens {
         query.execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// A checkout's token as placing reads it, with its buyer's unpaid count (the
+/// counter is on the same shard, so one statement answers both).
+#[derive(Debug, Clone)]
+struct StoredToken {
+    token: String,
+    buyer_id: i64,
+    /// The normalised lines, as JSON.
+    lines: String,
+    expires_at_ms: i64,
+    consumed_at_ms: Option<i64>,
+    unpaid: i64,
+}
+
+/// The token reads of one shard's placings, one statement for all who wait
+/// (issue 14: every purchase of a flash sale reads its token).
+#[derive(Debug)]
+struct TokenReads {
+    shards: Shards,
+}
+
+impl Batched for TokenReads {
+    /// The shard's position in [`Shards::all`].
+    type Key = usize;
+    type Item = OrderId;
+    type Output = Option<StoredToken>;
+    const MAX_BATCH: usize = 256;
+    const METRIC: &'static str = "ninefold_token_batch_reads";
+
+    async fn together(&self, shard: &usize, ids: &[&OrderId]) -> ShopResult<Vec<ShopResult<Option<StoredToken>>>> {
+        let found = self.read(*shard, ids).await?;
+        Ok(ids.iter().map(|id| Ok(found.iter().find(|(order_id, _)| order_id == *id).map(|(_, stored)| stored.clone()))).collect())
+    }
+
+    async fn alone(&self, shard: &usize, id: &OrderId) -> ShopResult<Option<StoredToken>> {
+        Ok(self.read(*shard, &[id]).await?.pop().map(|(_, stored)| stored))
+    }
+}
+
+impl TokenReads {
+    async fn read(&self, shard: usize, ids: &[&OrderId]) -> ShopResult<Vec<(OrderId, StoredToken)>> {
+        let sql = format!(
+            "SELECT t.order_id, t.token, t.buyer_id, t.lines, t.expires_at_ms, t.consumed_at_ms, u.unpaid \
+             FROM checkout_tokens t LEFT JOIN buyer_unpaid u ON u.buyer_id = t.buyer_id WHERE t.order_id IN ({})",
+            crate::db::placeholders(1, ids.len())
+        );
+        let rows = ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(id.get())).fetch_all(self.shards.all()[shard].pool()).await?;
+        rows.iter()
+            .map(|row| {
+                let order_id = OrderId::from_stored(row.try_get("order_id")?);
+                let stored = StoredToken {
+                    token: row.try_get("token")?,
+                    buyer_id: row.try_get("buyer_id")?,
+                    lines: row.try_get("lines")?,
+                    expires_at_ms: row.try_get("expires_at_ms")?,
+                    consumed_at_ms: row.try_get("consumed_at_ms")?,
+                    unpaid: row.try_get::<Option<i64>, _>("unpaid")?.unwrap_or(0),
+                };
+                Ok((order_id, stored))
+            })
+            .collect()
     }
 }
 

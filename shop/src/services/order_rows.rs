@@ -39,32 +39,41 @@ pub(crate) async fn record_summaries_in(tx: &mut Transaction<'static, Any>, summ
 /// the shard transaction that has just written the order (so the outbox gets
 /// exactly what that transaction commits).
 pub(crate) async fn read_seller_order(conn: &mut AnyConnection, id: OrderId) -> ShopResult<Option<SellerOrder>> {
-    let Some(row) = sqlx::query(
-        "SELECT o.id, o.buyer_id, o.seller_id, o.status, o.total_cents, o.shipping_address, o.hold_expires_at_ms, o.created_at_ms, \
-         o.updated_at_ms, o.version, s.carrier, s.tracking_number, s.version AS shipping_version, s.updated_at_ms AS shipping_updated_at_ms \
-         FROM orders o LEFT JOIN shipping_records s ON s.order_id = o.id WHERE o.id = $1",
-    )
-    .bind(id.get())
-    .fetch_optional(&mut *conn)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let lines = sqlx::query(
-        "SELECT product_id, seller_id, quantity, unit_price_cents, snapshot_digest FROM order_lines WHERE order_id = $1 ORDER BY line_no",
-    )
-    .bind(id.get())
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(Some(SellerOrder {
-        order: order_from_rows(&row, &lines)?,
-        seller_id: UserId::from_stored(row.try_get("seller_id")?),
-        version: row.try_get("version")?,
-        updated_at: rfc3339(row.try_get("updated_at_ms")?),
-    }))
+    Ok(read_seller_orders(conn, &[id]).await?.pop())
 }
 
-fn order_from_rows(row: &AnyRow, lines: &[AnyRow]) -> ShopResult<Order> {
+/// As [`read_seller_order`], for many orders in two statements: those found, in no
+/// particular order.
+pub(crate) async fn read_seller_orders(conn: &mut AnyConnection, ids: &[OrderId]) -> ShopResult<Vec<SellerOrder>> {
+    let list = crate::db::placeholders(1, ids.len());
+    let sql = format!(
+        "SELECT o.id, o.buyer_id, o.seller_id, o.status, o.total_cents, o.shipping_address, o.hold_expires_at_ms, o.created_at_ms, \
+         o.updated_at_ms, o.version, s.carrier, s.tracking_number, s.version AS shipping_version, s.updated_at_ms AS shipping_updated_at_ms \
+         FROM orders o LEFT JOIN shipping_records s ON s.order_id = o.id WHERE o.id IN ({list})"
+    );
+    let rows = ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(id.get())).fetch_all(&mut *conn).await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT order_id, product_id, seller_id, quantity, unit_price_cents, snapshot_digest FROM order_lines WHERE order_id IN ({list}) ORDER BY order_id, line_no"
+    );
+    let lines = ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(id.get())).fetch_all(&mut *conn).await?;
+    rows.iter()
+        .map(|row| {
+            let id: i64 = row.try_get("id")?;
+            let own: Vec<&AnyRow> = lines.iter().filter(|l| l.try_get::<i64, _>("order_id").ok() == Some(id)).collect();
+            Ok(SellerOrder {
+                order: order_from_rows(row, &own)?,
+                seller_id: UserId::from_stored(row.try_get("seller_id")?),
+                version: row.try_get("version")?,
+                updated_at: rfc3339(row.try_get("updated_at_ms")?),
+            })
+        })
+        .collect()
+}
+
+fn order_from_rows(row: &AnyRow, lines: &[&AnyRow]) -> ShopResult<Order> {
     let status: String = row.try_get("status")?;
     let address: String = row.try_get("shipping_address")?;
     let hold: Option<i64> = row.try_get("hold_expires_at_ms")?;

@@ -31,6 +31,7 @@ use crate::services::shards::Shards;
 use crate::services::snapshots::{self, SnapshotJob};
 use crate::services::stock;
 use crate::services::order_inserts::{NewOrder, OrderInserts};
+use crate::services::group_commit::{Batched, GroupCommit};
 use crate::services::paid_marks::PaidMarks;
 use crate::services::stock_batch::{StockBatcher, Take};
 
@@ -76,6 +77,7 @@ pub struct Orders {
     batcher: StockBatcher,
     inserts: OrderInserts,
     paid_marks: PaidMarks,
+    order_reads: GroupCommit<OrderReads>,
 }
 
 impl Orders {
@@ -83,7 +85,8 @@ impl Orders {
         let batcher = StockBatcher::new(main.clone());
         let inserts = OrderInserts::new(shards.clone(), limits.max_unpaid);
         let paid_marks = PaidMarks::new(shards.clone());
-        Self { main, shards, checkouts, carts, limits, archive, batcher, inserts, paid_marks }
+        let order_reads = GroupCommit::new(OrderReads { shards: shards.clone() });
+        Self { main, shards, checkouts, carts, limits, archive, batcher, inserts, paid_marks, order_reads }
     }
 
     /// Places the order a checkout opened. Submitting again — a double click, a
@@ -363,14 +366,18 @@ impl Orders {
     /// shard's replica and the archive's replay separately, and an order moving
     /// between them must not look missing.
     pub(crate) async fn load_versioned_for(&self, id: OrderId, purpose: Read) -> ShopResult<Option<SellerOrder>> {
-        let hot = self
-            .shards
-            .of_order(id)
-            .read(purpose, |pool| async move {
-                let mut conn = pool.acquire().await?;
-                read_seller_order(&mut conn, id).await
-            })
-            .await?;
+        let hot = match purpose {
+            Read::Deciding => self.order_reads.submit(self.shards.index_of_order(id), id).await?,
+            Read::Display => {
+                self.shards
+                    .of_order(id)
+                    .display_read(|pool| async move {
+                        let mut conn = pool.acquire().await?;
+                        read_seller_order(&mut conn, id).await
+                    })
+                    .await?
+            }
+        };
         if hot.is_some() {
             return Ok(hot);
         }
@@ -422,4 +429,31 @@ fn replay(order: Order, buyer: &User) -> ShopResult<Placed> {
         return Err(ShopError::InvalidCheckoutToken);
     }
     Ok(Placed { order, replayed: true })
+}
+
+/// Deciding reads of one shard's orders, one pair of statements for all who wait
+/// (issue 14: every payment reads its order first).
+#[derive(Debug)]
+struct OrderReads {
+    shards: Shards,
+}
+
+impl Batched for OrderReads {
+    /// The shard's position in [`Shards::all`].
+    type Key = usize;
+    type Item = OrderId;
+    type Output = Option<SellerOrder>;
+    const MAX_BATCH: usize = 256;
+    const METRIC: &'static str = "ninefold_order_batch_reads";
+
+    async fn together(&self, shard: &usize, ids: &[&OrderId]) -> ShopResult<Vec<ShopResult<Option<SellerOrder>>>> {
+        let ids: Vec<OrderId> = ids.iter().map(|id| **id).collect();
+        let mut conn = self.shards.all()[*shard].pool().acquire().await?;
+        let found = order_rows::read_seller_orders(&mut conn, &ids).await?;
+        Ok(ids.iter().map(|id| Ok(found.iter().find(|o| o.order.id == *id).cloned())).collect())
+    }
+
+    async fn alone(&self, shard: &usize, id: &OrderId) -> ShopResult<Option<SellerOrder>> {
+        read_seller_order(&mut *self.shards.all()[*shard].pool().acquire().await?, *id).await
+    }
 }
