@@ -9,6 +9,7 @@
 //! The price is that `Any` only carries basic types (integers, text, floats), which
 //! is why timestamps are stored as integers.
 
+pub(crate) mod batch_thread;
 pub mod dialect;
 pub mod fence;
 mod migrate;
@@ -38,6 +39,10 @@ pub struct Db {
     /// handler), which made a flash sale's latency a matter of luck (issue 14).
     /// Waiting for this pool's connection is a queue instead.
     writer: Option<AnyPool>,
+    /// PostgreSQL only: the connections of batches, opened (lazily) by the batch
+    /// thread so that their replies are driven there ([`batch_thread`]); up to half
+    /// as many as the request pool.
+    batch: Option<AnyPool>,
     backend: Backend,
     /// For logs and metrics: `main`, `shard_0`, `archive`.
     name: Arc<str>,
@@ -168,8 +173,8 @@ impl Databases {
     pub async fn close(&self) {
         for db in self.all() {
             db.pool.close().await;
-            if let Some(writer) = &db.writer {
-                writer.close().await;
+            for extra in db.writer.iter().chain(&db.batch) {
+                extra.close().await;
             }
         }
     }
@@ -259,7 +264,16 @@ impl Db {
             ),
             Backend::Postgres => None,
         };
-        Ok(Self { pool, writer, backend, name: name.into(), uses: Arc::new(AtomicU64::new(0)), replicas: None })
+        let batch = match backend {
+            Backend::Postgres => {
+                let size = config.max_connections.unwrap_or(backend.default_max_connections()).div_ceil(2).max(2);
+                Some(Self::pool_options(backend, Some(size), timeouts).min_connections(0).connect_lazy(&config.url)?)
+            }
+            // A SQLite reply comes from the connection's own thread, straight to the
+            // waiting task: nothing to gain from other connections.
+            Backend::Sqlite => None,
+        };
+        Ok(Self { pool, writer, batch, backend, name: name.into(), uses: Arc::new(AtomicU64::new(0)), replicas: None })
     }
 
     /// The primary's pool, for writes and deciding reads. Counted in [`Db::uses`].
@@ -268,7 +282,15 @@ impl Db {
         if self.replicas.is_some() {
             fence::touched(&self.name);
         }
-        &self.pool
+        self.primary()
+    }
+
+    /// The primary's pool for the caller: the batch pool on the batch thread.
+    fn primary(&self) -> &AnyPool {
+        match &self.batch {
+            Some(batch) if batch_thread::is_current() => batch,
+            _ => &self.pool,
+        }
     }
 
     /// Runs a display read: on a replica that answers, keeps up, and has replayed
@@ -339,7 +361,7 @@ impl Db {
         if self.replicas.is_some() {
             fence::touched(&self.name);
         }
-        let pool = self.writer.as_ref().unwrap_or(&self.pool);
+        let pool = self.writer.as_ref().unwrap_or_else(|| self.primary());
         match dialect::write_transaction_begin(self.backend) {
             Some(statement) => pool.begin_with(statement).await,
             None => pool.begin().await,

@@ -103,8 +103,9 @@ impl<B: Batched> GroupCommit<B> {
             }
         };
         if lead {
-            // Its own task: a caller who hangs up must not abandon the others.
-            tokio::spawn(self.clone().drain(key));
+            // Its own task, on the batch thread: a caller who hangs up must not
+            // abandon the others, and replies must reach it at once.
+            crate::db::batch_thread::spawn(self.clone().drain(key));
         }
         outcome.await.map_err(|_| anyhow::anyhow!("the batch ended without an answer"))?
     }
