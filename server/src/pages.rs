@@ -10,10 +10,11 @@ use app::error::AppError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use leptos::prelude::provide_context;
-use leptos_axum::{LeptosRoutes, generate_route_list};
+use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
+use std::sync::OnceLock;
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let routes = generate_route_list(App);
+    let routes = route_list().to_vec();
     let context = page_context(state);
     Router::new()
         .leptos_routes_with_context(state, routes, context.clone(), {
@@ -23,6 +24,19 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
         .layer(axum::middleware::map_response(server_function_status))
         .layer(axum::middleware::from_fn_with_state(crate::page_cache::PageCache::new(), crate::page_cache::serve_cached))
+}
+
+/// The app's routes, listed once per process. Listing them runs the app with
+/// resource loading suppressed through a process-wide flag (leptos_server 0.8):
+/// a resource of a page being rendered meanwhile, by another router in the same
+/// process, that is first polled while the flag is up never loads, and its page
+/// hangs until the request times out (leptos-rs/leptos#4773). One server builds
+/// one router before it serves, but the test suites build one per test, in
+/// parallel with other tests' renders: that was the rare 503 after 30 s on
+/// `/search` under a full CI run.
+pub fn route_list() -> &'static [AxumRouteListing] {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App))
 }
 
 /// What pages and server functions may `use_context` for.

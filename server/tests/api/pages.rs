@@ -8,6 +8,7 @@ crate::on_both_backends!(
     anonymous_pages_are_cached_briefly_and_signed_in_pages_never,
     dashboard_pages_answer_sellers_only,
     product_titles_holding_markup_are_rendered_as_text,
+    pages_render_while_routes_are_listed_elsewhere_in_the_process,
 );
 
 /// The dashboard over plain HTTP: its home redirects to the orders list; a buyer
@@ -136,4 +137,33 @@ async fn product_titles_holding_markup_are_rendered_as_text(app: TestApp) {
         let escaped = title.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
         assert!(head.starts_with(&format!("<title>{escaped} · Ninefold</title>")), "{head}");
     }
+}
+
+/// Listing the app's routes runs it with resource loading suppressed through a
+/// process-wide flag; a page rendered meanwhile whose resource first polled then
+/// used to hang until the request timeout (a rare 503 under a full CI run, where
+/// every test builds a router). Routes are listed once per process now: asking
+/// for them again, from another thread, while pages render, stalls none of them.
+async fn pages_render_while_routes_are_listed_elsewhere_in_the_process(app: TestApp) {
+    let (seller, _) = app.signed_in("listing-seller@example.com", "seller").await;
+    app.create_product(&seller, "Listing lamp", 1500, 3).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lister = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::hint::black_box(server::pages::route_list());
+            }
+        }
+    });
+    for n in 0..60 {
+        let reply = app.client.get(app.url(&format!("/search?q=lamp&n={n}"))).timeout(std::time::Duration::from_secs(10)).send().await;
+        let (status, html) = match reply {
+            Ok(reply) => (reply.status().as_u16(), reply.text().await.unwrap_or_default()),
+            Err(error) => (0, format!("no answer in 10 s: {error}")),
+        };
+        assert!(status == 200 && html.contains("Listing lamp"), "render {n}: {status} {}", html.chars().take(500).collect::<String>());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    lister.join().unwrap();
 }

@@ -205,21 +205,13 @@ async fn the_search_and_category_pages_render_on_the_server(app: TestApp) {
     assert_eq!(status, 200);
     assert!(html.contains("Walnut cutting board") && !html.contains("Walnut desk tidy"));
     let (_, html) = page("/search?q=walnut&category=toys").await;
-    assert!(html.contains("data-testid=\"no-results\"") && html.contains("clear-filters"), "no results offers to clear the filters");
+    assert!(html.contains("data-testid=\"no-results\"") && html.contains("clear-filters"), "no results offers to clear the filters: {}", html.chars().take(2000).collect::<String>());
     assert_eq!(page("/c/no-such-shelf").await.0, 404);
-    // A bad sort explains itself. Under a full CI run this render has, rarely, come
-    // back without its content (once as a 503 after the request timeout): not
-    // understood yet (see the closing note of stop 10), so it may take a second try.
-    let mut explained = false;
-    for attempt in 0..3 {
-        let (status, html) = page("/search?sort=cheapest").await;
-        if html.contains("must be newest, price_asc, price_desc or relevance") {
-            explained = true;
-            break;
-        }
-        eprintln!("attempt {attempt}: /search?sort=cheapest answered {status} without the explanation: {}", html.chars().take(2000).collect::<String>());
-    }
-    assert!(explained, "a bad sort explains itself");
+    // A bad sort explains itself. (This render once came back as a 503 after the
+    // request timeout under a full CI run: another test's router was listing its
+    // routes meanwhile; see `server::pages::route_list`.)
+    let (status, html) = page("/search?sort=cheapest").await;
+    assert!(html.contains("must be newest, price_asc, price_desc or relevance"), "a bad sort explains itself: {status} {}", html.chars().take(2000).collect::<String>());
 }
 
 crate::with_settings_on_both_backends!(the_demo_shop_has_categories_orders_and_money, |settings| settings.seed_demo = true, false);
