@@ -171,12 +171,15 @@ async fn charge_together(main: &Db, seller: UserId, orders: &[&Order]) -> ShopRe
 
     let escrow = escrow_of(seller);
     let wallets: Vec<String> = fresh.iter().map(|(_, o)| wallet_of(o.buyer_id)).collect();
-    let mut accounts: Vec<(&str, &str, UserId)> = fresh.iter().zip(&wallets).map(|((_, o), w)| (w.as_str(), "wallet", o.buyer_id)).collect();
-    accounts.push((&escrow, "escrow", seller));
-    ensure_accounts(&mut tx, &accounts).await?;
+    // One read answers both whether the seller's escrow exists and what each
+    // wallet holds. A wallet that does not exist holds nothing (its payment is
+    // refused below), so only the escrow is ever opened here.
+    let balances = if fresh.is_empty() { HashMap::new() } else { balances_of(&mut tx, wallets.iter().map(String::as_str).chain([escrow.as_str()])).await? };
+    if !fresh.is_empty() && !balances.contains_key(&escrow) {
+        ensure_accounts(&mut tx, &[(&escrow, "escrow", seller)]).await?;
+    }
 
     // Refuse, before any stock moves, the payments whose wallet is short now.
-    let balances = balances_of(&mut tx, &wallets).await?;
     let mut paying = Vec::with_capacity(fresh.len());
     let mut refused = Vec::new();
     for ((i, order), wallet) in fresh.into_iter().zip(&wallets) {
@@ -259,12 +262,13 @@ async fn delete_payments(tx: &mut Transaction<'static, Any>, ids: &[OrderId]) ->
     Ok(())
 }
 
-async fn balances_of(tx: &mut Transaction<'static, Any>, accounts: &[String]) -> ShopResult<HashMap<String, i64>> {
+async fn balances_of<'a>(tx: &mut Transaction<'static, Any>, accounts: impl Iterator<Item = &'a str>) -> ShopResult<HashMap<String, i64>> {
+    let accounts: Vec<&str> = accounts.collect();
     if accounts.is_empty() {
         return Ok(HashMap::new());
     }
     let sql = format!("SELECT id, balance_cents FROM ledger_accounts WHERE id IN ({})", placeholders(1, accounts.len()));
-    let rows = accounts.iter().fold(sqlx::query(&sql), |q, a| q.bind(a)).fetch_all(&mut **tx).await?;
+    let rows = accounts.iter().fold(sqlx::query(&sql), |q, a| q.bind(*a)).fetch_all(&mut **tx).await?;
     rows.iter().map(|row| Ok((row.try_get("id")?, row.try_get("balance_cents")?))).collect()
 }
 
@@ -391,17 +395,12 @@ async fn move_money_together(tx: &mut Transaction<'static, Any>, backend: Backen
         return Err(anyhow::anyhow!("a batched payment found its transfer made before").into());
     }
 
-    // "escrow:…" sorts before "wallet:…": the escrow row first, then wallets in id order.
     let sum: i64 = orders.iter().map(|o| o.total_cents).sum();
-    let escrow_after: i64 = sqlx::query_scalar("UPDATE ledger_accounts SET balance_cents = balance_cents + $1 WHERE id = $2 RETURNING balance_cents")
-        .bind(sum)
-        .bind(escrow)
-        .fetch_one(&mut **tx)
-        .await?;
-    let wallet_after = debit_wallets(tx, backend, orders).await?;
+    let after = credit_escrow_and_debit_wallets(tx, backend, escrow, sum, orders).await?;
+    let escrow_after = after.get(escrow).copied().ok_or_else(|| anyhow::anyhow!("escrow {escrow} was not credited"))?;
     let wallet_after: Vec<i64> = orders
         .iter()
-        .map(|o| wallet_after.get(&wallet_of(o.buyer_id)).copied().ok_or_else(|| anyhow::anyhow!("wallet of order {} was not debited", o.id)))
+        .map(|o| after.get(&wallet_of(o.buyer_id)).copied().ok_or_else(|| anyhow::anyhow!("wallet of order {} was not debited", o.id)))
         .collect::<Result<_, _>>()?;
 
     let values = (0..orders.len()).map(|i| format!("(${a}, ${b}, ${c}, ${d}, $1), (${a}, ${e}, ${f}, ${g}, $1)", a = 7 * i + 2, b = 7 * i + 3, c = 7 * i + 4, d = 7 * i + 5, e = 7 * i + 6, f = 7 * i + 7, g = 7 * i + 8)).collect::<Vec<_>>().join(", ");
@@ -423,29 +422,28 @@ async fn move_money_together(tx: &mut Transaction<'static, Any>, backend: Backen
     Ok(())
 }
 
-/// Debits each order's total from its buyer's wallet (one order per buyer), each
-/// row guarded by `balance >= amount`, in one statement: a batch waits on one
-/// round trip, not one per buyer. The wallets are locked in account order first,
-/// so two batches of different sellers with buyers in common cannot deadlock.
-/// The balances after, by account. `Err` if any wallet fell short since it was
-/// read (each payment is then charged alone).
-async fn debit_wallets(tx: &mut Transaction<'static, Any>, backend: Backend, orders: &[&Order]) -> ShopResult<HashMap<String, i64>> {
-    if orders.len() > 1
-        && let Some(lock) = dialect::lock_in_key_order(backend, "ledger_accounts", "id", orders.len())
-    {
-        let mut wallets: Vec<String> = orders.iter().map(|o| wallet_of(o.buyer_id)).collect();
-        wallets.sort();
-        wallets.iter().fold(sqlx::query(&lock), |q, w| q.bind(w)).fetch_all(&mut **tx).await?;
+/// Credits escrow by `sum` and debits each order's total from its buyer's wallet
+/// (one order per buyer), in one statement, each wallet guarded by
+/// `balance >= amount`: a batch waits on one round trip, not one per account. The
+/// accounts are locked in id order first ("escrow:…" sorts before "wallet:…", as
+/// the ledger's lock order wants), so two batches of different sellers with buyers
+/// in common cannot deadlock. The balances after, by account. `Err` if any wallet
+/// fell short since it was read (each payment is then charged alone).
+async fn credit_escrow_and_debit_wallets(tx: &mut Transaction<'static, Any>, backend: Backend, escrow: &str, sum: i64, orders: &[&Order]) -> ShopResult<HashMap<String, i64>> {
+    let mut deltas: Vec<(String, i64)> = orders.iter().map(|o| (wallet_of(o.buyer_id), -o.total_cents)).collect();
+    deltas.push((escrow.to_owned(), sum));
+    deltas.sort();
+    if let Some(lock) = dialect::lock_in_key_order(backend, "ledger_accounts", "id", deltas.len()) {
+        deltas.iter().fold(sqlx::query(&lock), |q, (account, _)| q.bind(account)).fetch_all(&mut **tx).await?;
     }
-    let amount_of = (0..orders.len()).map(|i| format!("WHEN ${} THEN CAST(${} AS BIGINT)", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(" ");
-    let ids = (0..orders.len()).map(|i| format!("${}", 2 * i + 1)).collect::<Vec<_>>().join(", ");
+    let delta_of = (0..deltas.len()).map(|i| format!("WHEN ${} THEN CAST(${} AS BIGINT)", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(" ");
+    let ids = (0..deltas.len()).map(|i| format!("${}", 2 * i + 1)).collect::<Vec<_>>().join(", ");
     let sql = format!(
-        "UPDATE ledger_accounts SET balance_cents = balance_cents - CASE id {amount_of} END \
-         WHERE id IN ({ids}) AND balance_cents >= CASE id {amount_of} END RETURNING id, balance_cents"
+        "UPDATE ledger_accounts SET balance_cents = balance_cents + CASE id {delta_of} END \
+         WHERE id IN ({ids}) AND balance_cents + CASE id {delta_of} END >= 0 RETURNING id, balance_cents"
     );
-    let query = orders.iter().fold(sqlx::query(&sql), |q, o| q.bind(wallet_of(o.buyer_id)).bind(o.total_cents));
-    let rows = query.fetch_all(&mut **tx).await?;
-    if rows.len() != orders.len() {
+    let rows = deltas.iter().fold(sqlx::query(&sql), |q, (account, delta)| q.bind(account).bind(*delta)).fetch_all(&mut **tx).await?;
+    if rows.len() != deltas.len() {
         return Err(anyhow::anyhow!("a wallet was drained during a batched payment").into());
     }
     rows.iter().map(|row| Ok((row.try_get("id")?, row.try_get("balance_cents")?))).collect()
