@@ -173,9 +173,9 @@ async fn main() -> anyhow::Result<()> {
     let invariant = available + reserved + sold == stock;
 
     // The reference: the bare statement, same database, same number of connections,
-    // over the same products.
+    // over the same products, and the same pool settings (no ping while a connection is busy).
     sqlx::any::install_default_drivers();
-    let pool = AnyPoolOptions::new().max_connections(args.buyers as u32).connect(&args.database_url).await?;
+    let pool = shop::db::ping_only_after_idle(AnyPoolOptions::new()).max_connections(args.buyers as u32).connect(&args.database_url).await?;
     for product_id in product_ids.iter() {
         sqlx::query("UPDATE stock SET available = $1, received = received + $1 WHERE product_id = $2").bind(per_product).bind(product_id).execute(&pool).await?;
     }

@@ -103,7 +103,8 @@ async fn main() -> anyhow::Result<()> {
     sqlx::any::install_default_drivers();
     let sqlite = args.database_url.starts_with("sqlite:");
     // As patient as the server's own connections: 200 writers queue on SQLite's lock.
-    let pool = AnyPoolOptions::new()
+    // The same pool settings as the server's (no ping while a connection is busy).
+    let pool = shop::db::ping_only_after_idle(AnyPoolOptions::new())
         .max_connections(args.buyers as u32)
         .after_connect(move |conn, _| {
             Box::pin(async move {

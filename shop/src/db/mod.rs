@@ -23,11 +23,27 @@ use serde::Deserialize;
 use crate::error::{ShopError, ShopResult};
 use replicas::ReplicaSet;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{Any, AnyPool, Transaction};
+use sqlx::{Any, AnyPool, Connection, Transaction};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 use std::time::Duration;
+
+/// How long a pooled connection may sit idle and still be handed out unchecked.
+pub const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// sqlx pings every idle connection before handing it out (`test_before_acquire`),
+/// which is one more round trip per statement or transaction: on a flash sale's hot
+/// path, as many pings as queries. A connection that was in use within the last
+/// second is as good as the query it just ran proved; only one idle longer is pinged
+/// (a server restart or an idle-session timeout shows up there). A connection that
+/// died inside the window fails its query, which the caller sees as the same
+/// `unavailable` error a failed ping would have become.
+pub fn ping_only_after_idle(options: AnyPoolOptions) -> AnyPoolOptions {
+    options.test_before_acquire(false).before_acquire(|conn, meta| {
+        Box::pin(async move { Ok(meta.idle_for < PING_AFTER_IDLE || conn.ping().await.is_ok()) })
+    })
+}
 
 /// A pool for one database role, and which backend it speaks.
 #[derive(Clone, Debug)]
@@ -235,7 +251,7 @@ impl Db {
     }
 
     fn pool_options(backend: Backend, max_connections: Option<u32>, timeouts: DbTimeouts) -> AnyPoolOptions {
-        AnyPoolOptions::new()
+        ping_only_after_idle(AnyPoolOptions::new())
             .max_connections(max_connections.unwrap_or(backend.default_max_connections()))
             .acquire_timeout(Duration::from_millis(timeouts.acquire_ms))
             .after_connect(move |conn, _meta| Box::pin(async move { dialect::prepare_connection(backend, conn, timeouts.statement_ms).await }))
