@@ -18,6 +18,7 @@ crate::on_both_backends!(
     a_changed_number_of_shards_is_refused_and_moves_nothing,
     an_oversell_refused_at_placing_is_counted,
     concurrent_orders_of_mixed_sizes_are_granted_whole_and_exactly,
+    concurrent_orders_over_many_products_share_stock_transactions_and_each_product_grants_exactly,
     orders_placed_at_once_share_shard_transactions_and_each_is_whole,
 );
 
@@ -396,6 +397,79 @@ async fn concurrent_orders_of_mixed_sizes_are_granted_whole_and_exactly(app: Tes
     assert_eq!((takes, units), (placed, granted), "a refused order keeps no take");
     let (batches_after, _) = app.shop.orders.shared_stock_batches();
     assert!(batches_after > batches_before, "300 orders at once shared no stock transaction");
+}
+
+/// Stock takes of different products share transactions too (issue 14): orders for
+/// 60 distinct products placed at once meet in batches, where one queue per
+/// product never would. Then 390 orders of 1 to 3 units over 13 scarce products,
+/// in two inventory modes, placed at once: each product grants exactly its units,
+/// to whole orders, a refused order wanted more than was left and keeps no take.
+async fn concurrent_orders_over_many_products_share_stock_transactions_and_each_product_grants_exactly(app: TestApp) {
+    let app = &app;
+    let mut buyers = Vec::new();
+    for b in 0..30 {
+        buyers.push(app.signed_in(&format!("many{b}@example.com"), "buyer").await.0);
+    }
+
+    // Registering sellers is hashing passwords: one at a time, not a burst the
+    // server sheds.
+    let mut plenty = Vec::new();
+    for k in 0..60 {
+        plenty.push(product(app, 100 + k, "reserve").await);
+    }
+    let opened = join_all(plenty.iter().enumerate().map(|(k, id)| checkout(app, &buyers[k % buyers.len()], *id, 1))).await;
+    let (batches_before, _) = app.shop.orders.shared_stock_batches();
+    let replies = join_all(opened.iter().enumerate().map(|(k, o)| {
+        let (buyer, body) = (&buyers[k % buyers.len()], place_body(o));
+        async move { app.post("/api/v1/orders", Some(buyer), &body).await }
+    }))
+    .await;
+    assert!(replies.iter().all(|r| r.status == 201), "{:?}", replies.iter().find(|r| r.status != 201).map(|r| &r.text));
+    let (batches_after, _) = app.shop.orders.shared_stock_batches();
+    assert!(batches_after > batches_before, "orders for 60 products at once shared no stock transaction");
+    for id in &plenty {
+        let (s, received) = stock(app, *id).await;
+        assert_eq!((s.available, s.reserved, s.sold), (received - 1, 1, 0), "product {id}");
+    }
+
+    let modes = ["reserve", "on_order"];
+    let mut scarce = Vec::new();
+    for k in 0..13 {
+        scarce.push(product(app, 4 + k, modes[k as usize % 2]).await);
+    }
+    let wanted: Vec<(usize, i64)> = (0..390).map(|i| (i % 13, 1 + (i % 3) as i64)).collect();
+    let opened = join_all(wanted.iter().enumerate().map(|(i, (p, quantity))| checkout(app, &buyers[i % buyers.len()], scarce[*p], *quantity))).await;
+    let replies = join_all(opened.iter().enumerate().map(|(i, o)| {
+        let (buyer, body) = (&buyers[i % buyers.len()], place_body(o));
+        async move { app.post("/api/v1/orders", Some(buyer), &body).await }
+    }))
+    .await;
+    let mut granted = vec![(0i64, 0i64); scarce.len()]; // (orders, units) per product
+    let mut refused: Vec<Vec<i64>> = vec![Vec::new(); scarce.len()];
+    for ((p, quantity), reply) in wanted.iter().zip(&replies) {
+        match reply.status.as_u16() {
+            201 => {
+                granted[*p].0 += 1;
+                granted[*p].1 += quantity;
+            }
+            409 if reply.body["code"] == "insufficient_stock" => refused[*p].push(*quantity),
+            _ => panic!("unexpected reply: {}", reply.text),
+        }
+    }
+    for (p, id) in scarce.iter().enumerate() {
+        let (s, received) = stock(app, *id).await;
+        assert_eq!(received, 4 + p as i64);
+        assert_eq!(s.available + s.reserved + s.sold, received, "product {p}");
+        let taken = if p % 2 == 0 { (s.reserved, s.sold) } else { (s.sold, s.reserved) };
+        assert_eq!(taken, (granted[p].1, 0), "product {p}: every granted unit, and no other, belongs to a placed order");
+        assert!(refused[p].iter().all(|q| *q > s.available), "product {p}: an order of {:?} units was refused with {} left", refused[p], s.available);
+        let (takes, units): (i64, i64) = sqlx::query_as("SELECT COUNT(*), CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM stock_takes WHERE product_id = $1")
+            .bind(*id)
+            .fetch_one(app.shop.databases.main.pool())
+            .await
+            .unwrap();
+        assert_eq!((takes, units), granted[p], "product {p}: a refused order keeps no take");
+    }
 }
 
 /// 150 orders of 50 buyers (three each), placed at once: their shard writes share

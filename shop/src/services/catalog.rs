@@ -11,6 +11,7 @@ use crate::services::accounts::next_counter;
 use crate::services::group_commit::{Batched, GroupCommit};
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use std::collections::{BTreeSet, HashMap};
 
 /// A product as a seller submits it, already parsed.
 #[derive(Debug, Clone)]
@@ -261,7 +262,7 @@ impl Catalog {
     /// that starts after all of them asked, so each answer is as fresh as a read of
     /// its own (issue 14: a flash sale read the hot product twice per purchase).
     pub async fn get_for_pricing(&self, id: ProductId) -> ShopResult<Product> {
-        self.pricing_reads.submit(id, ()).await
+        self.pricing_reads.submit((), id).await
     }
 
     /// Pricing reads answered by a statement shared with others, so far: batches
@@ -499,46 +500,57 @@ fn product_from_row(row: &AnyRow) -> ShopResult<Product> {
     Ok(product)
 }
 
-/// Pricing reads of one product, one statement for all who wait.
+/// Pricing reads, one statement for all who wait, whichever products they read.
 #[derive(Debug)]
 struct PricingReads {
     db: Db,
 }
 
 impl PricingReads {
-    /// One statement: the product, its stock, its seller's name and its main picture.
-    async fn read(&self, id: ProductId) -> ShopResult<Product> {
+    /// One statement: each product, its stock, its seller's name and its main
+    /// picture. A product that does not exist is missing from the answer.
+    async fn read(&self, ids: &BTreeSet<i64>) -> ShopResult<HashMap<i64, Product>> {
         let sql = format!(
             "SELECT p.id, p.seller_id, u.name AS seller_name, p.title, p.description, p.price_cents, p.inventory_mode, p.version, \
              s.available, s.reserved, s.sold, i.image_key, i.alt, i.width, i.height, c.variant_key AS card_key, g.variant_key AS page_key \
              FROM products p JOIN stock s ON s.product_id = p.id JOIN users u ON u.id = p.seller_id \
              LEFT JOIN product_images i ON i.product_id = p.id AND i.position = (SELECT MIN(position) FROM product_images WHERE product_id = p.id) \
-             {VARIANT_JOINS} WHERE p.id = $1"
+             {VARIANT_JOINS} WHERE p.id IN ({})",
+            crate::db::placeholders(1, ids.len())
         );
-        let row = sqlx::query(&sql).bind(id.get()).fetch_optional(self.db.pool()).await?.ok_or(ShopError::NotFound("product"))?;
-        let mut product = product_from_row(&row)?;
-        product.images.extend(image_from_row(&row)?);
-        Ok(product)
+        let rows = ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(*id)).fetch_all(self.db.pool()).await?;
+        rows.iter()
+            .map(|row| {
+                let mut product = product_from_row(row)?;
+                product.images.extend(image_from_row(row)?);
+                Ok((product.id.get(), product))
+            })
+            .collect()
+    }
+
+    async fn read_one(&self, id: ProductId) -> ShopResult<Product> {
+        self.read(&BTreeSet::from([id.get()])).await?.remove(&id.get()).ok_or(ShopError::NotFound("product"))
     }
 }
 
 impl Batched for PricingReads {
-    type Key = ProductId;
-    type Item = ();
+    /// One queue for every product: a sale of many products shares reads as a
+    /// hot product does.
+    type Key = ();
+    type Item = ProductId;
     type Output = Product;
-    /// A read carries no parameters per item, so the batch has no statement to outgrow.
-    const MAX_BATCH: usize = 4096;
+    /// Products are bound once each, whoever asks: a batch of one hot product is
+    /// one parameter, and a batch of distinct ones stays well inside either
+    /// backend's limit.
+    const MAX_BATCH: usize = 1024;
     const METRIC: &'static str = "ninefold_pricing_batch_reads";
 
-    async fn together(&self, id: &ProductId, items: &[&()]) -> ShopResult<Vec<ShopResult<Product>>> {
-        Ok(match self.read(*id).await {
-            Ok(product) => items.iter().map(|_| Ok(product.clone())).collect(),
-            Err(ShopError::NotFound(what)) => items.iter().map(|_| Err(ShopError::NotFound(what))).collect(),
-            Err(other) => return Err(other),
-        })
+    async fn together(&self, _key: &(), ids: &[&ProductId]) -> ShopResult<Vec<ShopResult<Product>>> {
+        let products = self.read(&ids.iter().map(|id| id.get()).collect()).await?;
+        Ok(ids.iter().map(|id| products.get(&id.get()).cloned().ok_or(ShopError::NotFound("product"))).collect())
     }
 
-    async fn alone(&self, id: &ProductId, _item: &()) -> ShopResult<Product> {
-        self.read(*id).await
+    async fn alone(&self, _key: &(), id: &ProductId) -> ShopResult<Product> {
+        self.read_one(*id).await
     }
 }

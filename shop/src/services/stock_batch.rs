@@ -1,23 +1,29 @@
-//! Group commit for hot products (issue 14). In a flash sale every purchase takes
+//! Group commit for stock takes (issue 14). In a flash sale every purchase takes
 //! stock from one row, and each take used to be a `main` transaction of its own:
 //! on SQLite they queue for the database lock, on PostgreSQL for the row lock, and
-//! the sale runs at the rate of commits. Here concurrent single-line takes of one
-//! product, within this process, join one transaction: one multi-row insert of
-//! their `stock_takes`, one conditional decrement by their sum. When the sum does
-//! not fit, exactly the units that exist are granted in arrival order and the
-//! rest are refused with `insufficient_stock`.
+//! the sale runs at the rate of commits. Here concurrent single-line takes, within
+//! this process, join one transaction whatever their products: one multi-row
+//! insert of their `stock_takes`, one conditional decrement per product by its
+//! takes' sum, all products in one statement. When a product's sum does not fit,
+//! exactly the units that exist are granted in arrival order and the rest are
+//! refused with `insufficient_stock`. A sale of many products (no hot row) shares
+//! transactions as a hot product does: on SQLite, whose writes take turns, that
+//! is the difference between one commit per purchase and one per batch.
 //!
 //! A product sold `on_payment` takes nothing at placing; its check that the
-//! order fits what is available joins the product's batch all the same, for the
+//! order fits what is available joins a batch all the same, for the
 //! one `main` write (the snapshot job) it shares.
 //!
 //! The conditional statement is still the guard (DESIGN.md, failure mode 4), so
 //! several server processes, and takes outside a batch (multi-line orders,
-//! payments), stay correct beside it. The queueing is [`GroupCommit`]'s.
+//! payments), stay correct beside it. On PostgreSQL a batch of several products
+//! locks their rows in product order first, so two processes' batches cannot
+//! deadlock; a batch of one product (the hot row) pays nothing for that. The
+//! queueing is [`GroupCommit`]'s.
 
 use crate::catalog::Product;
 use crate::clock::now_ms;
-use crate::db::Db;
+use crate::db::{Backend, Db, dialect};
 use crate::domain::{InventoryMode, OrderId, TakeState};
 use crate::error::ShopResult;
 use crate::orders::LineRequest;
@@ -25,7 +31,7 @@ use crate::services::snapshots::{self, SnapshotJob};
 use crate::services::stock::{oversell_refused, take_in};
 use crate::services::group_commit::{Batched, GroupCommit};
 use sqlx::Row;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 
 /// One order's take of one product.
@@ -51,9 +57,10 @@ impl Take {
     }
 }
 
-/// Batches by (product, inventory mode): a mode changed mid-sale splits the queue
-/// rather than mixing two decrements in one statement.
-type Key = (i64, InventoryMode);
+/// Batches by inventory mode, across products: a sale of many products shares
+/// transactions as one hot product does, and a batch never mixes two kinds of
+/// decrement.
+type Key = InventoryMode;
 
 /// Stock takes of one product, committed together on `main`.
 #[derive(Debug)]
@@ -98,7 +105,7 @@ impl StockBatcher {
         // The caller's request wrote `main`: its read fence must cover this commit,
         // though the transaction runs in another task.
         self.main.note_primary_write();
-        self.takes.submit((take.product.id.get(), take.product.inventory_mode), take).await
+        self.takes.submit(take.product.inventory_mode, take).await
     }
 
     /// Batches of more than one take committed so far, and the takes in them.
@@ -117,9 +124,9 @@ pub(crate) async fn take_alone(main: &Db, take: &Take) -> ShopResult<()> {
 }
 
 /// The batch in one transaction; the outcome of each take, in order. All takes
-/// are of one product in one mode. An `Err` means nothing was committed.
+/// are in one mode; they may be of many products. An `Err` means nothing was
+/// committed.
 async fn take_together(main: &Db, takes: &[&Take]) -> ShopResult<Vec<ShopResult<()>>> {
-    let product_id = takes[0].product.id.get();
     let mut tx = main.begin_write().await?;
 
     let mut digests = HashSet::new();
@@ -127,54 +134,91 @@ async fn take_together(main: &Db, takes: &[&Take]) -> ShopResult<Vec<ShopResult<
     snapshots::enqueue_in(&mut tx, &products).await?;
 
     let refused = match takes[0].granted_state() {
-        Some(state) => decrement_together(&mut tx, product_id, takes, state).await?,
-        None => short_for_payment(&mut tx, product_id, takes).await?,
+        Some(state) => decrement_together(&mut tx, main.backend(), takes, state).await?,
+        None => short_for_payment(&mut tx, takes).await?,
     };
     tx.commit().await?;
-    Ok(takes.iter().map(|t| if refused.contains(&t.order_id.get()) { Err(oversell_refused(product_id)) } else { Ok(()) }).collect())
+    Ok(takes.iter().map(|t| if refused.contains(&t.order_id.get()) { Err(oversell_refused(t.product.id.get())) } else { Ok(()) }).collect())
 }
 
 /// A product sold `on_payment` takes its stock when paid: at placing, an order
 /// only has to fit in what is available now (as [`take_in`] checks alone). The
 /// orders that do not.
-async fn short_for_payment(tx: &mut sqlx::Transaction<'static, sqlx::Any>, product_id: i64, takes: &[&Take]) -> ShopResult<HashSet<i64>> {
-    let available: Option<i64> = sqlx::query_scalar("SELECT available FROM stock WHERE product_id = $1").bind(product_id).fetch_optional(&mut **tx).await?;
-    let available = available.unwrap_or(0);
-    Ok(takes.iter().filter(|t| t.line.quantity.get() > available).map(|t| t.order_id.get()).collect())
+async fn short_for_payment(tx: &mut sqlx::Transaction<'static, sqlx::Any>, takes: &[&Take]) -> ShopResult<HashSet<i64>> {
+    let ids: BTreeSet<i64> = takes.iter().map(|t| t.product.id.get()).collect();
+    let sql = format!("SELECT product_id, available FROM stock WHERE product_id IN ({})", crate::db::placeholders(1, ids.len()));
+    let rows = ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(*id)).fetch_all(&mut **tx).await?;
+    let available: HashMap<i64, i64> = rows.iter().map(|row| Ok((row.try_get("product_id")?, row.try_get("available")?))).collect::<ShopResult<_>>()?;
+    Ok(takes.iter().filter(|t| t.line.quantity.get() > available.get(&t.product.id.get()).copied().unwrap_or(0)).map(|t| t.order_id.get()).collect())
 }
 
 /// Takes the stock of every take not taken before with one conditional
-/// decrement by their sum; the orders refused for want of stock.
-async fn decrement_together(tx: &mut sqlx::Transaction<'static, sqlx::Any>, product_id: i64, takes: &[&Take], state: TakeState) -> ShopResult<HashSet<i64>> {
+/// decrement per product by its takes' sum, all in one statement; the orders
+/// refused for want of stock.
+async fn decrement_together(tx: &mut sqlx::Transaction<'static, sqlx::Any>, backend: Backend, takes: &[&Take], state: TakeState) -> ShopResult<HashSet<i64>> {
     // Only takes this statement inserts move stock: an order's take that exists
     // already (a retried submit) is done.
     let inserted = insert_takes(tx, takes, state).await?;
     let mut seen = HashSet::new();
-    let wanted: Vec<(i64, i64)> = takes
-        .iter()
-        .filter(|t| inserted.contains(&t.order_id.get()) && seen.insert(t.order_id.get()))
-        .map(|t| (t.order_id.get(), t.line.quantity.get()))
-        .collect();
-    let decrement = decrement_for(state);
-    let sum: i64 = wanted.iter().map(|(_, q)| q).sum();
-    if sum == 0 || sqlx::query(decrement).bind(sum).bind(product_id).execute(&mut **tx).await?.rows_affected() == 1 {
+    let mut wanted: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new(); // by product: (order, units), in arrival order
+    for take in takes.iter().filter(|t| inserted.contains(&t.order_id.get()) && seen.insert(t.order_id.get())) {
+        wanted.entry(take.product.id.get()).or_default().push((take.order_id.get(), take.line.quantity.get()));
+    }
+    let sums: BTreeMap<i64, i64> = wanted.iter().map(|(product, w)| (*product, w.iter().map(|(_, q)| q).sum())).filter(|(_, sum)| *sum > 0).collect();
+    if sums.is_empty() {
         return Ok(HashSet::new());
     }
-    // Not enough for all: lock the row, grant what exists in arrival order.
-    let available = lock_available(tx, product_id).await?;
-    let (granted, refused) = split_in_arrival_order(&wanted, available);
-    if granted > 0 && sqlx::query(decrement).bind(granted).bind(product_id).execute(&mut **tx).await?.rows_affected() != 1 {
-        return Err(anyhow::anyhow!("stock of product {product_id} moved under its lock").into());
+    if sums.len() > 1
+        && let Some(lock) = dialect::lock_in_key_order(backend, "stock", "product_id", sums.len())
+    {
+        sums.keys().fold(sqlx::query(&lock), |q, id| q.bind(*id)).fetch_all(&mut **tx).await?;
     }
-    delete_takes(tx, product_id, &refused).await?;
-    Ok(refused)
+    let fitted = decrement_each(tx, state, &sums).await?;
+    let short: Vec<i64> = sums.keys().copied().filter(|p| !fitted.contains(p)).collect();
+    if short.is_empty() {
+        return Ok(HashSet::new());
+    }
+    // Not enough for all of some: lock those rows, grant what exists in arrival order.
+    let available = lock_available_of(tx, &short).await?;
+    let mut grants = BTreeMap::new();
+    let mut refused = Vec::new();
+    for product in short {
+        let (granted, orders) = split_in_arrival_order(&wanted[&product], available.get(&product).copied().unwrap_or(0));
+        if granted > 0 {
+            grants.insert(product, granted);
+        }
+        refused.extend(orders.into_iter().map(|order| (order, product)));
+    }
+    if !grants.is_empty() && decrement_each(tx, state, &grants).await?.len() != grants.len() {
+        return Err(anyhow::anyhow!("stock moved under its lock").into());
+    }
+    delete_takes(tx, &refused).await?;
+    Ok(refused.into_iter().map(|(order, _)| order).collect())
 }
 
-fn decrement_for(state: TakeState) -> &'static str {
-    match state {
-        TakeState::Sold => "UPDATE stock SET available = available - $1, sold = sold + $1 WHERE product_id = $2 AND available >= $1",
-        _ => "UPDATE stock SET available = available - $1, reserved = reserved + $1 WHERE product_id = $2 AND available >= $1",
-    }
+/// Moves `units` of each product out of available (into reserved or sold, as
+/// `state` says), in one statement, each product guarded by `available >= units`:
+/// the products that had enough.
+async fn decrement_each(tx: &mut sqlx::Transaction<'static, sqlx::Any>, state: TakeState, units: &BTreeMap<i64, i64>) -> ShopResult<HashSet<i64>> {
+    let to = match state {
+        TakeState::Sold => "sold",
+        _ => "reserved",
+    };
+    let units_of = (0..units.len()).map(|i| format!("WHEN ${} THEN CAST(${} AS BIGINT)", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(" ");
+    let ids = (0..units.len()).map(|i| format!("${}", 2 * i + 1)).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "UPDATE stock SET available = available - CASE product_id {units_of} END, {to} = {to} + CASE product_id {units_of} END \
+         WHERE product_id IN ({ids}) AND available >= CASE product_id {units_of} END RETURNING product_id"
+    );
+    let rows = units.iter().fold(sqlx::query(&sql), |q, (id, n)| q.bind(*id).bind(*n)).fetch_all(&mut **tx).await?;
+    rows.iter().map(|row| Ok(row.try_get::<i64, _>("product_id")?)).collect()
+}
+
+/// Locks the stock rows of `products` and reads what is available under the lock.
+async fn lock_available_of(tx: &mut sqlx::Transaction<'static, sqlx::Any>, products: &[i64]) -> ShopResult<HashMap<i64, i64>> {
+    let sql = format!("UPDATE stock SET available = available WHERE product_id IN ({}) RETURNING product_id, available", crate::db::placeholders(1, products.len()));
+    let rows = products.iter().fold(sqlx::query(&sql), |q, id| q.bind(*id)).fetch_all(&mut **tx).await?;
+    rows.iter().map(|row| Ok((row.try_get("product_id")?, row.try_get("available")?))).collect()
 }
 
 /// Locks the product's stock row and reads what is available under the lock: the
@@ -212,14 +256,14 @@ async fn insert_takes(tx: &mut sqlx::Transaction<'static, sqlx::Any>, takes: &[&
     rows.iter().map(|row| Ok(row.try_get::<i64, _>("order_id")?)).collect()
 }
 
-async fn delete_takes(tx: &mut sqlx::Transaction<'static, sqlx::Any>, product_id: i64, orders: &HashSet<i64>) -> ShopResult<()> {
-    if orders.is_empty() {
+/// Deletes the takes of `(order, product)`, in one statement.
+async fn delete_takes(tx: &mut sqlx::Transaction<'static, sqlx::Any>, takes: &[(i64, i64)]) -> ShopResult<()> {
+    if takes.is_empty() {
         return Ok(());
     }
-    let list = crate::db::placeholders(2, orders.len());
-    let sql = format!("DELETE FROM stock_takes WHERE product_id = $1 AND order_id IN ({list})");
-    let query = orders.iter().fold(sqlx::query(&sql).bind(product_id), |q, order| q.bind(*order));
-    query.execute(&mut **tx).await?;
+    let pairs = (0..takes.len()).map(|i| format!("(order_id = ${} AND product_id = ${})", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(" OR ");
+    let sql = format!("DELETE FROM stock_takes WHERE {pairs}");
+    takes.iter().fold(sqlx::query(&sql), |q, (order, product)| q.bind(*order).bind(*product)).execute(&mut **tx).await?;
     Ok(())
 }
 
