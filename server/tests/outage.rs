@@ -137,16 +137,16 @@ async fn a_stopped_database_gets_fast_503s_recovery_and_a_bounded_shutdown() {
     // A restart between two quiet moments: every pooled connection is dead but idle for
     // longer than shop::db::PING_AFTER_IDLE, so it is pinged, found dead and replaced
     // before use. No request after the restart may see the old connections. (The
-    // throwaway cluster runs with synchronous_commit off, so a halt may forget the last
-    // few commits: `unseen` may not survive the first one; `first` was read back.)
+    // throwaway cluster runs with synchronous_commit off, so an immediate halt may
+    // forget the last commits, even ones read back: these reads need no row of ours.)
     for _ in 0..5 {
         assert_eq!(timed(&client, &url("/api/v1/products")).await.0, 200);
     }
     cluster("halt", &pg_path);
     cluster("resume", &pg_path);
     tokio::time::sleep(shop::db::PING_AFTER_IDLE + Duration::from_millis(300)).await;
-    for path in ["/api/v1/products".to_owned(), format!("/products/{first}"), "/healthz".to_owned()] {
-        let (status, _, body, _) = timed(&client, &url(&path)).await;
+    for path in ["/api/v1/products", "/", "/healthz"] {
+        let (status, _, body, _) = timed(&client, &url(path)).await;
         assert_eq!(status, 200, "{path} after a restart: {body}");
     }
 
