@@ -99,6 +99,17 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
+/// An amount per row for a multi-row UPDATE: `CASE key WHEN $1 THEN CAST($2 AS
+/// BIGINT) … END` over `n` (key, amount) parameter pairs from `$1`, and the list
+/// of their keys for its `WHERE key IN (…)`. Bind each key, then its amount. One
+/// statement changes every row by its own amount, so a batch waits on one round
+/// trip, not one per row.
+pub(crate) fn amount_by_key(key: &str, n: usize) -> (String, String) {
+    let whens = (0..n).map(|i| format!("WHEN ${} THEN CAST(${} AS BIGINT)", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(" ");
+    let keys = (0..n).map(|i| format!("${}", 2 * i + 1)).collect::<Vec<_>>().join(", ");
+    (format!("CASE {key} {whens} END"), keys)
+}
+
 pub fn default_max_replica_lag_ms() -> u64 {
     5_000
 }

@@ -21,7 +21,7 @@
 //! all the payments that finished at once.
 
 use crate::clock::now_ms;
-use crate::db::{Backend, Db, dialect, placeholders};
+use crate::db::{Backend, Db, amount_by_key, dialect, placeholders};
 use crate::domain::{Money, TakeState, UserId};
 use crate::error::{ShopError, ShopResult};
 use crate::faults::crash_point;
@@ -303,7 +303,7 @@ async fn settle_stock_together(tx: &mut Transaction<'static, Any>, orders: &[&Or
             continue;
         }
         // Not enough for all: lock the row, grant what exists in arrival order.
-        let available = stock_batch::lock_available(tx, product).await?;
+        let available = stock_batch::lock_available_of(tx, &[product]).await?.get(&product).copied().unwrap_or(0);
         let (granted, short) = stock_batch::split_in_arrival_order(&wanted, available);
         if !move_stock(tx, product, granted, confirm).await? {
             return Err(anyhow::anyhow!("stock of product {product} moved under its lock").into());
@@ -436,12 +436,8 @@ async fn credit_escrow_and_debit_wallets(tx: &mut Transaction<'static, Any>, bac
     if let Some(lock) = dialect::lock_in_key_order(backend, "ledger_accounts", "id", deltas.len()) {
         deltas.iter().fold(sqlx::query(&lock), |q, (account, _)| q.bind(account)).fetch_all(&mut **tx).await?;
     }
-    let delta_of = (0..deltas.len()).map(|i| format!("WHEN ${} THEN CAST(${} AS BIGINT)", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(" ");
-    let ids = (0..deltas.len()).map(|i| format!("${}", 2 * i + 1)).collect::<Vec<_>>().join(", ");
-    let sql = format!(
-        "UPDATE ledger_accounts SET balance_cents = balance_cents + CASE id {delta_of} END \
-         WHERE id IN ({ids}) AND balance_cents + CASE id {delta_of} END >= 0 RETURNING id, balance_cents"
-    );
+    let (delta_of, ids) = amount_by_key("id", deltas.len());
+    let sql = format!("UPDATE ledger_accounts SET balance_cents = balance_cents + {delta_of} WHERE id IN ({ids}) AND balance_cents + {delta_of} >= 0 RETURNING id, balance_cents");
     let rows = deltas.iter().fold(sqlx::query(&sql), |q, (account, delta)| q.bind(account).bind(*delta)).fetch_all(&mut **tx).await?;
     if rows.len() != deltas.len() {
         return Err(anyhow::anyhow!("a wallet was drained during a batched payment").into());

@@ -204,27 +204,19 @@ async fn decrement_each(tx: &mut sqlx::Transaction<'static, sqlx::Any>, state: T
         TakeState::Sold => "sold",
         _ => "reserved",
     };
-    let units_of = (0..units.len()).map(|i| format!("WHEN ${} THEN CAST(${} AS BIGINT)", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(" ");
-    let ids = (0..units.len()).map(|i| format!("${}", 2 * i + 1)).collect::<Vec<_>>().join(", ");
-    let sql = format!(
-        "UPDATE stock SET available = available - CASE product_id {units_of} END, {to} = {to} + CASE product_id {units_of} END \
-         WHERE product_id IN ({ids}) AND available >= CASE product_id {units_of} END RETURNING product_id"
-    );
+    let (units_of, ids) = crate::db::amount_by_key("product_id", units.len());
+    let sql = format!("UPDATE stock SET available = available - {units_of}, {to} = {to} + {units_of} WHERE product_id IN ({ids}) AND available >= {units_of} RETURNING product_id");
     let rows = units.iter().fold(sqlx::query(&sql), |q, (id, n)| q.bind(*id).bind(*n)).fetch_all(&mut **tx).await?;
     rows.iter().map(|row| Ok(row.try_get::<i64, _>("product_id")?)).collect()
 }
 
-/// Locks the stock rows of `products` and reads what is available under the lock.
-async fn lock_available_of(tx: &mut sqlx::Transaction<'static, sqlx::Any>, products: &[i64]) -> ShopResult<HashMap<i64, i64>> {
+/// Locks the stock rows of `products` and reads what is available under the
+/// lock: the numbers a batch that did not fit splits in arrival order. A product
+/// with no stock row is missing from the answer (it has nothing available).
+pub(crate) async fn lock_available_of(tx: &mut sqlx::Transaction<'static, sqlx::Any>, products: &[i64]) -> ShopResult<HashMap<i64, i64>> {
     let sql = format!("UPDATE stock SET available = available WHERE product_id IN ({}) RETURNING product_id, available", crate::db::placeholders(1, products.len()));
     let rows = products.iter().fold(sqlx::query(&sql), |q, id| q.bind(*id)).fetch_all(&mut **tx).await?;
     rows.iter().map(|row| Ok((row.try_get("product_id")?, row.try_get("available")?))).collect()
-}
-
-/// Locks the product's stock row and reads what is available under the lock: the
-/// number a batch that did not fit splits in arrival order.
-pub(crate) async fn lock_available(tx: &mut sqlx::Transaction<'static, sqlx::Any>, product_id: i64) -> ShopResult<i64> {
-    Ok(sqlx::query_scalar("UPDATE stock SET available = available WHERE product_id = $1 RETURNING available").bind(product_id).fetch_one(&mut **tx).await?)
 }
 
 /// Grants takes in arrival order while units remain (a take that does not fit is
