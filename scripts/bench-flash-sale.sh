@@ -76,14 +76,16 @@ fresh_postgres() {
     psql -q "$pg_url" -c "DROP DATABASE IF EXISTS nf_$db" -c "CREATE DATABASE nf_$db" >/dev/null
   done
 }
+# Fixed-size pools (min = max): the sale opens on a server that was quiet, as a
+# real one does, and should not wait for PostgreSQL to start connections.
 cat >"$work/ninefold.toml" <<TOML
 [wallet]
 top_up = "demo"
 top_up_daily_cap_cents = 1000000000000
 [databases]
-main = { url = "$base/nf_main", max_connections = 32 }
+main = { url = "$base/nf_main", max_connections = 32, min_connections = 32 }
 archive = { url = "$base/nf_archive" }
-shards = [{ url = "$base/nf_shard_0" }, { url = "$base/nf_shard_1" }, { url = "$base/nf_shard_2" }, { url = "$base/nf_shard_3" }]
+shards = [{ url = "$base/nf_shard_0", min_connections = 16 }, { url = "$base/nf_shard_1", min_connections = 16 }, { url = "$base/nf_shard_2", min_connections = 16 }, { url = "$base/nf_shard_3", min_connections = 16 }]
 TOML
 for sale in "${sales[@]}"; do
   for entry in "${servers[@]}"; do

@@ -250,6 +250,9 @@ impl Settings {
             None => DatabaseConfig::sqlite_in(&data_dir, DEFAULT_SQLITE_SHARDS),
         };
         anyhow::ensure!(!databases.shards.is_empty(), "configure at least one order shard");
+        for db in databases.all() {
+            db.check_pool_sizes().map_err(|e| anyhow::anyhow!("[databases] {e}"))?;
+        }
         let mut databases = databases;
         if let Some(ms) = var("NINEFOLD_DB_ACQUIRE_TIMEOUT_MS") {
             databases.timeouts.acquire_ms = ms.parse().with_context(|| format!("NINEFOLD_DB_ACQUIRE_TIMEOUT_MS is not a number of milliseconds: {ms}"))?;
@@ -400,6 +403,22 @@ mod tests {
         // NINEFOLD_NO_DEMO governs seeded data only, not top-ups.
         let settings = Settings::from_lookup(lookup(&[("NINEFOLD_NO_DEMO", "1")])).unwrap();
         assert!(!settings.seed_demo && settings.top_ups.enabled);
+    }
+
+    #[test]
+    fn pool_sizes_that_cannot_be_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ninefold.toml");
+        let with_main = |main: &str| {
+            let toml = format!("[databases]\nmain = {{ url = \"postgres://u:p@db/main\", {main} }}\nshards = [{{ url = \"postgres://u:p@db/s0\" }}]\narchive = {{ url = \"postgres://u:p@db/archive\" }}\n");
+            std::fs::write(&path, toml).unwrap();
+            Settings::from_lookup(lookup(&[("NINEFOLD_CONFIG", &path.to_string_lossy())]))
+        };
+        let fixed = with_main("max_connections = 32, min_connections = 32").unwrap();
+        assert_eq!((fixed.databases.main.min_connections, fixed.databases.main.max_connections), (Some(32), Some(32)));
+        let err = with_main("max_connections = 8, min_connections = 9").unwrap_err().to_string();
+        assert!(err.contains("min_connections (9) is more than max_connections (8)") && !err.contains("u:p@"), "{err}");
+        assert!(with_main("max_connections = 0").unwrap_err().to_string().contains("max_connections must be at least 1"));
     }
 
     #[test]

@@ -21,6 +21,16 @@ pub(crate) fn spawn<F: Future<Output = ()> + Send + 'static>(work: F) {
     handle().spawn(work);
 }
 
+/// Runs `work` on the batch thread and hands back what it made: for what must be
+/// made there, as connections whose replies that thread's I/O driver is to drive.
+pub(crate) async fn run<T: Send + 'static, F: Future<Output = T> + Send + 'static>(work: F) -> T {
+    let (done, made) = tokio::sync::oneshot::channel();
+    spawn(async move {
+        let _ = done.send(work.await);
+    });
+    made.await.expect("the batch thread runs every task it is given")
+}
+
 /// Whether the caller runs on the batch thread.
 pub(crate) fn is_current() -> bool {
     ON_BATCH_THREAD.with(Cell::get)

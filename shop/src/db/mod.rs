@@ -55,8 +55,8 @@ pub struct Db {
     /// handler), which made a flash sale's latency a matter of luck (issue 14).
     /// Waiting for this pool's connection is a queue instead.
     writer: Option<AnyPool>,
-    /// PostgreSQL only: the connections of batches, opened (lazily) by the batch
-    /// thread so that their replies are driven there ([`batch_thread`]); up to half
+    /// PostgreSQL only: the connections of batches, opened on the batch thread
+    /// so that their replies are driven there ([`batch_thread`]); up to half
     /// as many as the request pool.
     batch: Option<AnyPool>,
     backend: Backend,
@@ -141,15 +141,43 @@ pub struct DatabaseUrl {
     /// connections suffice there; PostgreSQL benefits from more.
     #[serde(default)]
     pub max_connections: Option<u32>,
+    /// Connections kept open while idle (default 1). PostgreSQL starts a process
+    /// for each connection, so a burst after a quiet spell (a flash sale opening)
+    /// waits for the pool to grow; at `max_connections` the pool is fixed and the
+    /// burst finds every connection open. The batch pool keeps half as many.
+    #[serde(default)]
+    pub min_connections: Option<u32>,
 }
 
 impl DatabaseUrl {
     pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), replicas: Vec::new(), max_connections: None }
+        Self { url: url.into(), replicas: Vec::new(), max_connections: None, min_connections: None }
+    }
+
+    /// Pool sizes a pool can have: at least one connection, no more kept open than allowed.
+    pub fn check_pool_sizes(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.max_connections != Some(0), "max_connections must be at least 1 ({})", dialect::redact(&self.url));
+        if let (Some(min), Some(max)) = (self.min_connections, self.max_connections) {
+            anyhow::ensure!(min <= max, "min_connections ({min}) is more than max_connections ({max}) ({})", dialect::redact(&self.url));
+        }
+        Ok(())
+    }
+
+    fn max_connections_of(&self, backend: Backend) -> u32 {
+        self.max_connections.unwrap_or(backend.default_max_connections())
+    }
+
+    fn min_connections_of(&self, backend: Backend) -> u32 {
+        self.min_connections.unwrap_or(1).min(self.max_connections_of(backend)).max(1)
     }
 }
 
 impl DatabaseConfig {
+    /// Every role's database, main first.
+    pub fn all(&self) -> impl Iterator<Item = &DatabaseUrl> {
+        std::iter::once(&self.main).chain(&self.shards).chain(std::iter::once(&self.archive))
+    }
+
     /// SQLite files under `data_dir`: `main.db`, `shard_0.db` .. `shard_{n-1}.db`, `archive.db`.
     pub fn sqlite_in(data_dir: &std::path::Path, shard_count: usize) -> Self {
         let file = |name: &str| DatabaseUrl::new(format!("sqlite://{}?mode=rwc", data_dir.join(name).display()));
@@ -277,7 +305,7 @@ impl Db {
             dialect::create_sqlite_parent_dir(&config.url)?;
         }
         let pool = Self::pool_options(backend, config.max_connections, timeouts)
-            .min_connections(1)
+            .min_connections(config.min_connections_of(backend))
             .connect(&config.url)
             .await
             .map_err(|e| anyhow::anyhow!("connecting to the {name} database: {e}"))?;
@@ -293,8 +321,12 @@ impl Db {
         };
         let batch = match backend {
             Backend::Postgres => {
-                let size = config.max_connections.unwrap_or(backend.default_max_connections()).div_ceil(2).max(2);
-                Some(Self::pool_options(backend, Some(size), timeouts).min_connections(0).connect_lazy(&config.url)?)
+                let size = config.max_connections_of(backend).div_ceil(2).max(2);
+                let options = Self::pool_options(backend, Some(size), timeouts).min_connections(config.min_connections_of(backend).div_ceil(2));
+                let url = config.url.clone();
+                // Opened there, and kept at its minimum there by sqlx's upkeep task.
+                let pool = batch_thread::run(async move { options.connect(&url).await }).await;
+                Some(pool.map_err(|e| anyhow::anyhow!("connecting to the {name} database: {e}"))?)
             }
             // A SQLite reply comes from the connection's own thread, straight to the
             // waiting task: nothing to gain from other connections.
