@@ -8,8 +8,10 @@
 # {"backend", "mode", "products", "orders", "orders_per_s", "bare_per_s", "p99_ms", "oversold"}.
 # See bench/src/bin/flash-sale.rs.
 #
-#   scripts/bench-flash-sale.sh            (BUYERS=200 STOCK=1000 MODES="reserve on_order on_payment" to change)
-#   BEFORE=/path/to/older/server scripts/bench-flash-sale.sh
+#   scripts/bench-flash-sale.sh            (BUYERS=200 STOCK=1000 MODES="reserve on_order on_payment"
+#                                           BACKENDS="sqlite postgres" NO_HOT_ROW=1 MAIN_POOL=32
+#                                           SHARD_POOL=16 to change; the pools are PostgreSQL's)
+#   BEFORE=/path/to/older/server [AFTER=/path/to/another] scripts/bench-flash-sale.sh
 #                                          also runs that binary before each sale of this
 #                                          build, on a fresh database, side by side; rows
 #                                          and JSON lines then name the server.
@@ -20,6 +22,10 @@ cd "$(repo_root)"
 buyers=${BUYERS:-200}
 stock=${STOCK:-1000}
 modes=${MODES:-reserve on_order on_payment}
+backends=${BACKENDS:-sqlite postgres}
+no_hot_row=${NO_HOT_ROW:-1}
+main_pool=${MAIN_POOL:-32}
+shard_pool=${SHARD_POOL:-16}
 port=${APP_PORT:-3203}
 target=${CARGO_TARGET_DIR:-target}
 work=$(mktemp -d /tmp/ninefold-flash.XXXXXX)
@@ -53,22 +59,25 @@ run_sale() { # server-label server-binary backend-name main-database-url mode pr
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 }
 
-servers=("after:$target/release/server")
+servers=("after:${AFTER:-$target/release/server}")
 [ -n "${BEFORE:-}" ] && servers=("before:$BEFORE" "${servers[@]}")
 
 # Every sale of every server: backend, mode, products.
 sales=()
 for mode in $modes; do sales+=("$mode:1"); done
-sales+=("reserve:1000")
+[ "$no_hot_row" = 1 ] && sales+=("reserve:1000")
+runs_on() { [[ " $backends " == *" $1 "* ]]; }
 
 printf '\nmachine: %s, %s cores; %s\n\n' "$(uname -m)" "$(nproc)" "$(date -u +%Y-%m-%dT%H:%MZ)"
 for sale in "${sales[@]}"; do
+  runs_on sqlite || break
   for entry in "${servers[@]}"; do
     rm -rf "$work/data"
     run_sale "${entry%%:*}" "${entry#*:}" sqlite "sqlite://$work/data/main.db" "${sale%%:*}" "${sale#*:}" NINEFOLD_DATA_DIR="$work/data"
   done
 done
 
+if ! runs_on postgres; then printf '\n'; cat "$work/results.jsonl"; exit 0; fi
 pg_url=$(scripts/pg-throwaway.sh start "$pg_dir")
 base=${pg_url%/postgres}
 fresh_postgres() {
@@ -83,9 +92,9 @@ cat >"$work/ninefold.toml" <<TOML
 top_up = "demo"
 top_up_daily_cap_cents = 1000000000000
 [databases]
-main = { url = "$base/nf_main", max_connections = 32, min_connections = 32 }
+main = { url = "$base/nf_main", max_connections = $main_pool, min_connections = $main_pool }
 archive = { url = "$base/nf_archive" }
-shards = [{ url = "$base/nf_shard_0", min_connections = 16 }, { url = "$base/nf_shard_1", min_connections = 16 }, { url = "$base/nf_shard_2", min_connections = 16 }, { url = "$base/nf_shard_3", min_connections = 16 }]
+shards = [$(for n in 0 1 2 3; do printf '{ url = "%s/nf_shard_%s", max_connections = %s, min_connections = %s }, ' "$base" "$n" "$shard_pool" "$shard_pool"; done)]
 TOML
 for sale in "${sales[@]}"; do
   for entry in "${servers[@]}"; do

@@ -110,6 +110,22 @@ pub(crate) fn amount_by_key(key: &str, n: usize) -> (String, String) {
     (format!("CASE {key} {whens} END"), keys)
 }
 
+/// The most connections a PostgreSQL batch pool opens, whatever the role's size.
+/// Batches run on one thread, and at once on one database there are about as many
+/// as kinds of batch meet there (four or so in a sale), so more connections only
+/// wait idle — and cost: sqlx hands idle connections out in turn, so each one
+/// prepares every statement of every batch for itself, and each is a PostgreSQL
+/// process competing for the cores. Measured in BENCHMARKS.md (issue 14, ninth pass).
+const MAX_BATCH_CONNECTIONS: u32 = 4;
+
+/// The batch pool of a role whose request pool has `max` and keeps `min` open:
+/// half of each, at least two (one batch may wait on another's commit) and at most
+/// [`MAX_BATCH_CONNECTIONS`].
+fn batch_pool_size(max: u32, min: u32) -> (u32, u32) {
+    let size = max.div_ceil(2).clamp(2, MAX_BATCH_CONNECTIONS);
+    (size, min.div_ceil(2).min(size))
+}
+
 pub fn default_max_replica_lag_ms() -> u64 {
     5_000
 }
@@ -321,8 +337,8 @@ impl Db {
         };
         let batch = match backend {
             Backend::Postgres => {
-                let size = config.max_connections_of(backend).div_ceil(2).max(2);
-                let options = Self::pool_options(backend, Some(size), timeouts).min_connections(config.min_connections_of(backend).div_ceil(2));
+                let (size, min) = batch_pool_size(config.max_connections_of(backend), config.min_connections_of(backend));
+                let options = Self::pool_options(backend, Some(size), timeouts).min_connections(min);
                 let url = config.url.clone();
                 // Opened there, and kept at its minimum there by sqlx's upkeep task.
                 let pool = batch_thread::run(async move { options.connect(&url).await }).await;
@@ -442,5 +458,18 @@ impl Db {
 
     async fn migrate(&self, role: Role) -> anyhow::Result<()> {
         migrate::migrator(role).run(self.pool()).await.map_err(|e| anyhow::anyhow!("migrating the {} database: {e}", self.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_pool_size;
+
+    #[test]
+    fn batch_pools_are_half_the_role_between_two_and_four() {
+        assert_eq!(batch_pool_size(1, 1), (2, 1));
+        assert_eq!(batch_pool_size(6, 6), (3, 3));
+        assert_eq!(batch_pool_size(16, 1), (4, 1));
+        assert_eq!(batch_pool_size(32, 32), (4, 4));
     }
 }
