@@ -69,13 +69,14 @@ for mode in $modes; do sales+=("$mode:1"); done
 runs_on() { [[ " $backends " == *" $1 "* ]]; }
 
 printf '\nmachine: %s, %s cores; %s\n\n' "$(uname -m)" "$(nproc)" "$(date -u +%Y-%m-%dT%H:%MZ)"
-for sale in "${sales[@]}"; do
-  runs_on sqlite || break
-  for entry in "${servers[@]}"; do
-    rm -rf "$work/data"
-    run_sale "${entry%%:*}" "${entry#*:}" sqlite "sqlite://$work/data/main.db" "${sale%%:*}" "${sale#*:}" NINEFOLD_DATA_DIR="$work/data"
+if runs_on sqlite; then
+  for sale in "${sales[@]}"; do
+    for entry in "${servers[@]}"; do
+      rm -rf "$work/data"
+      run_sale "${entry%%:*}" "${entry#*:}" sqlite "sqlite://$work/data/main.db" "${sale%%:*}" "${sale#*:}" NINEFOLD_DATA_DIR="$work/data"
+    done
   done
-done
+fi
 
 if ! runs_on postgres; then printf '\n'; cat "$work/results.jsonl"; exit 0; fi
 pg_url=$(scripts/pg-throwaway.sh start "$pg_dir")
