@@ -18,6 +18,7 @@ crate::on_both_backends!(
     every_seller_endpoint_answers_404_for_another_sellers_order_or_product,
     the_seller_order_list_pages_and_filters_from_the_index,
     an_index_missing_entirely_is_built_from_the_shards_once,
+    concurrent_runners_deliver_a_burst_once_each_in_a_few_statements,
 );
 
 const ORDERS: usize = 2000;
@@ -241,6 +242,50 @@ async fn duplicate_and_out_of_order_deliveries_never_move_the_index_backwards(ap
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM jobs WHERE kind = 'seller_index'").await, 0);
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM jobs WHERE kind = 'snapshot'").await, snapshots);
     assert_eq!(app.shop.seller_index.indexed(id).await.unwrap().unwrap().version, 4, "the index is untouched");
+}
+
+/// A burst of events (one per order, as in a sale) is claimed, applied and marked
+/// done a poll at a time, not three statements per event; four runners polling at
+/// once deliver each event once; an event that does not parse fails alone.
+async fn concurrent_runners_deliver_a_burst_once_each_in_a_few_statements(app: TestApp) {
+    const EVENTS: usize = 150;
+    let (_, _, product) = seller_with_product(&app, "seller", "reserve").await;
+    let (_, buyer) = buyer_with_money(&app, "buyer").await;
+    for _ in 0..EVENTS {
+        place(&app.shop, &buyer, product).await;
+    }
+    app.shop.seller_index.relay(500).await.unwrap();
+    let main = &app.shop.databases.main;
+    sqlx::query("INSERT INTO jobs (key, kind, payload, state, run_at_ms, created_at_ms) VALUES ('seller_index:garbage', 'seller_index', '{not json', 'queued', 0, 0)")
+        .execute(main.pool())
+        .await
+        .unwrap();
+    let queued = scalar(&app, "SELECT COUNT(*) FROM jobs WHERE kind = 'seller_index' AND state = 'queued'").await;
+    assert_eq!(queued, EVENTS as i64 + 1);
+    // The product's snapshot job is due as well.
+    let others = scalar(&app, "SELECT COUNT(*) FROM jobs WHERE kind <> 'seller_index' AND state = 'queued'").await as u64;
+
+    let used_before = main.uses();
+    let now = shop::clock::now_ms();
+    let runs = futures::future::join_all((0..4).map(|_| app.shop.jobs.run_due(now, 500))).await;
+    let used = main.uses() - used_before;
+    let (mut done, mut retried) = (0, 0);
+    for run in runs {
+        let stats = run.unwrap();
+        done += stats.done;
+        retried += stats.retried;
+    }
+    assert_eq!((done, retried), (EVENTS as u64 + others, 1), "each event delivered by exactly one runner; the garbage one failed alone");
+    // Per runner: the poll, and per kind the claim, and for the one that won them
+    // the upsert (the snapshot job writes its own), the mark and the garbage's
+    // failure. One statement per event would be hundreds.
+    assert!(used <= 4 * 8, "{used} statements on main for {EVENTS} events");
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM jobs WHERE kind = 'seller_index' AND state = 'done'").await, EVENTS as i64);
+    let (state, error): (String, Option<String>) =
+        sqlx::query_as("SELECT state, last_error FROM jobs WHERE key = 'seller_index:garbage'").fetch_one(main.pool()).await.unwrap();
+    assert_eq!(state, "queued", "retried after its backoff");
+    assert!(error.is_some_and(|e| !e.is_empty()));
+    assert_index_matches_shards(&app, EVENTS).await;
 }
 
 async fn the_rebuild_reports_and_repairs_every_kind_of_difference(app: TestApp) {

@@ -10,9 +10,9 @@
 //!    under the key `seller_index:<order>:<version>` (a second copy is a no-op),
 //!    and only then deletes them from the shard. A crash between the two sends
 //!    them again: delivery is at least once.
-//! 3. The job handler ([`apply_summary`]) upserts the summary only if its version
-//!    is newer than the one held, so a duplicate or a late, older event changes
-//!    nothing.
+//! 3. The job handler ([`apply_summaries`]) upserts each summary only if its
+//!    version is newer than the one held (a poll's events in one statement), so a
+//!    duplicate or a late, older event changes nothing.
 //!
 //! [`SellerIndex::rebuild`] compares the index with the shards, order by order,
 //! reports every difference and repairs it.
@@ -36,12 +36,23 @@ use std::collections::BTreeMap;
 /// The job kind the relay enqueues.
 pub const JOB_KIND: &str = "seller_index";
 
-/// The job handler: keeps `summary` if it is newer than the copy held. Returns
-/// whether it changed the index.
-async fn apply_summary(main: &Db, summary: &SellerOrder) -> ShopResult<bool> {
-    let applied = upsert(&mut *main.pool().acquire().await?, summary, Overwrite::OnlyNewer).await?;
-    crash_point("seller_index.after_apply");
-    Ok(applied)
+/// The job handler: keeps each summary that is newer than the copy held, in
+/// one statement for the whole batch. Payloads that do not parse fail alone.
+async fn apply_summaries(main: &Db, payloads: &[String]) -> Vec<ShopResult<()>> {
+    let parsed: Vec<ShopResult<SellerOrder>> =
+        payloads.iter().map(|payload| serde_json::from_str(payload).map_err(|e| anyhow::Error::from(e).into())).collect();
+    let summaries: Vec<&SellerOrder> = parsed.iter().filter_map(|summary| summary.as_ref().ok()).collect();
+    let written = async { upsert_all(&mut *main.pool().acquire().await?, &summaries, Overwrite::OnlyNewer).await };
+    match written.await {
+        Ok(()) => {
+            crash_point("seller_index.after_apply");
+            parsed.into_iter().map(|summary| summary.map(drop)).collect()
+        }
+        Err(error) => {
+            let error = error.to_string();
+            parsed.into_iter().map(|summary| summary.and_then(|_| Err(anyhow::anyhow!("applying the batch: {error}").into()))).collect()
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -52,25 +63,64 @@ enum Overwrite {
     NewerOrEqual,
 }
 
+/// Summaries per upsert statement (six parameters each).
+const UPSERT_CHUNK: usize = 100;
+
+/// Writes each order's newest summary among `summaries`, where `overwrite`
+/// allows. Older summaries of an order in the same batch are superseded: one
+/// statement may not change a row twice.
+async fn upsert_all(conn: &mut sqlx::AnyConnection, summaries: &[&SellerOrder], overwrite: Overwrite) -> ShopResult<()> {
+    let mut newest: BTreeMap<i64, &SellerOrder> = BTreeMap::new();
+    for summary in summaries {
+        let entry = newest.entry(summary.order.id.get()).or_insert(summary);
+        if summary.version > entry.version {
+            *entry = summary;
+        }
+    }
+    let newest: Vec<&SellerOrder> = newest.into_values().collect();
+    let now = now_ms();
+    for chunk in newest.chunks(UPSERT_CHUNK) {
+        let sql = upsert_sql(chunk.len(), overwrite);
+        let mut query = sqlx::query(&sql).bind(now);
+        for summary in chunk {
+            query = query
+                .bind(summary.order.id.get())
+                .bind(summary.seller_id.get())
+                .bind(summary.order.status.as_str())
+                .bind(summary.version)
+                .bind(serde_json::to_string(summary).map_err(anyhow::Error::from)?);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Writes one summary where `overwrite` allows; whether it changed the index.
 async fn upsert(conn: &mut sqlx::AnyConnection, summary: &SellerOrder, overwrite: Overwrite) -> ShopResult<bool> {
+    let written = sqlx::query(&upsert_sql(1, overwrite))
+        .bind(now_ms())
+        .bind(summary.order.id.get())
+        .bind(summary.seller_id.get())
+        .bind(summary.order.status.as_str())
+        .bind(summary.version)
+        .bind(serde_json::to_string(summary).map_err(anyhow::Error::from)?)
+        .execute(conn)
+        .await?;
+    Ok(written.rows_affected() == 1)
+}
+
+/// The upsert of `n` summaries: `$1` is the time, then five parameters per row.
+fn upsert_sql(n: usize, overwrite: Overwrite) -> String {
     let guard = match overwrite {
         Overwrite::OnlyNewer => "seller_orders.version < excluded.version",
         Overwrite::NewerOrEqual => "seller_orders.version <= excluded.version",
     };
-    let written = sqlx::query(&format!(
-        "INSERT INTO seller_orders (order_id, seller_id, status, version, summary, indexed_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+    let rows = (0..n).map(|i| format!("(${}, ${}, ${}, ${}, ${}, $1)", 5 * i + 2, 5 * i + 3, 5 * i + 4, 5 * i + 5, 5 * i + 6)).collect::<Vec<_>>().join(", ");
+    format!(
+        "INSERT INTO seller_orders (order_id, seller_id, status, version, summary, indexed_at_ms) VALUES {rows} \
          ON CONFLICT (order_id) DO UPDATE SET seller_id = excluded.seller_id, status = excluded.status, version = excluded.version, \
          summary = excluded.summary, indexed_at_ms = excluded.indexed_at_ms WHERE {guard}"
-    ))
-    .bind(summary.order.id.get())
-    .bind(summary.seller_id.get())
-    .bind(summary.order.status.as_str())
-    .bind(summary.version)
-    .bind(serde_json::to_string(summary).map_err(anyhow::Error::from)?)
-    .bind(now_ms())
-    .execute(conn)
-    .await?;
-    Ok(written.rows_affected() == 1)
+    )
 }
 
 /// Records orders the archive job has just moved: each summary (marked archived,
@@ -78,9 +128,7 @@ async fn upsert(conn: &mut sqlx::AnyConnection, summary: &SellerOrder, overwrite
 /// is newer. A later delivery of the same version changes nothing, so the mark stays.
 pub(crate) async fn record_archived(main: &Db, summaries: &[SellerOrder]) -> ShopResult<()> {
     let mut tx = main.begin_write().await?;
-    for summary in summaries {
-        upsert(&mut tx, summary, Overwrite::NewerOrEqual).await?;
-    }
+    upsert_all(&mut tx, &summaries.iter().collect::<Vec<_>>(), Overwrite::NewerOrEqual).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -148,14 +196,11 @@ impl SellerIndex {
     /// The queue's handler for index events: keep the summary if it is newer.
     pub fn job_kind(&self) -> JobKind {
         let main = self.main.clone();
-        // A seller-index event is one upsert: a short lease, so a crashed worker
+        // A poll's events are one upsert: a short lease, so a crashed worker
         // delays the index by seconds, not a minute.
-        JobKind::new(JOB_KIND, 5_000, move |payload| {
+        JobKind::batched(JOB_KIND, 5_000, move |payloads| {
             let main = main.clone();
-            async move {
-                let summary: SellerOrder = serde_json::from_str(&payload).map_err(anyhow::Error::from)?;
-                apply_summary(&main, &summary).await.map(drop)
-            }
+            async move { apply_summaries(&main, &payloads).await }
         })
     }
 
