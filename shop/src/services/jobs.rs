@@ -178,10 +178,12 @@ impl Jobs {
         Ok(stats)
     }
 
-    /// Takes the lease on those of `keys` still queued and unleased, and returns them.
+    /// Takes the lease on those of `keys` still queued, due and unleased, and
+    /// returns them. "Due" again here: a job another runner has just failed is
+    /// queued and unleased, but not due until its backoff has passed.
     async fn claim(&self, kind: &str, keys: &[String], now: i64) -> ShopResult<Vec<Claimed>> {
         let sql = format!(
-            "UPDATE jobs SET locked_until_ms = $1, attempts = attempts + 1 WHERE state = 'queued' \
+            "UPDATE jobs SET locked_until_ms = $1, attempts = attempts + 1 WHERE state = 'queued' AND run_at_ms <= $2 \
              AND (locked_until_ms IS NULL OR locked_until_ms <= $2) AND key IN ({}) RETURNING key, payload, attempts",
             placeholders(3, keys.len())
         );
