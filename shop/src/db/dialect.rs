@@ -42,6 +42,46 @@ pub fn lock_in_key_order(backend: Backend, table: &str, key: &str, n: usize) -> 
     }
 }
 
+/// The backend a connection talks to.
+pub fn backend_of(conn: &AnyConnection) -> Backend {
+    if conn.backend_name() == "SQLite" { Backend::Sqlite } else { Backend::Postgres }
+}
+
+/// A column of [`json_rows`]: its name and type.
+#[derive(Debug, Clone, Copy)]
+pub enum JsonColumn {
+    Int(&'static str),
+    Text(&'static str),
+}
+
+/// A table `r` of the rows passed in one JSON parameter `$param` (see
+/// [`super::JsonRows`]): an array of rows, each an array of values in `columns`'
+/// order, JSON `null` for SQL `NULL`. Use it as `FROM {json_rows(…)}` or `IN
+/// (SELECT … FROM {json_rows(…)})`.
+///
+/// Why (issue 14): a batched statement written with one placeholder per value has
+/// a different text for every batch length, so each batch was a statement the
+/// connection had never seen: a Parse and Describe round trip, and a fresh parse
+/// and plan in PostgreSQL. A thousand-purchase sale sent a thousand distinct texts.
+/// With the rows in one parameter the text is the same for any length, prepared
+/// once per connection.
+pub fn json_rows(backend: Backend, param: usize, columns: &[JsonColumn]) -> String {
+    let fields = columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| match (backend, column) {
+            (Backend::Postgres, JsonColumn::Int(name)) => format!("CAST(e->>{i} AS BIGINT) AS {name}"),
+            (Backend::Postgres, JsonColumn::Text(name)) => format!("e->>{i} AS {name}"),
+            (Backend::Sqlite, JsonColumn::Int(name) | JsonColumn::Text(name)) => format!("json_extract(value, '$[{i}]') AS {name}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    match backend {
+        Backend::Postgres => format!("(SELECT {fields} FROM json_array_elements(CAST(${param} AS json)) AS e) AS r"),
+        Backend::Sqlite => format!("(SELECT {fields} FROM json_each(${param})) AS r"),
+    }
+}
+
 /// The statement that opens a write transaction, if it differs from plain `BEGIN`.
 pub fn write_transaction_begin(backend: Backend) -> Option<&'static str> {
     match backend {

@@ -93,6 +93,31 @@ pub struct DatabaseConfig {
     pub max_replica_lag_ms: u64,
 }
 
+/// Rows for [`dialect::json_rows`]: built a row at a time, bound as one text
+/// parameter whatever their number.
+#[derive(Debug, Default)]
+pub(crate) struct JsonRows(Vec<serde_json::Value>);
+
+impl JsonRows {
+    pub(crate) fn push(&mut self, row: serde_json::Value) {
+        self.0.push(row);
+    }
+
+    pub(crate) fn from_rows(rows: impl IntoIterator<Item = serde_json::Value>) -> Self {
+        Self(rows.into_iter().collect())
+    }
+
+    /// One value per row: `[[v], [v], …]`.
+    pub(crate) fn of_values<T: Into<serde_json::Value>>(values: impl IntoIterator<Item = T>) -> Self {
+        Self::from_rows(values.into_iter().map(|v| serde_json::Value::Array(vec![v.into()])))
+    }
+
+    /// The parameter's value.
+    pub(crate) fn to_param(&self) -> String {
+        serde_json::to_string(&self.0).unwrap_or_else(|_| "[]".to_owned())
+    }
+}
+
 /// `$first, $first+1, …`: the placeholders of an `IN (…)` list or a row of
 /// values, `n` of them, in the one dialect both backends read.
 pub(crate) fn placeholders(first: usize, n: usize) -> String {

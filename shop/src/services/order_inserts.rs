@@ -17,6 +17,9 @@ use crate::services::group_commit::{Batched, GroupCommit};
 use crate::services::order_rows;
 use crate::services::shards::Shards;
 use crate::clock::now_ms;
+use crate::db::JsonRows;
+use crate::db::dialect::{JsonColumn::{Int, Text}, backend_of, json_rows};
+use serde_json::json;
 use sqlx::{Any, Row, Transaction};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -129,9 +132,13 @@ impl ShardOrders {
 /// consumed theirs, in order. Of two submits of one order in the batch, the first
 /// wins and the second is a replay, as if it came a moment later.
 async fn consume_tokens_in(tx: &mut Transaction<'static, Any>, items: &[&NewOrder]) -> ShopResult<Vec<usize>> {
-    let terms = (0..items.len()).map(|i| format!("(order_id = ${} AND token = ${})", 2 * i + 2, 2 * i + 3)).collect::<Vec<_>>().join(" OR ");
-    let sql = format!("UPDATE checkout_tokens SET consumed_at_ms = $1 WHERE consumed_at_ms IS NULL AND ({terms}) RETURNING order_id, token");
-    let query = items.iter().fold(sqlx::query(&sql).bind(now_ms()), |q, item| q.bind(item.summary.order.id.get()).bind(item.token.expose()));
+    let pairs = JsonRows::from_rows(items.iter().map(|item| json!([item.summary.order.id.get(), item.token.expose()])));
+    let source = json_rows(backend_of(tx), 2, &[Int("order_id"), Text("token")]);
+    let sql = format!(
+        "UPDATE checkout_tokens SET consumed_at_ms = $1 WHERE consumed_at_ms IS NULL \
+         AND (order_id, token) IN (SELECT order_id, token FROM {source}) RETURNING order_id, token"
+    );
+    let query = sqlx::query(&sql).bind(now_ms()).bind(pairs.to_param());
     let mut consumed: HashSet<(i64, String)> = HashSet::new();
     for row in query.fetch_all(&mut **tx).await? {
         consumed.insert((row.try_get("order_id")?, row.try_get("token")?));
@@ -141,37 +148,26 @@ async fn consume_tokens_in(tx: &mut Transaction<'static, Any>, items: &[&NewOrde
 }
 
 async fn unconsume_tokens_in<'a>(tx: &mut Transaction<'static, Any>, items: impl Iterator<Item = &'a NewOrder>) -> ShopResult<()> {
-    let ids: Vec<i64> = items.map(|item| item.summary.order.id.get()).collect();
-    let list = crate::db::placeholders(1, ids.len());
-    let sql = format!("UPDATE checkout_tokens SET consumed_at_ms = NULL WHERE order_id IN ({list})");
-    ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(*id)).execute(&mut **tx).await?;
+    let ids = JsonRows::of_values(items.map(|item| item.summary.order.id.get()));
+    let sql = format!("UPDATE checkout_tokens SET consumed_at_ms = NULL WHERE order_id IN (SELECT id FROM {})", json_rows(backend_of(tx), 1, &[Int("id")]));
+    sqlx::query(&sql).bind(ids.to_param()).execute(&mut **tx).await?;
     Ok(())
 }
 
 async fn insert_orders_in(tx: &mut Transaction<'static, Any>, orders: &[&NewOrder]) -> ShopResult<()> {
-    let values = (0..orders.len())
-        .map(|i| {
-            let p = |k: usize| 7 * i + k;
-            format!("(${}, ${}, ${}, 'pending_payment', ${}, ${}, ${}, ${}, ${})", p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(7))
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!(
-        "INSERT INTO orders (id, buyer_id, seller_id, status, total_cents, shipping_address, hold_expires_at_ms, created_at_ms, updated_at_ms) VALUES {values}"
-    );
-    let mut query = sqlx::query(&sql);
+    let mut rows = JsonRows::default();
     for new in orders {
         let order = &new.summary.order;
-        query = query
-            .bind(order.id.get())
-            .bind(order.buyer_id.get())
-            .bind(new.summary.seller_id.get())
-            .bind(order.total_cents)
-            .bind(serde_json::to_string(&order.shipping_address).map_err(anyhow::Error::from)?)
-            .bind(new.hold_expires_at_ms)
-            .bind(new.created_at_ms);
+        let address = serde_json::to_string(&order.shipping_address).map_err(anyhow::Error::from)?;
+        rows.push(json!([order.id.get(), order.buyer_id.get(), new.summary.seller_id.get(), order.total_cents, address, new.hold_expires_at_ms, new.created_at_ms]));
     }
-    query.execute(&mut **tx).await?;
+    let columns = [Int("id"), Int("buyer_id"), Int("seller_id"), Int("total_cents"), Text("shipping_address"), Int("hold_expires_at_ms"), Int("created_at_ms")];
+    let sql = format!(
+        "INSERT INTO orders (id, buyer_id, seller_id, status, total_cents, shipping_address, hold_expires_at_ms, created_at_ms, updated_at_ms) \
+         SELECT id, buyer_id, seller_id, 'pending_payment', total_cents, shipping_address, hold_expires_at_ms, created_at_ms, created_at_ms FROM {}",
+        json_rows(backend_of(tx), 1, &columns)
+    );
+    sqlx::query(&sql).bind(rows.to_param()).execute(&mut **tx).await?;
     Ok(())
 }
 

@@ -6,6 +6,9 @@ use crate::clock::{now_ms, rfc3339};
 use crate::domain::{OrderId, ProductId, UserId};
 use crate::error::{ShopError, ShopResult};
 use crate::orders::{Order, OrderLine, OrderStatus, SellerOrder, Waybill, WaybillChange};
+use crate::db::JsonRows;
+use crate::db::dialect::{JsonColumn::{Int, Text}, backend_of, json_rows};
+use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
 
@@ -25,13 +28,17 @@ pub(crate) async fn record_summary_in(tx: &mut Transaction<'static, Any>, summar
 
 /// As [`record_summary_in`], for many orders in one statement.
 pub(crate) async fn record_summaries_in(tx: &mut Transaction<'static, Any>, summaries: &[&SellerOrder]) -> ShopResult<()> {
-    let values = (0..summaries.len()).map(|i| format!("(${}, ${}, ${}, $1)", 3 * i + 2, 3 * i + 3, 3 * i + 4)).collect::<Vec<_>>().join(", ");
-    let sql = format!("INSERT INTO order_outbox (order_id, version, payload, created_at_ms) VALUES {values} ON CONFLICT (order_id, version) DO NOTHING");
-    let mut query = sqlx::query(&sql).bind(now_ms());
+    let mut rows = JsonRows::default();
     for summary in summaries {
-        query = query.bind(summary.order.id.get()).bind(summary.version).bind(serde_json::to_string(summary).map_err(anyhow::Error::from)?);
+        rows.push(json!([summary.order.id.get(), summary.version, serde_json::to_string(summary).map_err(anyhow::Error::from)?]));
     }
-    query.execute(&mut **tx).await?;
+    let source = json_rows(backend_of(tx), 2, &[Int("order_id"), Int("version"), Text("payload")]);
+    // `WHERE true`: SQLite reads an ON CONFLICT after a bare SELECT as a join's.
+    let sql = format!(
+        "INSERT INTO order_outbox (order_id, version, payload, created_at_ms) SELECT order_id, version, payload, $1 FROM {source} WHERE true \
+         ON CONFLICT (order_id, version) DO NOTHING"
+    );
+    sqlx::query(&sql).bind(now_ms()).bind(rows.to_param()).execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -45,20 +52,21 @@ pub(crate) async fn read_seller_order(conn: &mut AnyConnection, id: OrderId) -> 
 /// As [`read_seller_order`], for many orders in two statements: those found, in no
 /// particular order.
 pub(crate) async fn read_seller_orders(conn: &mut AnyConnection, ids: &[OrderId]) -> ShopResult<Vec<SellerOrder>> {
-    let list = crate::db::placeholders(1, ids.len());
+    let ids_param = JsonRows::of_values(ids.iter().map(|id| id.get())).to_param();
+    let wanted = format!("SELECT id FROM {}", json_rows(backend_of(conn), 1, &[Int("id")]));
     let sql = format!(
         "SELECT o.id, o.buyer_id, o.seller_id, o.status, o.total_cents, o.shipping_address, o.hold_expires_at_ms, o.created_at_ms, \
          o.updated_at_ms, o.version, s.carrier, s.tracking_number, s.version AS shipping_version, s.updated_at_ms AS shipping_updated_at_ms \
-         FROM orders o LEFT JOIN shipping_records s ON s.order_id = o.id WHERE o.id IN ({list})"
+         FROM orders o LEFT JOIN shipping_records s ON s.order_id = o.id WHERE o.id IN ({wanted})"
     );
-    let rows = ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(id.get())).fetch_all(&mut *conn).await?;
+    let rows = sqlx::query(&sql).bind(&ids_param).fetch_all(&mut *conn).await?;
     if rows.is_empty() {
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT order_id, product_id, seller_id, quantity, unit_price_cents, snapshot_digest FROM order_lines WHERE order_id IN ({list}) ORDER BY order_id, line_no"
+        "SELECT order_id, product_id, seller_id, quantity, unit_price_cents, snapshot_digest FROM order_lines WHERE order_id IN ({wanted}) ORDER BY order_id, line_no"
     );
-    let lines = ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(id.get())).fetch_all(&mut *conn).await?;
+    let lines = sqlx::query(&sql).bind(&ids_param).fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|row| {
             let id: i64 = row.try_get("id")?;
@@ -178,32 +186,27 @@ pub(crate) async fn take_unpaid_slots_in(tx: &mut Transaction<'static, Any>, buy
     // that changes several buyers' slots keeps (see `paid_marks`), so two cannot deadlock.
     let mut buyers = buyers.to_vec();
     buyers.sort();
-    let values = (0..buyers.len()).map(|i| format!("(${}, 1)", i + 2)).collect::<Vec<_>>().join(", ");
+    let source = json_rows(backend_of(tx), 2, &[Int("buyer_id")]);
     let sql = format!(
-        "INSERT INTO buyer_unpaid (buyer_id, unpaid) VALUES {values} \
+        "INSERT INTO buyer_unpaid (buyer_id, unpaid) SELECT buyer_id, 1 FROM {source} WHERE true ORDER BY buyer_id \
          ON CONFLICT (buyer_id) DO UPDATE SET unpaid = buyer_unpaid.unpaid + 1 WHERE buyer_unpaid.unpaid < $1 RETURNING buyer_id"
     );
-    let query = buyers.iter().fold(sqlx::query_scalar::<_, i64>(&sql).bind(max), |q, buyer| q.bind(buyer.get()));
+    let query = sqlx::query_scalar::<_, i64>(&sql).bind(max).bind(JsonRows::of_values(buyers.iter().map(|b| b.get())).to_param());
     Ok(query.fetch_all(&mut **tx).await?.into_iter().map(UserId::from_stored).collect())
 }
 
 /// Inserts lines of any orders in one statement: (order, line number, line).
 pub(crate) async fn insert_lines_of_many_in(tx: &mut Transaction<'static, Any>, lines: &[(OrderId, usize, &OrderLine)]) -> ShopResult<()> {
-    let values = (0..lines.len())
-        .map(|i| format!("(${}, ${}, ${}, ${}, ${}, ${}, ${})", 7 * i + 1, 7 * i + 2, 7 * i + 3, 7 * i + 4, 7 * i + 5, 7 * i + 6, 7 * i + 7))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!("INSERT INTO order_lines (order_id, line_no, product_id, seller_id, quantity, unit_price_cents, snapshot_digest) VALUES {values}");
-    let query = lines.iter().fold(sqlx::query(&sql), |q, (id, line_no, line)| {
-        q.bind(id.get())
-            .bind(*line_no as i64)
-            .bind(line.product_id.get())
-            .bind(line.seller_id.get())
-            .bind(line.quantity)
-            .bind(line.unit_price_cents)
-            .bind(line.snapshot_digest.clone())
-    });
-    query.execute(&mut **tx).await?;
+    let rows = JsonRows::from_rows(lines.iter().map(|(id, line_no, line)| {
+        json!([id.get(), *line_no as i64, line.product_id.get(), line.seller_id.get(), line.quantity, line.unit_price_cents, line.snapshot_digest])
+    }));
+    let columns = [Int("order_id"), Int("line_no"), Int("product_id"), Int("seller_id"), Int("quantity"), Int("unit_price_cents"), Text("snapshot_digest")];
+    let sql = format!(
+        "INSERT INTO order_lines (order_id, line_no, product_id, seller_id, quantity, unit_price_cents, snapshot_digest) \
+         SELECT order_id, line_no, product_id, seller_id, quantity, unit_price_cents, snapshot_digest FROM {}",
+        json_rows(backend_of(tx), 1, &columns)
+    );
+    sqlx::query(&sql).bind(rows.to_param()).execute(&mut **tx).await?;
     Ok(())
 }
 
