@@ -30,15 +30,19 @@ impl Backend {
     }
 }
 
-/// The statement that locks the rows of `table` whose `key` is in the list of
-/// `n` parameters, in key order, if the backend needs one. A multi-row UPDATE on
-/// PostgreSQL locks rows in whatever order its scan meets them, so two batches
-/// over the same rows could each hold one the other wants; locking them first,
-/// sorted, gives every batch one order. SQLite has one writer: nothing to order.
-pub fn lock_in_key_order(backend: Backend, table: &str, key: &str, n: usize) -> Option<String> {
+/// The statement that locks the rows of `table` whose `key` is among the rows
+/// of the JSON parameter `$1` (see [`json_rows`]), in key order, if the backend
+/// needs one. A multi-row UPDATE on PostgreSQL locks rows in whatever order its
+/// scan meets them, so two batches over the same rows could each hold one the
+/// other wants; locking them first, sorted, gives every batch one order. SQLite
+/// has one writer: nothing to order.
+pub fn lock_in_key_order(backend: Backend, table: &str, key: JsonColumn) -> Option<String> {
     match backend {
         Backend::Sqlite => None,
-        Backend::Postgres => Some(format!("SELECT {key} FROM {table} WHERE {key} IN ({}) ORDER BY {key} FOR UPDATE", super::placeholders(1, n))),
+        Backend::Postgres => {
+            let name = key.name();
+            Some(format!("SELECT {name} FROM {table} WHERE {name} IN (SELECT {name} FROM {}) ORDER BY {name} FOR UPDATE", json_rows(backend, 1, &[key])))
+        }
     }
 }
 
@@ -52,6 +56,14 @@ pub fn backend_of(conn: &AnyConnection) -> Backend {
 pub enum JsonColumn {
     Int(&'static str),
     Text(&'static str),
+}
+
+impl JsonColumn {
+    pub fn name(self) -> &'static str {
+        match self {
+            JsonColumn::Int(name) | JsonColumn::Text(name) => name,
+        }
+    }
 }
 
 /// A table `r` of the rows passed in one JSON parameter `$param` (see

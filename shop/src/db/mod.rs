@@ -113,8 +113,8 @@ impl JsonRows {
     }
 
     /// The parameter's value.
-    pub(crate) fn to_param(&self) -> String {
-        serde_json::to_string(&self.0).unwrap_or_else(|_| "[]".to_owned())
+    pub(crate) fn into_param(self) -> String {
+        serde_json::Value::Array(self.0).to_string()
     }
 }
 
@@ -122,17 +122,6 @@ impl JsonRows {
 /// values, `n` of them, in the one dialect both backends read.
 pub(crate) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
-/// An amount per row for a multi-row UPDATE: `CASE key WHEN $1 THEN CAST($2 AS
-/// BIGINT) … END` over `n` (key, amount) parameter pairs from `$1`, and the list
-/// of their keys for its `WHERE key IN (…)`. Bind each key, then its amount. One
-/// statement changes every row by its own amount, so a batch waits on one round
-/// trip, not one per row.
-pub(crate) fn amount_by_key(key: &str, n: usize) -> (String, String) {
-    let whens = (0..n).map(|i| format!("WHEN ${} THEN CAST(${} AS BIGINT)", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(" ");
-    let keys = (0..n).map(|i| format!("${}", 2 * i + 1)).collect::<Vec<_>>().join(", ");
-    (format!("CASE {key} {whens} END"), keys)
 }
 
 /// The most connections a PostgreSQL batch pool opens, whatever the role's size.

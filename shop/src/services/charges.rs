@@ -21,7 +21,9 @@
 //! all the payments that finished at once.
 
 use crate::clock::now_ms;
-use crate::db::{Backend, Db, amount_by_key, dialect, placeholders};
+use crate::db::dialect::{JsonColumn::{Int, Text}, backend_of, json_rows};
+use crate::db::{Backend, Db, JsonRows, dialect};
+use serde_json::json;
 use crate::domain::{Money, TakeState, UserId};
 use crate::error::{ShopError, ShopResult};
 use crate::faults::crash_point;
@@ -242,13 +244,13 @@ async fn insert_payments(tx: &mut Transaction<'static, Any>, seller: UserId, ord
     if orders.is_empty() {
         return Ok(HashSet::new());
     }
-    let values = (0..orders.len()).map(|i| format!("(${}, ${}, ${}, $1, $2, $3, $4, $4)", 3 * i + 5, 3 * i + 6, 3 * i + 7)).collect::<Vec<_>>().join(", ");
+    let source = json_rows(backend_of(tx), 5, &[Int("order_id"), Int("buyer_id"), Int("amount_cents")]);
     let sql = format!(
         "INSERT INTO payments (order_id, buyer_id, amount_cents, seller_id, state, escrow_account, created_at_ms, updated_at_ms) \
-         VALUES {values} ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
+         SELECT order_id, buyer_id, amount_cents, $1, $2, $3, $4, $4 FROM {source} WHERE true ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
     );
-    let query = sqlx::query(&sql).bind(seller.get()).bind(PaymentState::Charged.as_str()).bind(escrow_of(seller)).bind(now_ms());
-    let query = orders.iter().fold(query, |q, o| q.bind(o.id.get()).bind(o.buyer_id.get()).bind(o.total_cents));
+    let rows = JsonRows::from_rows(orders.iter().map(|o| json!([o.id.get(), o.buyer_id.get(), o.total_cents])));
+    let query = sqlx::query(&sql).bind(seller.get()).bind(PaymentState::Charged.as_str()).bind(escrow_of(seller)).bind(now_ms()).bind(rows.into_param());
     let rows = query.fetch_all(&mut **tx).await?;
     rows.iter().map(|row| Ok(row.try_get::<i64, _>("order_id")?)).collect()
 }
@@ -257,8 +259,8 @@ async fn delete_payments(tx: &mut Transaction<'static, Any>, ids: &[OrderId]) ->
     if ids.is_empty() {
         return Ok(());
     }
-    let sql = format!("DELETE FROM payments WHERE order_id IN ({})", placeholders(1, ids.len()));
-    ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(id.get())).execute(&mut **tx).await?;
+    let sql = format!("DELETE FROM payments WHERE order_id IN (SELECT wanted FROM {})", json_rows(backend_of(tx), 1, &[Int("wanted")]));
+    sqlx::query(&sql).bind(JsonRows::of_values(ids.iter().map(|id| id.get())).into_param()).execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -267,8 +269,8 @@ async fn balances_of<'a>(tx: &mut Transaction<'static, Any>, accounts: impl Iter
     if accounts.is_empty() {
         return Ok(HashMap::new());
     }
-    let sql = format!("SELECT id, balance_cents FROM ledger_accounts WHERE id IN ({})", placeholders(1, accounts.len()));
-    let rows = accounts.iter().fold(sqlx::query(&sql), |q, a| q.bind(*a)).fetch_all(&mut **tx).await?;
+    let sql = format!("SELECT id, balance_cents FROM ledger_accounts WHERE id IN (SELECT wanted FROM {})", json_rows(backend_of(tx), 1, &[Text("wanted")]));
+    let rows = sqlx::query(&sql).bind(JsonRows::of_values(accounts).into_param()).fetch_all(&mut **tx).await?;
     rows.iter().map(|row| Ok((row.try_get("id")?, row.try_get("balance_cents")?))).collect()
 }
 
@@ -326,8 +328,8 @@ fn state_in(states: &HashMap<i64, TakeState>, order: &Order) -> Option<TakeState
 }
 
 async fn take_states(tx: &mut Transaction<'static, Any>, orders: &[&Order]) -> ShopResult<HashMap<i64, TakeState>> {
-    let sql = format!("SELECT order_id, state FROM stock_takes WHERE order_id IN ({})", placeholders(1, orders.len()));
-    let rows = orders.iter().fold(sqlx::query(&sql), |q, o| q.bind(o.id.get())).fetch_all(&mut **tx).await?;
+    let sql = format!("SELECT order_id, state FROM stock_takes WHERE order_id IN (SELECT wanted FROM {})", json_rows(backend_of(tx), 1, &[Int("wanted")]));
+    let rows = sqlx::query(&sql).bind(JsonRows::of_values(orders.iter().map(|o| o.id.get())).into_param()).fetch_all(&mut **tx).await?;
     rows.iter()
         .map(|row| {
             let state: String = row.try_get("state")?;
@@ -358,9 +360,10 @@ async fn set_takes_sold(tx: &mut Transaction<'static, Any>, ids: &[OrderId], onl
     if ids.is_empty() {
         return Ok(HashSet::new());
     }
-    let guard = if only_from.is_some() { format!(" AND state = ${}", ids.len() + 2) } else { String::new() };
-    let sql = format!("UPDATE stock_takes SET state = $1, check_at_ms = NULL WHERE order_id IN ({}){guard} RETURNING order_id", placeholders(2, ids.len()));
-    let query = ids.iter().fold(sqlx::query(&sql).bind(TakeState::Sold.as_str()), |q, id| q.bind(id.get()));
+    let guard = if only_from.is_some() { " AND state = $3" } else { "" };
+    let wanted = json_rows(backend_of(tx), 2, &[Int("wanted")]);
+    let sql = format!("UPDATE stock_takes SET state = $1, check_at_ms = NULL WHERE order_id IN (SELECT wanted FROM {wanted}){guard} RETURNING order_id");
+    let query = sqlx::query(&sql).bind(TakeState::Sold.as_str()).bind(JsonRows::of_values(ids.iter().map(|id| id.get())).into_param());
     let query = match only_from {
         Some(state) => query.bind(state.as_str()),
         None => query,
@@ -373,11 +376,10 @@ async fn insert_sold_takes(tx: &mut Transaction<'static, Any>, orders: &[&Order]
     if orders.is_empty() {
         return Ok(());
     }
-    let values = (0..orders.len()).map(|i| format!("(${}, ${}, ${}, $1, NULL, $2)", 3 * i + 3, 3 * i + 4, 3 * i + 5)).collect::<Vec<_>>().join(", ");
-    let sql = format!("INSERT INTO stock_takes (order_id, product_id, quantity, state, check_at_ms, created_at_ms) VALUES {values}");
-    let query = sqlx::query(&sql).bind(TakeState::Sold.as_str()).bind(now_ms());
-    let query = orders.iter().fold(query, |q, o| q.bind(o.id.get()).bind(o.lines[0].product_id.get()).bind(o.lines[0].quantity));
-    query.execute(&mut **tx).await?;
+    let source = json_rows(backend_of(tx), 3, &[Int("order_id"), Int("product_id"), Int("quantity")]);
+    let sql = format!("INSERT INTO stock_takes (order_id, product_id, quantity, state, check_at_ms, created_at_ms) SELECT order_id, product_id, quantity, $1, NULL, $2 FROM {source}");
+    let rows = JsonRows::from_rows(orders.iter().map(|o| json!([o.id.get(), o.lines[0].product_id.get(), o.lines[0].quantity])));
+    sqlx::query(&sql).bind(TakeState::Sold.as_str()).bind(now_ms()).bind(rows.into_param()).execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -386,10 +388,13 @@ async fn insert_sold_takes(tx: &mut Transaction<'static, Any>, orders: &[&Order]
 /// guard, and both legs' journal entries in one statement.
 async fn move_money_together(tx: &mut Transaction<'static, Any>, backend: Backend, escrow: &str, orders: &[&Order]) -> ShopResult<()> {
     let now = now_ms();
-    let values = (0..orders.len()).map(|i| format!("(${}, $1, ${}, ${}, $2)", 3 * i + 3, 3 * i + 4, 3 * i + 5)).collect::<Vec<_>>().join(", ");
-    let sql = format!("INSERT INTO ledger_transfers (id, kind, amount_cents, order_id, created_at_ms) VALUES {values} ON CONFLICT (id) DO NOTHING RETURNING id");
-    let query = sqlx::query(&sql).bind(TransferKind::Payment.as_str()).bind(now);
-    let query = orders.iter().fold(query, |q, o| q.bind(payment_transfer_id(o.id)).bind(o.total_cents).bind(o.id.get()));
+    let source = json_rows(backend, 3, &[Text("id"), Int("amount_cents"), Int("order_id")]);
+    let sql = format!(
+        "INSERT INTO ledger_transfers (id, kind, amount_cents, order_id, created_at_ms) SELECT id, $1, amount_cents, order_id, $2 FROM {source} WHERE true \
+         ON CONFLICT (id) DO NOTHING RETURNING id"
+    );
+    let transfers = JsonRows::from_rows(orders.iter().map(|o| json!([payment_transfer_id(o.id), o.total_cents, o.id.get()])));
+    let query = sqlx::query(&sql).bind(TransferKind::Payment.as_str()).bind(now).bind(transfers.into_param());
     if query.fetch_all(&mut **tx).await?.len() != orders.len() {
         // A payment transfer without its payment row: let each alone sort it out.
         return Err(anyhow::anyhow!("a batched payment found its transfer made before").into());
@@ -403,22 +408,23 @@ async fn move_money_together(tx: &mut Transaction<'static, Any>, backend: Backen
         .map(|o| after.get(&wallet_of(o.buyer_id)).copied().ok_or_else(|| anyhow::anyhow!("wallet of order {} was not debited", o.id)))
         .collect::<Result<_, _>>()?;
 
-    let values = (0..orders.len()).map(|i| format!("(${a}, ${b}, ${c}, ${d}, $1), (${a}, ${e}, ${f}, ${g}, $1)", a = 7 * i + 2, b = 7 * i + 3, c = 7 * i + 4, d = 7 * i + 5, e = 7 * i + 6, f = 7 * i + 7, g = 7 * i + 8)).collect::<Vec<_>>().join(", ");
-    let sql = format!("INSERT INTO ledger_entries (transfer_id, account_id, amount_cents, balance_after_cents, created_at_ms) VALUES {values}");
+    // In order (`seq`): escrow's running balance goes up entry by entry.
+    let columns = [Int("seq"), Text("transfer_id"), Text("account_id"), Int("amount_cents"), Int("balance_after_cents")];
+    let sql = format!(
+        "INSERT INTO ledger_entries (transfer_id, account_id, amount_cents, balance_after_cents, created_at_ms) \
+         SELECT transfer_id, account_id, amount_cents, balance_after_cents, $1 FROM {} ORDER BY seq",
+        json_rows(backend, 2, &columns)
+    );
     let mut escrow_running = escrow_after - sum;
-    let mut query = sqlx::query(&sql).bind(now);
-    for (order, wallet_after) in orders.iter().zip(wallet_after) {
+    let mut entries = JsonRows::default();
+    for (k, (order, wallet_after)) in orders.iter().zip(wallet_after).enumerate() {
         escrow_running += order.total_cents;
-        query = query
-            .bind(payment_transfer_id(order.id))
-            .bind(escrow.to_owned())
-            .bind(order.total_cents)
-            .bind(escrow_running)
-            .bind(wallet_of(order.buyer_id))
-            .bind(-order.total_cents)
-            .bind(wallet_after);
+        let transfer = payment_transfer_id(order.id);
+        let seq = 2 * k as i64;
+        entries.push(json!([seq, transfer, escrow, order.total_cents, escrow_running]));
+        entries.push(json!([seq + 1, transfer, wallet_of(order.buyer_id), -order.total_cents, wallet_after]));
     }
-    query.execute(&mut **tx).await?;
+    sqlx::query(&sql).bind(now).bind(entries.into_param()).execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -433,12 +439,12 @@ async fn credit_escrow_and_debit_wallets(tx: &mut Transaction<'static, Any>, bac
     let mut deltas: Vec<(String, i64)> = orders.iter().map(|o| (wallet_of(o.buyer_id), -o.total_cents)).collect();
     deltas.push((escrow.to_owned(), sum));
     deltas.sort();
-    if let Some(lock) = dialect::lock_in_key_order(backend, "ledger_accounts", "id", deltas.len()) {
-        deltas.iter().fold(sqlx::query(&lock), |q, (account, _)| q.bind(account)).fetch_all(&mut **tx).await?;
+    if let Some(lock) = dialect::lock_in_key_order(backend, "ledger_accounts", Text("id")) {
+        sqlx::query(&lock).bind(JsonRows::of_values(deltas.iter().map(|(account, _)| account.as_str())).into_param()).fetch_all(&mut **tx).await?;
     }
-    let (delta_of, ids) = amount_by_key("id", deltas.len());
-    let sql = format!("UPDATE ledger_accounts SET balance_cents = balance_cents + {delta_of} WHERE id IN ({ids}) AND balance_cents + {delta_of} >= 0 RETURNING id, balance_cents");
-    let rows = deltas.iter().fold(sqlx::query(&sql), |q, (account, delta)| q.bind(account).bind(*delta)).fetch_all(&mut **tx).await?;
+    let source = json_rows(backend, 1, &[Text("account"), Int("delta")]);
+    let sql = format!("UPDATE ledger_accounts SET balance_cents = balance_cents + delta FROM {source} WHERE id = account AND balance_cents + delta >= 0 RETURNING id, balance_cents");
+    let rows = sqlx::query(&sql).bind(JsonRows::from_rows(deltas.iter().map(|(account, delta)| json!([account, delta]))).into_param()).fetch_all(&mut **tx).await?;
     if rows.len() != deltas.len() {
         return Err(anyhow::anyhow!("a wallet was drained during a batched payment").into());
     }
@@ -447,10 +453,11 @@ async fn credit_escrow_and_debit_wallets(tx: &mut Transaction<'static, Any>, bac
 
 /// Moves every payment record still `charged` to `paid`, in one statement.
 async fn close_together(main: &Db, ids: &[&OrderId]) -> ShopResult<Vec<ShopResult<()>>> {
-    let sql = format!("UPDATE payments SET state = $1, updated_at_ms = $2 WHERE state = $3 AND order_id IN ({})", placeholders(4, ids.len()));
+    let wanted = json_rows(main.backend(), 4, &[Int("wanted")]);
+    let sql = format!("UPDATE payments SET state = $1, updated_at_ms = $2 WHERE state = $3 AND order_id IN (SELECT wanted FROM {wanted})");
     let query = sqlx::query(&sql).bind(PaymentState::Paid.as_str()).bind(now_ms()).bind(PaymentState::Charged.as_str());
     let mut tx = main.begin_write().await?;
-    ids.iter().fold(query, |q, id| q.bind(id.get())).execute(&mut *tx).await?;
+    query.bind(JsonRows::of_values(ids.iter().map(|id| id.get())).into_param()).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(ids.iter().map(|_| Ok(())).collect())
 }

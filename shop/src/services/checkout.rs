@@ -18,6 +18,9 @@ use crate::services::group_commit::{Batched, GroupCommit};
 use crate::services::order_ids::OrderIdAllocator;
 use crate::services::order_rows::read_seller_order;
 use crate::services::shards::Shards;
+use crate::db::JsonRows;
+use crate::db::dialect::{JsonColumn::{Int, Text}, json_rows};
+use serde_json::json;
 use sqlx::Row;
 use std::sync::Arc;
 
@@ -194,15 +197,16 @@ impl Batched for ShardTokens {
 
 impl ShardTokens {
     async fn insert(&self, shard: usize, rows: &[&TokenRow]) -> ShopResult<()> {
-        let values = (0..rows.len())
-            .map(|i| format!("(${}, ${}, ${}, ${}, ${}, ${})", 6 * i + 1, 6 * i + 2, 6 * i + 3, 6 * i + 4, 6 * i + 5, 6 * i + 6))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!("INSERT INTO checkout_tokens (order_id, token, buyer_id, lines, expires_at_ms, created_at_ms) VALUES {values}");
-        let query = rows.iter().fold(sqlx::query(&sql), |q, row| {
-            q.bind(row.order_id.get()).bind(row.token.expose()).bind(row.buyer.get()).bind(row.lines.as_str()).bind(row.expires_at_ms).bind(row.created_at_ms)
-        });
-        let mut tx = self.shards.all()[shard].begin_write().await?;
+        let db = &self.shards.all()[shard];
+        let values = JsonRows::from_rows(rows.iter().map(|row| json!([row.order_id.get(), row.token.expose(), row.buyer.get(), row.lines.as_str(), row.expires_at_ms, row.created_at_ms])));
+        let columns = [Int("order_id"), Text("token"), Int("buyer_id"), Text("lines"), Int("expires_at_ms"), Int("created_at_ms")];
+        let sql = format!(
+            "INSERT INTO checkout_tokens (order_id, token, buyer_id, lines, expires_at_ms, created_at_ms) \
+             SELECT order_id, token, buyer_id, lines, expires_at_ms, created_at_ms FROM {}",
+            json_rows(db.backend(), 1, &columns)
+        );
+        let query = sqlx::query(&sql).bind(values.into_param());
+        let mut tx = db.begin_write().await?;
         query.execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
@@ -249,12 +253,13 @@ impl Batched for TokenReads {
 
 impl TokenReads {
     async fn read(&self, shard: usize, ids: &[&OrderId]) -> ShopResult<Vec<(OrderId, StoredToken)>> {
+        let db = &self.shards.all()[shard];
         let sql = format!(
             "SELECT t.order_id, t.token, t.buyer_id, t.lines, t.expires_at_ms, t.consumed_at_ms, u.unpaid \
-             FROM checkout_tokens t LEFT JOIN buyer_unpaid u ON u.buyer_id = t.buyer_id WHERE t.order_id IN ({})",
-            crate::db::placeholders(1, ids.len())
+             FROM checkout_tokens t LEFT JOIN buyer_unpaid u ON u.buyer_id = t.buyer_id WHERE t.order_id IN (SELECT id FROM {})",
+            json_rows(db.backend(), 1, &[Int("id")])
         );
-        let rows = ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(id.get())).fetch_all(self.shards.all()[shard].pool()).await?;
+        let rows = sqlx::query(&sql).bind(JsonRows::of_values(ids.iter().map(|id| id.get())).into_param()).fetch_all(db.pool()).await?;
         rows.iter()
             .map(|row| {
                 let order_id = OrderId::from_stored(row.try_get("order_id")?);

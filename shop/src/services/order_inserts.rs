@@ -138,7 +138,7 @@ async fn consume_tokens_in(tx: &mut Transaction<'static, Any>, items: &[&NewOrde
         "UPDATE checkout_tokens SET consumed_at_ms = $1 WHERE consumed_at_ms IS NULL \
          AND (order_id, token) IN (SELECT order_id, token FROM {source}) RETURNING order_id, token"
     );
-    let query = sqlx::query(&sql).bind(now_ms()).bind(pairs.to_param());
+    let query = sqlx::query(&sql).bind(now_ms()).bind(pairs.into_param());
     let mut consumed: HashSet<(i64, String)> = HashSet::new();
     for row in query.fetch_all(&mut **tx).await? {
         consumed.insert((row.try_get("order_id")?, row.try_get("token")?));
@@ -150,7 +150,7 @@ async fn consume_tokens_in(tx: &mut Transaction<'static, Any>, items: &[&NewOrde
 async fn unconsume_tokens_in<'a>(tx: &mut Transaction<'static, Any>, items: impl Iterator<Item = &'a NewOrder>) -> ShopResult<()> {
     let ids = JsonRows::of_values(items.map(|item| item.summary.order.id.get()));
     let sql = format!("UPDATE checkout_tokens SET consumed_at_ms = NULL WHERE order_id IN (SELECT id FROM {})", json_rows(backend_of(tx), 1, &[Int("id")]));
-    sqlx::query(&sql).bind(ids.to_param()).execute(&mut **tx).await?;
+    sqlx::query(&sql).bind(ids.into_param()).execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -167,7 +167,7 @@ async fn insert_orders_in(tx: &mut Transaction<'static, Any>, orders: &[&NewOrde
          SELECT id, buyer_id, seller_id, 'pending_payment', total_cents, shipping_address, hold_expires_at_ms, created_at_ms, created_at_ms FROM {}",
         json_rows(backend_of(tx), 1, &columns)
     );
-    sqlx::query(&sql).bind(rows.to_param()).execute(&mut **tx).await?;
+    sqlx::query(&sql).bind(rows.into_param()).execute(&mut **tx).await?;
     Ok(())
 }
 

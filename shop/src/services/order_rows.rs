@@ -38,7 +38,7 @@ pub(crate) async fn record_summaries_in(tx: &mut Transaction<'static, Any>, summ
         "INSERT INTO order_outbox (order_id, version, payload, created_at_ms) SELECT order_id, version, payload, $1 FROM {source} WHERE true \
          ON CONFLICT (order_id, version) DO NOTHING"
     );
-    sqlx::query(&sql).bind(now_ms()).bind(rows.to_param()).execute(&mut **tx).await?;
+    sqlx::query(&sql).bind(now_ms()).bind(rows.into_param()).execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -52,7 +52,7 @@ pub(crate) async fn read_seller_order(conn: &mut AnyConnection, id: OrderId) -> 
 /// As [`read_seller_order`], for many orders in two statements: those found, in no
 /// particular order.
 pub(crate) async fn read_seller_orders(conn: &mut AnyConnection, ids: &[OrderId]) -> ShopResult<Vec<SellerOrder>> {
-    let ids_param = JsonRows::of_values(ids.iter().map(|id| id.get())).to_param();
+    let ids_param = JsonRows::of_values(ids.iter().map(|id| id.get())).into_param();
     let wanted = format!("SELECT id FROM {}", json_rows(backend_of(conn), 1, &[Int("id")]));
     let sql = format!(
         "SELECT o.id, o.buyer_id, o.seller_id, o.status, o.total_cents, o.shipping_address, o.hold_expires_at_ms, o.created_at_ms, \
@@ -191,7 +191,7 @@ pub(crate) async fn take_unpaid_slots_in(tx: &mut Transaction<'static, Any>, buy
         "INSERT INTO buyer_unpaid (buyer_id, unpaid) SELECT buyer_id, 1 FROM {source} WHERE true ORDER BY buyer_id \
          ON CONFLICT (buyer_id) DO UPDATE SET unpaid = buyer_unpaid.unpaid + 1 WHERE buyer_unpaid.unpaid < $1 RETURNING buyer_id"
     );
-    let query = sqlx::query_scalar::<_, i64>(&sql).bind(max).bind(JsonRows::of_values(buyers.iter().map(|b| b.get())).to_param());
+    let query = sqlx::query_scalar::<_, i64>(&sql).bind(max).bind(JsonRows::of_values(buyers.iter().map(|b| b.get())).into_param());
     Ok(query.fetch_all(&mut **tx).await?.into_iter().map(UserId::from_stored).collect())
 }
 
@@ -206,7 +206,7 @@ pub(crate) async fn insert_lines_of_many_in(tx: &mut Transaction<'static, Any>, 
          SELECT order_id, line_no, product_id, seller_id, quantity, unit_price_cents, snapshot_digest FROM {}",
         json_rows(backend_of(tx), 1, &columns)
     );
-    sqlx::query(&sql).bind(rows.to_param()).execute(&mut **tx).await?;
+    sqlx::query(&sql).bind(rows.into_param()).execute(&mut **tx).await?;
     Ok(())
 }
 

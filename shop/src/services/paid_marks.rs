@@ -16,6 +16,8 @@ use crate::orders::{Order, OrderStatus, SellerOrder};
 use crate::services::group_commit::{Batched, GroupCommit};
 use crate::services::order_rows;
 use crate::services::shards::Shards;
+use crate::db::JsonRows;
+use crate::db::dialect::{JsonColumn::Int, json_rows};
 use sqlx::{Any, Row, Transaction};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -72,12 +74,13 @@ impl ShardPayments {
 
 /// The conditional UPDATE for all: (version, seller, buyer) of each order it moved.
 async fn move_to_paid(tx: &mut Transaction<'static, Any>, orders: &[&Order], now: i64) -> ShopResult<HashMap<i64, (i64, i64, i64)>> {
-    let list = crate::db::placeholders(3, orders.len());
+    let wanted = json_rows(dialect::backend_of(tx), 3, &[Int("wanted")]);
     let sql = format!(
         "UPDATE orders SET status = $1, hold_expires_at_ms = NULL, updated_at_ms = $2, version = version + 1 \
-         WHERE status = 'pending_payment' AND id IN ({list}) RETURNING id, version, seller_id, buyer_id"
+         WHERE status = 'pending_payment' AND id IN (SELECT wanted FROM {wanted}) RETURNING id, version, seller_id, buyer_id"
     );
-    let query = orders.iter().fold(sqlx::query(&sql).bind(OrderStatus::Paid.as_str()).bind(now), |q, o| q.bind(o.id.get()));
+    let ids = JsonRows::of_values(orders.iter().map(|o| o.id.get()));
+    let query = sqlx::query(&sql).bind(OrderStatus::Paid.as_str()).bind(now).bind(ids.into_param());
     let rows = query.fetch_all(&mut **tx).await?;
     rows.iter().map(|row| Ok((row.try_get("id")?, (row.try_get("version")?, row.try_get("seller_id")?, row.try_get("buyer_id")?)))).collect()
 }
@@ -92,18 +95,18 @@ async fn free_slots(tx: &mut Transaction<'static, Any>, backend: Backend, buyers
         *per_buyer.entry(buyer).or_default() += 1;
     }
     if per_buyer.len() > 1
-        && let Some(lock) = dialect::lock_in_key_order(backend, "buyer_unpaid", "buyer_id", per_buyer.len())
+        && let Some(lock) = dialect::lock_in_key_order(backend, "buyer_unpaid", Int("buyer_id"))
     {
-        per_buyer.keys().fold(sqlx::query(&lock), |q, b| q.bind(*b)).fetch_all(&mut **tx).await?;
+        sqlx::query(&lock).bind(JsonRows::of_values(per_buyer.keys().copied()).into_param()).fetch_all(&mut **tx).await?;
     }
     let mut by_count: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     for (buyer, count) in per_buyer {
         by_count.entry(count).or_default().push(buyer);
     }
     for (count, buyers) in by_count {
-        let list = crate::db::placeholders(2, buyers.len());
-        let sql = format!("UPDATE buyer_unpaid SET unpaid = CASE WHEN unpaid > $1 THEN unpaid - $1 ELSE 0 END WHERE buyer_id IN ({list}) AND unpaid > 0");
-        buyers.iter().fold(sqlx::query(&sql).bind(count), |q, b| q.bind(*b)).execute(&mut **tx).await?;
+        let wanted = json_rows(backend, 2, &[Int("wanted")]);
+        let sql = format!("UPDATE buyer_unpaid SET unpaid = CASE WHEN unpaid > $1 THEN unpaid - $1 ELSE 0 END WHERE buyer_id IN (SELECT wanted FROM {wanted}) AND unpaid > 0");
+        sqlx::query(&sql).bind(count).bind(JsonRows::of_values(buyers).into_param()).execute(&mut **tx).await?;
     }
     Ok(())
 }

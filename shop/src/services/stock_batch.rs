@@ -30,6 +30,9 @@ use crate::orders::LineRequest;
 use crate::services::snapshots::{self, SnapshotJob};
 use crate::services::stock::{oversell_refused, take_in};
 use crate::services::group_commit::{Batched, GroupCommit};
+use crate::db::JsonRows;
+use crate::db::dialect::{JsonColumn::Int, backend_of, json_rows};
+use serde_json::json;
 use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
@@ -146,8 +149,8 @@ async fn take_together(main: &Db, takes: &[&Take]) -> ShopResult<Vec<ShopResult<
 /// orders that do not.
 async fn short_for_payment(tx: &mut sqlx::Transaction<'static, sqlx::Any>, takes: &[&Take]) -> ShopResult<HashSet<i64>> {
     let ids: BTreeSet<i64> = takes.iter().map(|t| t.product.id.get()).collect();
-    let sql = format!("SELECT product_id, available FROM stock WHERE product_id IN ({})", crate::db::placeholders(1, ids.len()));
-    let rows = ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(*id)).fetch_all(&mut **tx).await?;
+    let sql = format!("SELECT product_id, available FROM stock WHERE product_id IN (SELECT wanted FROM {})", json_rows(backend_of(tx), 1, &[Int("wanted")]));
+    let rows = sqlx::query(&sql).bind(JsonRows::of_values(ids).into_param()).fetch_all(&mut **tx).await?;
     let available: HashMap<i64, i64> = rows.iter().map(|row| Ok((row.try_get("product_id")?, row.try_get("available")?))).collect::<ShopResult<_>>()?;
     Ok(takes.iter().filter(|t| t.line.quantity.get() > available.get(&t.product.id.get()).copied().unwrap_or(0)).map(|t| t.order_id.get()).collect())
 }
@@ -169,9 +172,9 @@ async fn decrement_together(tx: &mut sqlx::Transaction<'static, sqlx::Any>, back
         return Ok(HashSet::new());
     }
     if sums.len() > 1
-        && let Some(lock) = dialect::lock_in_key_order(backend, "stock", "product_id", sums.len())
+        && let Some(lock) = dialect::lock_in_key_order(backend, "stock", dialect::JsonColumn::Int("product_id"))
     {
-        sums.keys().fold(sqlx::query(&lock), |q, id| q.bind(*id)).fetch_all(&mut **tx).await?;
+        sqlx::query(&lock).bind(crate::db::JsonRows::of_values(sums.keys().copied()).into_param()).fetch_all(&mut **tx).await?;
     }
     let fitted = decrement_each(tx, state, &sums).await?;
     let short: Vec<i64> = sums.keys().copied().filter(|p| !fitted.contains(p)).collect();
@@ -204,9 +207,11 @@ async fn decrement_each(tx: &mut sqlx::Transaction<'static, sqlx::Any>, state: T
         TakeState::Sold => "sold",
         _ => "reserved",
     };
-    let (units_of, ids) = crate::db::amount_by_key("product_id", units.len());
-    let sql = format!("UPDATE stock SET available = available - {units_of}, {to} = {to} + {units_of} WHERE product_id IN ({ids}) AND available >= {units_of} RETURNING product_id");
-    let rows = units.iter().fold(sqlx::query(&sql), |q, (id, n)| q.bind(*id).bind(*n)).fetch_all(&mut **tx).await?;
+    let source = json_rows(backend_of(tx), 1, &[Int("taken_product"), Int("units")]);
+    let sql = format!(
+        "UPDATE stock SET available = available - units, {to} = {to} + units FROM {source} WHERE product_id = taken_product AND available >= units RETURNING product_id"
+    );
+    let rows = sqlx::query(&sql).bind(JsonRows::from_rows(units.iter().map(|(id, n)| json!([id, n]))).into_param()).fetch_all(&mut **tx).await?;
     rows.iter().map(|row| Ok(row.try_get::<i64, _>("product_id")?)).collect()
 }
 
@@ -214,8 +219,9 @@ async fn decrement_each(tx: &mut sqlx::Transaction<'static, sqlx::Any>, state: T
 /// lock: the numbers a batch that did not fit splits in arrival order. A product
 /// with no stock row is missing from the answer (it has nothing available).
 pub(crate) async fn lock_available_of(tx: &mut sqlx::Transaction<'static, sqlx::Any>, products: &[i64]) -> ShopResult<HashMap<i64, i64>> {
-    let sql = format!("UPDATE stock SET available = available WHERE product_id IN ({}) RETURNING product_id, available", crate::db::placeholders(1, products.len()));
-    let rows = products.iter().fold(sqlx::query(&sql), |q, id| q.bind(*id)).fetch_all(&mut **tx).await?;
+    let wanted = json_rows(backend_of(tx), 1, &[Int("wanted")]);
+    let sql = format!("UPDATE stock SET available = available WHERE product_id IN (SELECT wanted FROM {wanted}) RETURNING product_id, available");
+    let rows = sqlx::query(&sql).bind(JsonRows::of_values(products.iter().copied()).into_param()).fetch_all(&mut **tx).await?;
     rows.iter().map(|row| Ok((row.try_get("product_id")?, row.try_get("available")?))).collect()
 }
 
@@ -237,13 +243,13 @@ pub(crate) fn split_in_arrival_order(wanted: &[(i64, i64)], available: i64) -> (
 
 /// Inserts the takes that do not exist yet, in one statement; the orders inserted.
 async fn insert_takes(tx: &mut sqlx::Transaction<'static, sqlx::Any>, takes: &[&Take], state: TakeState) -> ShopResult<HashSet<i64>> {
-    let values = (0..takes.len()).map(|i| format!("(${}, ${}, ${}, ${}, ${}, ${})", 6 * i + 1, 6 * i + 2, 6 * i + 3, 6 * i + 4, 6 * i + 5, 6 * i + 6)).collect::<Vec<_>>().join(", ");
+    let source = json_rows(backend_of(tx), 3, &[Int("order_id"), Int("product_id"), Int("quantity"), Int("check_at_ms")]);
     let sql = format!(
-        "INSERT INTO stock_takes (order_id, product_id, quantity, state, check_at_ms, created_at_ms) VALUES {values} \
-         ON CONFLICT (order_id, product_id) DO NOTHING RETURNING order_id"
+        "INSERT INTO stock_takes (order_id, product_id, quantity, state, check_at_ms, created_at_ms) SELECT order_id, product_id, quantity, $1, check_at_ms, $2 \
+         FROM {source} WHERE true ON CONFLICT (order_id, product_id) DO NOTHING RETURNING order_id"
     );
-    let now = now_ms();
-    let query = takes.iter().fold(sqlx::query(&sql), |q, t| q.bind(t.order_id.get()).bind(t.product.id.get()).bind(t.line.quantity.get()).bind(state.as_str()).bind(t.deadline_ms).bind(now));
+    let rows = JsonRows::from_rows(takes.iter().map(|t| json!([t.order_id.get(), t.product.id.get(), t.line.quantity.get(), t.deadline_ms])));
+    let query = sqlx::query(&sql).bind(state.as_str()).bind(now_ms()).bind(rows.into_param());
     let rows = query.fetch_all(&mut **tx).await?;
     rows.iter().map(|row| Ok(row.try_get::<i64, _>("order_id")?)).collect()
 }
@@ -253,9 +259,9 @@ async fn delete_takes(tx: &mut sqlx::Transaction<'static, sqlx::Any>, takes: &[(
     if takes.is_empty() {
         return Ok(());
     }
-    let pairs = (0..takes.len()).map(|i| format!("(order_id = ${} AND product_id = ${})", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(" OR ");
-    let sql = format!("DELETE FROM stock_takes WHERE {pairs}");
-    takes.iter().fold(sqlx::query(&sql), |q, (order, product)| q.bind(*order).bind(*product)).execute(&mut **tx).await?;
+    let source = json_rows(backend_of(tx), 1, &[Int("refused_order"), Int("refused_product")]);
+    let sql = format!("DELETE FROM stock_takes WHERE (order_id, product_id) IN (SELECT refused_order, refused_product FROM {source})");
+    sqlx::query(&sql).bind(JsonRows::from_rows(takes.iter().map(|(order, product)| json!([order, product]))).into_param()).execute(&mut **tx).await?;
     Ok(())
 }
 
