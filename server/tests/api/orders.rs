@@ -20,7 +20,39 @@ crate::on_both_backends!(
     concurrent_orders_of_mixed_sizes_are_granted_whole_and_exactly,
     concurrent_orders_over_many_products_share_stock_transactions_and_each_product_grants_exactly,
     orders_placed_at_once_share_shard_transactions_and_each_is_whole,
+    awkward_text_in_an_address_is_stored_and_read_back_exactly,
 );
+
+/// Batched writes carry their rows in one JSON parameter (`dialect::json_rows`):
+/// text that looks like JSON or SQL, quotes, backslashes, and characters outside
+/// ASCII come back exactly as sent, placed alone and placed at once with others.
+async fn awkward_text_in_an_address_is_stored_and_read_back_exactly(app: TestApp) {
+    let id = product(&app, 100, "reserve").await;
+    let awkward = [r#"O'Brien "the" \ buyer"#, r#"{"a": [1, "x"]}"#, "'); DROP TABLE orders; --", "Zürich 東京 🚀", r"tab\there\nline"];
+    let mut buyers = Vec::new();
+    for (n, text) in awkward.iter().enumerate() {
+        let (token, _) = app.signed_in(&format!("awkward-{n}@example.com"), "buyer").await;
+        buyers.push((token, *text));
+    }
+    let app = &app;
+    let placed = join_all(buyers.iter().map(|(token, text)| async move {
+        let opened = checkout(app, token, id, 1).await;
+        let mut body = place_body(&opened);
+        body["shipping_address"]["name"] = json!(text);
+        body["shipping_address"]["line2"] = json!(text);
+        let reply = app.post("/api/v1/orders", Some(token), &body).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        reply.body["id"].as_str().unwrap().to_owned()
+    }))
+    .await;
+    for ((token, text), order_id) in buyers.iter().zip(placed) {
+        let read = app.get(&format!("/api/v1/orders/{order_id}"), Some(token)).await;
+        assert_eq!(read.status, 200, "{}", read.text);
+        assert_eq!((read.body["shipping_address"]["name"].as_str(), read.body["shipping_address"]["line2"].as_str()), (Some(*text), Some(*text)));
+        assert_eq!(read.body["lines"][0]["quantity"], 1);
+    }
+    assert_eq!(stock(app, id).await.0.reserved, awkward.len() as i64);
+}
 
 /// `ninefold_oversell_refused_total` counts every refusal, at placing as at paying
 /// (it used to count only the payment step's).
