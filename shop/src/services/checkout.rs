@@ -19,7 +19,7 @@ use crate::services::order_ids::OrderIdAllocator;
 use crate::services::order_rows::read_seller_order;
 use crate::services::shards::Shards;
 use crate::db::JsonRows;
-use crate::db::dialect::{JsonColumn::{Int, Text}, json_rows};
+use crate::db::dialect::{JsonColumn::{Int, Text}, json_key_in, json_rows};
 use serde_json::json;
 use sqlx::Row;
 use std::sync::Arc;
@@ -256,8 +256,8 @@ impl TokenReads {
         let db = &self.shards.all()[shard];
         let sql = format!(
             "SELECT t.order_id, t.token, t.buyer_id, t.lines, t.expires_at_ms, t.consumed_at_ms, u.unpaid \
-             FROM checkout_tokens t LEFT JOIN buyer_unpaid u ON u.buyer_id = t.buyer_id WHERE t.order_id IN (SELECT id FROM {})",
-            json_rows(db.backend(), 1, &[Int("id")])
+             FROM checkout_tokens t LEFT JOIN buyer_unpaid u ON u.buyer_id = t.buyer_id WHERE {}",
+            json_key_in(db.backend(), "t.order_id", 1, 0, Int("order_id"))
         );
         let rows = sqlx::query(&sql).bind(JsonRows::of_values(ids.iter().map(|id| id.get())).into_param()).fetch_all(db.pool()).await?;
         rows.iter()

@@ -18,7 +18,7 @@ use crate::services::order_rows;
 use crate::services::shards::Shards;
 use crate::clock::now_ms;
 use crate::db::JsonRows;
-use crate::db::dialect::{JsonColumn::{Int, Text}, backend_of, json_rows};
+use crate::db::dialect::{JsonColumn::{Int, Text}, backend_of, json_key_in, json_rows};
 use serde_json::json;
 use sqlx::{Any, Row, Transaction};
 use std::collections::{HashMap, HashSet};
@@ -133,10 +133,11 @@ impl ShardOrders {
 /// wins and the second is a replay, as if it came a moment later.
 async fn consume_tokens_in(tx: &mut Transaction<'static, Any>, items: &[&NewOrder]) -> ShopResult<Vec<usize>> {
     let pairs = JsonRows::from_rows(items.iter().map(|item| json!([item.summary.order.id.get(), item.token.expose()])));
-    let source = json_rows(backend_of(tx), 2, &[Int("order_id"), Text("token")]);
+    let backend = backend_of(tx);
+    let (ids, source) = (json_key_in(backend, "order_id", 2, 0, Int("order_id")), json_rows(backend, 2, &[Int("order_id"), Text("token")]));
     let sql = format!(
         "UPDATE checkout_tokens SET consumed_at_ms = $1 WHERE consumed_at_ms IS NULL \
-         AND (order_id, token) IN (SELECT order_id, token FROM {source}) RETURNING order_id, token"
+         AND {ids} AND (order_id, token) IN (SELECT order_id, token FROM {source}) RETURNING order_id, token"
     );
     let query = sqlx::query(&sql).bind(now_ms()).bind(pairs.into_param());
     let mut consumed: HashSet<(i64, String)> = HashSet::new();
@@ -149,7 +150,7 @@ async fn consume_tokens_in(tx: &mut Transaction<'static, Any>, items: &[&NewOrde
 
 async fn unconsume_tokens_in<'a>(tx: &mut Transaction<'static, Any>, items: impl Iterator<Item = &'a NewOrder>) -> ShopResult<()> {
     let ids = JsonRows::of_values(items.map(|item| item.summary.order.id.get()));
-    let sql = format!("UPDATE checkout_tokens SET consumed_at_ms = NULL WHERE order_id IN (SELECT id FROM {})", json_rows(backend_of(tx), 1, &[Int("id")]));
+    let sql = format!("UPDATE checkout_tokens SET consumed_at_ms = NULL WHERE {}", json_key_in(backend_of(tx), "order_id", 1, 0, Int("order_id")));
     sqlx::query(&sql).bind(ids.into_param()).execute(&mut **tx).await?;
     Ok(())
 }

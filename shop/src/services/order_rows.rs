@@ -7,7 +7,7 @@ use crate::domain::{OrderId, ProductId, UserId};
 use crate::error::{ShopError, ShopResult};
 use crate::orders::{Order, OrderLine, OrderStatus, SellerOrder, Waybill, WaybillChange};
 use crate::db::JsonRows;
-use crate::db::dialect::{JsonColumn::{Int, Text}, backend_of, json_rows};
+use crate::db::dialect::{JsonColumn::{Int, Text}, backend_of, json_key_in, json_rows};
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
@@ -53,18 +53,20 @@ pub(crate) async fn read_seller_order(conn: &mut AnyConnection, id: OrderId) -> 
 /// particular order.
 pub(crate) async fn read_seller_orders(conn: &mut AnyConnection, ids: &[OrderId]) -> ShopResult<Vec<SellerOrder>> {
     let ids_param = JsonRows::of_values(ids.iter().map(|id| id.get())).into_param();
-    let wanted = format!("SELECT id FROM {}", json_rows(backend_of(conn), 1, &[Int("id")]));
+    let backend = backend_of(conn);
     let sql = format!(
         "SELECT o.id, o.buyer_id, o.seller_id, o.status, o.total_cents, o.shipping_address, o.hold_expires_at_ms, o.created_at_ms, \
          o.updated_at_ms, o.version, s.carrier, s.tracking_number, s.version AS shipping_version, s.updated_at_ms AS shipping_updated_at_ms \
-         FROM orders o LEFT JOIN shipping_records s ON s.order_id = o.id WHERE o.id IN ({wanted})"
+         FROM orders o LEFT JOIN shipping_records s ON s.order_id = o.id WHERE {}",
+        json_key_in(backend, "o.id", 1, 0, Int("id"))
     );
     let rows = sqlx::query(&sql).bind(&ids_param).fetch_all(&mut *conn).await?;
     if rows.is_empty() {
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT order_id, product_id, seller_id, quantity, unit_price_cents, snapshot_digest FROM order_lines WHERE order_id IN ({wanted}) ORDER BY order_id, line_no"
+        "SELECT order_id, product_id, seller_id, quantity, unit_price_cents, snapshot_digest FROM order_lines WHERE {} ORDER BY order_id, line_no",
+        json_key_in(backend, "order_id", 1, 0, Int("order_id"))
     );
     let lines = sqlx::query(&sql).bind(&ids_param).fetch_all(&mut *conn).await?;
     rows.iter()

@@ -17,7 +17,7 @@ use crate::services::group_commit::{Batched, GroupCommit};
 use crate::services::order_rows;
 use crate::services::shards::Shards;
 use crate::db::JsonRows;
-use crate::db::dialect::{JsonColumn::Int, json_rows};
+use crate::db::dialect::{JsonColumn::Int, json_key_in};
 use sqlx::{Any, Row, Transaction};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -74,10 +74,10 @@ impl ShardPayments {
 
 /// The conditional UPDATE for all: (version, seller, buyer) of each order it moved.
 async fn move_to_paid(tx: &mut Transaction<'static, Any>, orders: &[&Order], now: i64) -> ShopResult<HashMap<i64, (i64, i64, i64)>> {
-    let wanted = json_rows(dialect::backend_of(tx), 3, &[Int("wanted")]);
+    let wanted = json_key_in(dialect::backend_of(tx), "id", 3, 0, Int("id"));
     let sql = format!(
         "UPDATE orders SET status = $1, hold_expires_at_ms = NULL, updated_at_ms = $2, version = version + 1 \
-         WHERE status = 'pending_payment' AND id IN (SELECT wanted FROM {wanted}) RETURNING id, version, seller_id, buyer_id"
+         WHERE status = 'pending_payment' AND {wanted} RETURNING id, version, seller_id, buyer_id"
     );
     let ids = JsonRows::of_values(orders.iter().map(|o| o.id.get()));
     let query = sqlx::query(&sql).bind(OrderStatus::Paid.as_str()).bind(now).bind(ids.into_param());
@@ -104,8 +104,8 @@ async fn free_slots(tx: &mut Transaction<'static, Any>, backend: Backend, buyers
         by_count.entry(count).or_default().push(buyer);
     }
     for (count, buyers) in by_count {
-        let wanted = json_rows(backend, 2, &[Int("wanted")]);
-        let sql = format!("UPDATE buyer_unpaid SET unpaid = CASE WHEN unpaid > $1 THEN unpaid - $1 ELSE 0 END WHERE buyer_id IN (SELECT wanted FROM {wanted}) AND unpaid > 0");
+        let wanted = json_key_in(backend, "buyer_id", 2, 0, Int("buyer_id"));
+        let sql = format!("UPDATE buyer_unpaid SET unpaid = CASE WHEN unpaid > $1 THEN unpaid - $1 ELSE 0 END WHERE {wanted} AND unpaid > 0");
         sqlx::query(&sql).bind(count).bind(JsonRows::of_values(buyers).into_param()).execute(&mut **tx).await?;
     }
     Ok(())
