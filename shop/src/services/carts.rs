@@ -11,6 +11,9 @@ use crate::orders::{Checkout, LineRequest};
 use crate::secrets::CartToken;
 use crate::services::group_commit::{Batched, GroupCommit};
 use crate::services::{Catalog, Checkouts};
+use crate::db::JsonRows;
+use crate::db::dialect::{JsonColumn::{Int, Text}, json_key_in, json_rows};
+use serde_json::json;
 use sqlx::{Any, Row, Transaction};
 
 /// Whose cart a request is about.
@@ -398,28 +401,25 @@ impl OrderedRemovals {
         owners.dedup();
         products.sort_unstable();
         products.dedup();
+        let backend = self.db.backend();
         let sql = format!(
-            "SELECT owner, product_id FROM cart_lines WHERE owner IN ({}) AND product_id IN ({})",
-            crate::db::placeholders(1, owners.len()),
-            crate::db::placeholders(1 + owners.len(), products.len())
+            "SELECT owner, product_id FROM cart_lines WHERE {} AND {}",
+            json_key_in(backend, "owner", 1, 0, Text("owner")),
+            json_key_in(backend, "product_id", 2, 0, Int("product_id"))
         );
-        let query = owners.iter().fold(sqlx::query_as::<_, (String, i64)>(&sql), |q, owner| q.bind(*owner));
-        let lines = products.iter().fold(query, |q, p| q.bind(*p)).fetch_all(self.db.pool()).await?;
+        let query = sqlx::query_as::<_, (String, i64)>(&sql).bind(JsonRows::of_values(owners).into_param()).bind(JsonRows::of_values(products).into_param());
+        let lines = query.fetch_all(self.db.pool()).await?;
         let held: Vec<&&Removal> = removals.iter().filter(|r| lines.iter().any(|(owner, product)| *owner == r.owner && r.products.contains(product))).collect();
         if held.is_empty() {
             return Ok(());
         }
-        let mut next = 1;
-        let conditions: Vec<String> = held
-            .iter()
-            .map(|r| {
-                let condition = format!("(owner = ${next} AND product_id IN ({}))", crate::db::placeholders(next + 1, r.products.len()));
-                next += 1 + r.products.len();
-                condition
-            })
-            .collect();
-        let sql = format!("DELETE FROM cart_lines WHERE {}", conditions.join(" OR "));
-        let query = held.iter().fold(sqlx::query(&sql), |q, r| r.products.iter().fold(q.bind(r.owner.as_str()), |q, p| q.bind(*p)));
+        let pairs = JsonRows::from_rows(held.iter().flat_map(|r| r.products.iter().map(|p| json!([r.owner, p]))));
+        let sql = format!(
+            "DELETE FROM cart_lines WHERE {} AND (owner, product_id) IN (SELECT held_owner, held_product FROM {})",
+            json_key_in(backend, "owner", 1, 0, Text("owner")),
+            json_rows(backend, 1, &[Text("held_owner"), Int("held_product")])
+        );
+        let query = sqlx::query(&sql).bind(pairs.into_param());
         let mut tx = self.db.begin_write().await?;
         query.execute(&mut *tx).await?;
         tx.commit().await?;

@@ -7,7 +7,9 @@
 //! run at least once, and their handlers are idempotent.
 
 use crate::clock::now_ms;
-use crate::db::{Db, placeholders};
+use crate::db::dialect::{JsonColumn::{Int, Text}, backend_of, json_key_in, json_rows};
+use crate::db::{Db, JsonRows};
+use serde_json::json;
 use crate::error::ShopResult;
 use sqlx::{Any, Row, Transaction};
 use std::collections::BTreeMap;
@@ -119,19 +121,16 @@ impl Jobs {
     /// Enqueues jobs in the caller's transaction, so they exist exactly when what
     /// they follow from commits. A key already queued (or done) is skipped.
     pub async fn enqueue_in(tx: &mut Transaction<'static, Any>, jobs: &[NewJob<'_>]) -> ShopResult<()> {
-        let now = now_ms();
-        for chunk in jobs.chunks(100) {
-            let values = (0..chunk.len())
-                .map(|i| format!("(${}, ${}, ${}, 'queued', ${}, ${})", 5 * i + 1, 5 * i + 2, 5 * i + 3, 5 * i + 4, 5 * i + 5))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!("INSERT INTO jobs (key, kind, payload, state, run_at_ms, created_at_ms) VALUES {values} ON CONFLICT (key) DO NOTHING");
-            let mut query = sqlx::query(&sql);
-            for job in chunk {
-                query = query.bind(job.key.as_str()).bind(job.kind).bind(job.payload).bind(now).bind(job.since_ms);
-            }
-            query.execute(&mut **tx).await?;
+        if jobs.is_empty() {
+            return Ok(());
         }
+        let source = json_rows(backend_of(tx), 2, &[Text("key"), Text("kind"), Text("payload"), Int("created_at_ms")]);
+        let sql = format!(
+            "INSERT INTO jobs (key, kind, payload, state, run_at_ms, created_at_ms) SELECT key, kind, payload, 'queued', $1, created_at_ms FROM {source} WHERE true \
+             ON CONFLICT (key) DO NOTHING"
+        );
+        let rows = JsonRows::from_rows(jobs.iter().map(|job| json!([job.key, job.kind, job.payload, job.since_ms])));
+        sqlx::query(&sql).bind(now_ms()).bind(rows.into_param()).execute(&mut **tx).await?;
         Ok(())
     }
 
@@ -184,13 +183,10 @@ impl Jobs {
     async fn claim(&self, kind: &str, keys: &[String], now: i64) -> ShopResult<Vec<Claimed>> {
         let sql = format!(
             "UPDATE jobs SET locked_until_ms = $1, attempts = attempts + 1 WHERE state = 'queued' AND run_at_ms <= $2 \
-             AND (locked_until_ms IS NULL OR locked_until_ms <= $2) AND key IN ({}) RETURNING key, payload, attempts",
-            placeholders(3, keys.len())
+             AND (locked_until_ms IS NULL OR locked_until_ms <= $2) AND {} RETURNING key, payload, attempts",
+            json_key_in(self.db.backend(), "key", 3, 0, Text("key"))
         );
-        let mut query = sqlx::query(&sql).bind(now + self.lease_ms(kind)).bind(now);
-        for key in keys {
-            query = query.bind(key.as_str());
-        }
+        let query = sqlx::query(&sql).bind(now + self.lease_ms(kind)).bind(now).bind(JsonRows::of_values(keys.iter().map(String::as_str)).into_param());
         let mut claimed = query
             .fetch_all(self.db.pool())
             .await?
@@ -208,14 +204,10 @@ impl Jobs {
             return Ok(());
         }
         let sql = format!(
-            "UPDATE jobs SET state = 'done', locked_until_ms = NULL, finished_at_ms = $1, last_error = NULL WHERE key IN ({})",
-            placeholders(2, keys.len())
+            "UPDATE jobs SET state = 'done', locked_until_ms = NULL, finished_at_ms = $1, last_error = NULL WHERE {}",
+            json_key_in(self.db.backend(), "key", 2, 0, Text("key"))
         );
-        let mut query = sqlx::query(&sql).bind(now_ms());
-        for key in keys {
-            query = query.bind(*key);
-        }
-        query.execute(self.db.pool()).await?;
+        sqlx::query(&sql).bind(now_ms()).bind(JsonRows::of_values(keys.iter().copied()).into_param()).execute(self.db.pool()).await?;
         Ok(())
     }
 
