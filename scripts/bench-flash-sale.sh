@@ -9,8 +9,9 @@
 # See bench/src/bin/flash-sale.rs.
 #
 #   scripts/bench-flash-sale.sh            (BUYERS=200 STOCK=1000 MODES="reserve on_order on_payment"
-#                                           BACKENDS="sqlite postgres" NO_HOT_ROW=1 MAIN_POOL=32
-#                                           SHARD_POOL=16 to change; the pools are PostgreSQL's)
+#                                           BACKENDS="sqlite postgres" NO_HOT_ROW=1 MAIN_POOL=6
+#                                           SHARD_POOL=4 to change; the pools are PostgreSQL's,
+#                                           sized for this 2-core box: BENCHMARKS.md, tenth pass)
 #   BEFORE=/path/to/older/server [AFTER=/path/to/another] scripts/bench-flash-sale.sh
 #                                          also runs that binary before each sale of this
 #                                          build, on a fresh database, side by side; rows
@@ -24,8 +25,8 @@ stock=${STOCK:-1000}
 modes=${MODES:-reserve on_order on_payment}
 backends=${BACKENDS:-sqlite postgres}
 no_hot_row=${NO_HOT_ROW:-1}
-main_pool=${MAIN_POOL:-32}
-shard_pool=${SHARD_POOL:-16}
+main_pool=${MAIN_POOL:-6}
+shard_pool=${SHARD_POOL:-4}
 port=${APP_PORT:-3203}
 target=${CARGO_TARGET_DIR:-target}
 work=$(mktemp -d /tmp/ninefold-flash.XXXXXX)
