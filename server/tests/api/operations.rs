@@ -1,6 +1,20 @@
 use crate::helpers::TestApp;
 
-crate::on_both_backends!(health_answers_when_the_databases_do, the_openapi_document_covers_every_route);
+crate::on_both_backends!(health_answers_when_the_databases_do, the_openapi_document_covers_every_route, warming_the_connections_again_works_and_changes_nothing);
+
+/// Start-up warms every PostgreSQL connection (a read of every table, planned
+/// once); doing it again on a running shop succeeds, touches no data, and the
+/// shop goes on answering. On SQLite it is a no-op.
+async fn warming_the_connections_again_works_and_changes_nothing(app: TestApp) {
+    let (seller, _) = app.signed_in("warm-seller@example.com", "seller").await;
+    app.create_product(&seller, "Lamp", 4000, 7).await;
+    let before = app.get("/api/v1/products", None).await.body;
+    for db in app.shop.databases.all() {
+        db.warm_connections().await.unwrap_or_else(|e| panic!("warming {}: {e}", db.name()));
+    }
+    assert_eq!(app.get("/api/v1/products", None).await.body, before);
+    assert_eq!(app.get("/healthz", None).await.status, 200);
+}
 
 async fn health_answers_when_the_databases_do(app: TestApp) {
     let reply = app.get("/healthz", None).await;

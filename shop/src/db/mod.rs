@@ -118,6 +118,22 @@ impl JsonRows {
     }
 }
 
+/// Runs `sql` once on each connection the pool has open: all are held at
+/// once, so none is handed out twice. Boxed: it runs on the batch thread too.
+fn warm_pool(pool: AnyPool, sql: String) -> std::pin::Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send>> {
+    Box::pin(async move {
+        let open = pool.size() as usize;
+        let mut held = Vec::with_capacity(open);
+        for _ in 0..open {
+            held.push(pool.acquire().await?);
+        }
+        for conn in &mut held {
+            sqlx::Executor::execute(&mut **conn, sql.as_str()).await?;
+        }
+        Ok(())
+    })
+}
+
 /// `$first, $first+1, …`: the placeholders of an `IN (…)` list or a row of
 /// values, `n` of them, in the one dialect both backends read.
 pub(crate) fn placeholders(first: usize, n: usize) -> String {
@@ -247,7 +263,13 @@ impl Databases {
         }
         let archive = connect("archive".into(), &config.archive).await?;
         archive.migrate(Role::Archive).await?;
-        Ok(Self { main, shards, archive })
+        let databases = Self { main, shards, archive };
+        for db in databases.all() {
+            if let Err(error) = db.warm_connections().await {
+                tracing::warn!(%error, database = %db.name, "warming the connections failed");
+            }
+        }
+        Ok(databases)
     }
 
     /// Every database, for health checks and shutdown.
@@ -468,6 +490,26 @@ impl Db {
     /// Answers when the database does: used by `/healthz`.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    /// Has every open connection of this role plan a read of every table once,
+    /// so the PostgreSQL process behind it loads the tables' and indexes'
+    /// catalog entries now, not during the first burst of requests (issue 14: a
+    /// sale that opens on a fresh server paid for it in its first fifth). Does
+    /// nothing on SQLite. [`Databases::connect_and_migrate`] runs it, and only
+    /// logs a failure.
+    pub async fn warm_connections(&self) -> Result<(), sqlx::Error> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename").fetch_all(&self.pool).await?;
+        let sql = tables.iter().map(|t| format!("SELECT 1 FROM \"{t}\" LIMIT 0")).collect::<Vec<_>>().join("; ");
+        warm_pool(self.pool.clone(), sql.clone()).await?;
+        if let Some(batch) = self.batch.clone() {
+            batch_thread::run(warm_pool(batch, sql)).await?;
+        }
+        Ok(())
     }
 
     async fn migrate(&self, role: Role) -> anyhow::Result<()> {
