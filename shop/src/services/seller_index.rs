@@ -44,7 +44,7 @@ async fn apply_summaries(main: &Db, payloads: &[String]) -> Vec<ShopResult<()>> 
     let summaries: Vec<&SellerOrder> = parsed.iter().filter_map(|summary| summary.as_ref().ok()).collect();
     let written = async { upsert_all(&mut *main.pool().acquire().await?, &summaries, Overwrite::OnlyNewer).await };
     match written.await {
-        Ok(()) => {
+        Ok(_) => {
             crash_point("seller_index.after_apply");
             parsed.into_iter().map(|summary| summary.map(drop)).collect()
         }
@@ -67,9 +67,9 @@ enum Overwrite {
 const UPSERT_CHUNK: usize = 100;
 
 /// Writes each order's newest summary among `summaries`, where `overwrite`
-/// allows. Older summaries of an order in the same batch are superseded: one
-/// statement may not change a row twice.
-async fn upsert_all(conn: &mut sqlx::AnyConnection, summaries: &[&SellerOrder], overwrite: Overwrite) -> ShopResult<()> {
+/// allows; how many rows it changed. Older summaries of an order in the same
+/// batch are superseded: one statement may not change a row twice.
+async fn upsert_all(conn: &mut sqlx::AnyConnection, summaries: &[&SellerOrder], overwrite: Overwrite) -> ShopResult<u64> {
     let mut newest: BTreeMap<i64, &SellerOrder> = BTreeMap::new();
     for summary in summaries {
         let entry = newest.entry(summary.order.id.get()).or_insert(summary);
@@ -79,6 +79,7 @@ async fn upsert_all(conn: &mut sqlx::AnyConnection, summaries: &[&SellerOrder], 
     }
     let newest: Vec<&SellerOrder> = newest.into_values().collect();
     let now = now_ms();
+    let mut written = 0;
     for chunk in newest.chunks(UPSERT_CHUNK) {
         let sql = upsert_sql(chunk.len(), overwrite);
         let mut query = sqlx::query(&sql).bind(now);
@@ -90,23 +91,14 @@ async fn upsert_all(conn: &mut sqlx::AnyConnection, summaries: &[&SellerOrder], 
                 .bind(summary.version)
                 .bind(serde_json::to_string(summary).map_err(anyhow::Error::from)?);
         }
-        query.execute(&mut *conn).await?;
+        written += query.execute(&mut *conn).await?.rows_affected();
     }
-    Ok(())
+    Ok(written)
 }
 
 /// Writes one summary where `overwrite` allows; whether it changed the index.
 async fn upsert(conn: &mut sqlx::AnyConnection, summary: &SellerOrder, overwrite: Overwrite) -> ShopResult<bool> {
-    let written = sqlx::query(&upsert_sql(1, overwrite))
-        .bind(now_ms())
-        .bind(summary.order.id.get())
-        .bind(summary.seller_id.get())
-        .bind(summary.order.status.as_str())
-        .bind(summary.version)
-        .bind(serde_json::to_string(summary).map_err(anyhow::Error::from)?)
-        .execute(conn)
-        .await?;
-    Ok(written.rows_affected() == 1)
+    Ok(upsert_all(conn, &[summary], overwrite).await? == 1)
 }
 
 /// The upsert of `n` summaries: `$1` is the time, then five parameters per row.
