@@ -14,6 +14,7 @@ crate::on_both_backends!(
     guessing_from_one_address_never_locks_the_owner_out_elsewhere,
     unknown_emails_are_throttled_exactly_like_known_ones,
     failed_sign_ins_are_forgiven_with_time,
+    a_herd_of_uncached_sessions_is_looked_up_in_a_few_statements_each_its_own,
 );
 
 /// A client whose requests come from another loopback address than the default.
@@ -188,4 +189,60 @@ async fn concurrent_registrations_of_one_email_create_one_account(app: TestApp) 
     let taken = replies.iter().filter(|r| r.status == 409 && r.body["code"] == "email_taken").count();
     assert_eq!((created, taken), (1, 19), "{:?}", replies.iter().map(|r| &r.text).collect::<Vec<_>>());
     assert_eq!(app.count("users").await, 1);
+}
+
+/// A sale opens with every buyer's first request at once, none of their sessions
+/// cached: the lookups share statements (issue 14), and each still gets its own
+/// user, or none for a token that is garbage, ended or idle too long; last uses
+/// that are due are written, the others are not.
+async fn a_herd_of_uncached_sessions_is_looked_up_in_a_few_statements_each_its_own(app: TestApp) {
+    use shop::services::accounts::SessionToken;
+    const USERS: usize = 4;
+    const SESSIONS_EACH: usize = 10;
+    let mut sessions = Vec::new();
+    for u in 0..USERS {
+        let email = format!("herd-{u}@example.com");
+        let id = app.register(&email, "buyer").await["id"].as_i64().unwrap();
+        for _ in 0..SESSIONS_EACH {
+            sessions.push((app.login(&email).await, id));
+        }
+    }
+    let main = &app.shop.databases.main;
+    // One session was last used long ago (due a write), one is past the idle timeout.
+    let stale = sessions[3].0.clone();
+    let idle = sessions[7].0.clone();
+    let an_hour_ago = shop::clock::now_ms() - 60 * 60 * 1000;
+    let a_month_ago = shop::clock::now_ms() - 30 * 24 * 60 * 60 * 1000;
+    for (token, at) in [(&stale, an_hour_ago), (&idle, a_month_ago)] {
+        sqlx::query("UPDATE sessions SET last_seen_at_ms = $1 WHERE token_sha256 = $2").bind(at).bind(sha256_hex(token)).execute(main.pool()).await.unwrap();
+    }
+    let garbage = SessionToken::generate().unwrap().expose().to_owned();
+
+    let mut asked: Vec<(String, Option<i64>)> = sessions.iter().map(|(token, id)| (token.clone(), Some(*id))).collect();
+    asked[7].1 = None;
+    asked.push((garbage, None));
+    let used_before = main.uses();
+    let answers = join_all(asked.iter().map(|(token, _)| {
+        let token = SessionToken::parse(token).unwrap();
+        let accounts = app.shop.accounts.clone();
+        tokio::spawn(async move { accounts.user_for_token(&token).await.unwrap().map(|user| user.id.get()) })
+    }))
+    .await;
+    let used = main.uses() - used_before;
+    for ((token, expected), answer) in asked.iter().zip(answers) {
+        assert_eq!(answer.unwrap(), *expected, "the session {token} answers for its own user, or no one");
+    }
+    // One statement each would be 42; batched, a lookup alone, then one or two
+    // batches with the stale session's write.
+    assert!(used <= 8, "{used} statements on main for {} lookups", asked.len());
+    let last_seen = |token: String| async move {
+        sqlx::query_scalar::<_, i64>("SELECT last_seen_at_ms FROM sessions WHERE token_sha256 = $1").bind(sha256_hex(&token)).fetch_one(main.pool()).await.unwrap()
+    };
+    assert!(last_seen(stale).await > an_hour_ago, "a due last use is written");
+    assert_eq!(last_seen(idle).await, a_month_ago, "an idle session is not revived");
+}
+
+fn sha256_hex(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }

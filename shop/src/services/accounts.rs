@@ -16,6 +16,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
+use crate::services::session_reads::SessionReads;
 use crate::services::sign_in_throttle::{self, SignInThrottle};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,6 +49,8 @@ pub struct Accounts {
     /// Sessions this instance looked up in the last moments (issue 14: a purchase
     /// is two requests, and each looked its session up in `main`).
     recent: SessionCache,
+    /// Lookups that missed `recent`, batched: a sale's herd of first requests.
+    lookups: SessionReads,
 }
 
 /// Live sessions this instance has just looked up, by token digest, for at most
@@ -109,6 +112,7 @@ impl Accounts {
 
     pub fn new(db: Db, session_idle_ms: i64) -> Self {
         let permits = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let lookups = SessionReads::new(db.clone(), session_idle_ms, seen_resolution_ms(session_idle_ms));
         Self {
             throttle: SignInThrottle::new(db.clone()),
             db,
@@ -117,6 +121,7 @@ impl Accounts {
             hashing: Arc::new(Semaphore::new(permits)),
             waiting: Arc::new(AtomicUsize::new(0)),
             recent: SessionCache::new(),
+            lookups,
         }
     }
 
@@ -245,30 +250,14 @@ impl Accounts {
         if let Some(user) = self.recent.get(&digest, now, seen_resolution_ms) {
             return Ok(Some(user));
         }
-        let row = sqlx::query(
-            "SELECT u.id, u.email, u.name, u.role, s.last_seen_at_ms, s.expires_at_ms FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_sha256 = $1 AND s.expires_at_ms > $2 AND s.last_seen_at_ms > $3",
-        )
-        .bind(&digest)
-        .bind(now)
-        .bind(now - self.session_idle_ms)
-        .fetch_optional(self.db.pool())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let mut last_seen_at_ms = row.try_get::<i64, _>("last_seen_at_ms")?;
-        if last_seen_at_ms < now - seen_resolution_ms {
-            sqlx::query("UPDATE sessions SET last_seen_at_ms = $2 WHERE token_sha256 = $1").bind(&digest).bind(now).execute(self.db.pool()).await?;
-            last_seen_at_ms = now;
-        }
-        let user = user_from_row(&row)?;
-        let cached = CachedSession { user: user.clone(), read_at_ms: now, last_seen_at_ms, expires_at_ms: row.try_get("expires_at_ms")? };
+        let Some(session) = self.lookups.live(digest.clone()).await? else { return Ok(None) };
+        let cached = CachedSession { user: session.user.clone(), read_at_ms: session.read_at_ms, last_seen_at_ms: session.last_seen_at_ms, expires_at_ms: session.expires_at_ms };
         self.recent.0.insert(digest, cached);
-        Ok(Some(user))
+        Ok(Some(session.user))
     }
 
-    /// How stale a session's recorded last use may get before a request writes it.
     fn seen_resolution_ms(&self) -> i64 {
-        Self::SEEN_RESOLUTION_MS.min(self.session_idle_ms / 10)
+        seen_resolution_ms(self.session_idle_ms)
     }
 
     /// Changes the password, given the current one, and ends every other session
@@ -378,6 +367,11 @@ fn dummy_hash() -> &'static str {
         let salt = SaltString::encode_b64(b"ninefold-dummy-salt").expect("a fixed salt encodes");
         Argon2::default().hash_password(b"no account has this password", &salt).expect("hashing a constant succeeds").to_string()
     })
+}
+
+/// How stale a session's recorded last use may get before a request writes it.
+fn seen_resolution_ms(session_idle_ms: i64) -> i64 {
+    Accounts::SEEN_RESOLUTION_MS.min(session_idle_ms / 10)
 }
 
 pub(crate) fn user_from_row(row: &AnyRow) -> ShopResult<User> {

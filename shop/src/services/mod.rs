@@ -38,6 +38,7 @@ mod group_commit;
 mod order_inserts;
 mod charges;
 mod paid_marks;
+mod session_reads;
 
 use crate::db::{DatabaseConfig, Databases};
 pub use accounts::Accounts;
