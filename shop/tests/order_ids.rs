@@ -43,6 +43,38 @@ async fn allocate_concurrently(databases: Databases, server_count: usize, block:
     assert!(all.iter().all(|id| id.sequence() >= OrderId::FIRST_SEQUENCE));
 }
 
+/// The next block is reserved while half of the current one is left, so the
+/// checkout that empties a block does not wait for the database (issue 14).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_block_is_reserved_before_the_current_one_runs_out() {
+    const BLOCK: i64 = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let databases = Databases::connect_and_migrate(&shop::db::DatabaseConfig::sqlite_in(dir.path(), 1)).await.unwrap();
+    let ids = OrderIdAllocator::new(databases.main.clone(), BLOCK);
+    ids.reserve_ahead().await;
+    assert_eq!(ids.blocks_in_hand().await, 1, "one block reserved at start-up");
+    let buyer = UserId::from_sequence(1);
+    let mut handed = Vec::new();
+    for _ in 0..3 * BLOCK {
+        handed.push(ids.next(buyer).await.unwrap().sequence());
+        // Past the first half of a block, the next is reserved within moments.
+        let into_block = (handed.len() as i64 - 1) % BLOCK;
+        if into_block >= BLOCK / 2 {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while ids.blocks_in_hand().await < 2 - usize::from(into_block == BLOCK - 1) {
+                assert!(std::time::Instant::now() < deadline, "no block reserved ahead after {} ids", handed.len());
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+    }
+    let used_before = databases.main.uses();
+    // The fourth block is already in hand: its first id needs no statement.
+    handed.push(ids.next(buyer).await.unwrap().sequence());
+    assert_eq!(databases.main.uses(), used_before, "the id came from the block reserved ahead");
+    let unique: HashSet<i64> = handed.iter().copied().collect();
+    assert_eq!(unique.len(), handed.len());
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..Default::default() })]
 

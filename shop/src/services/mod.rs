@@ -126,6 +126,7 @@ impl Shop {
         let shards = shards::Shards::open(&main, databases.shards.clone()).await?;
         let catalog = Catalog::new(main.clone());
         let ids = std::sync::Arc::new(order_ids::OrderIdAllocator::new(main.clone(), settings.order_id_block));
+        ids.reserve_ahead().await;
         let checkouts = Checkouts::new(shards.clone(), catalog.clone(), ids);
         let carts = carts::Carts::new(main.clone(), catalog.clone(), checkouts.clone(), settings.guest_cart_ttl_ms);
         let limits = orders::UnpaidLimits { payment_window_ms: settings.hold_ttl_ms, max_unpaid: settings.max_unpaid_orders };
