@@ -61,8 +61,10 @@ impl Batched for Lookup {
     const METRIC: &'static str = "ninefold_session_batch_reads";
 
     async fn together(&self, _key: &(), digests: &[&String]) -> ShopResult<Vec<ShopResult<Option<LiveSession>>>> {
-        let mut found = self.read(digests).await?;
-        Ok(digests.iter().map(|digest| Ok(found.iter().position(|(d, _)| d == *digest).map(|at| found.swap_remove(at).1))).collect())
+        // One session may be asked for several times at once (a client's parallel
+        // requests): each asker gets the row.
+        let found: std::collections::HashMap<String, LiveSession> = self.read(digests).await?.into_iter().collect();
+        Ok(digests.iter().map(|digest| Ok(found.get(digest.as_str()).cloned())).collect())
     }
 
     async fn alone(&self, _key: &(), digest: &String) -> ShopResult<Option<LiveSession>> {
