@@ -58,24 +58,33 @@ impl Profiler {
 
 use bench::Client;
 
+/// How long one purchase took: its checkout, and all of it.
+#[derive(Debug, Clone, Copy)]
+struct Purchase {
+    checkout: Duration,
+    total: Duration,
+}
+
 /// One purchase: checkout, then place — and, in `on_payment` mode, where stock is
 /// taken only when paying, pay. `Ok(None)` when sold out.
-async fn buy(client: &Client, token: &str, product_id: i64, pays: bool) -> anyhow::Result<Option<Duration>> {
+async fn buy(client: &Client, token: &str, product_id: i64, pays: bool) -> anyhow::Result<Option<Purchase>> {
     let started = Instant::now();
     let (status, checkout) = client.post("/api/v1/checkout", Some(token), &json!({"lines": [{"product_id": product_id, "quantity": 1}]})).await?;
     if status != 201 {
         bail!("checkout: {status} {checkout}");
     }
+    let checkout_took = started.elapsed();
+    let done = || Some(Purchase { checkout: checkout_took, total: started.elapsed() });
     let body = json!({"order_id": checkout["order_id"], "checkout_token": checkout["checkout_token"], "lines": checkout["lines"],
         "shipping_address": {"name": "B", "line1": "1 St", "city": "C", "postal_code": "1", "country": "NL"}});
     let (status, placed) = client.post("/api/v1/orders", Some(token), &body).await?;
     match status {
-        201 if !pays => Ok(Some(started.elapsed())),
+        201 if !pays => Ok(done()),
         201 => {
             let id = placed["id"].as_str().context("an order id")?;
             let (status, paid) = client.post(&format!("/api/v1/orders/{id}/pay"), Some(token), &Value::Null).await?;
             match status {
-                200 => Ok(Some(started.elapsed())),
+                200 => Ok(done()),
                 409 if paid["code"] == "insufficient_stock" => {
                     // Sold out while this order waited: it stays unpaid; cancel it so it holds nothing.
                     client.post(&format!("/api/v1/orders/{id}/cancel"), Some(token), &Value::Null).await?;
@@ -92,18 +101,38 @@ async fn buy(client: &Client, token: &str, product_id: i64, pays: bool) -> anyho
 /// Where in the sale the slow purchases are: a tail made in the first fifth is the
 /// cold start (connections opened, statements prepared), one spread evenly is the
 /// steady state.
-fn p99_by_fifth(timed: &mut [(Duration, Duration)]) -> String {
+fn p99_by_fifth(timed: &mut [(Duration, Duration, bool)]) -> String {
     timed.sort();
     let fifth = timed.len().div_ceil(5).max(1);
     timed
         .chunks(fifth)
         .map(|chunk| {
-            let mut latencies: Vec<Duration> = chunk.iter().map(|(_, latency)| *latency).collect();
+            let mut latencies: Vec<Duration> = chunk.iter().map(|(_, latency, _)| *latency).collect();
             latencies.sort();
             format!("{:.0}", bench::percentile_ms(&latencies, 0.99))
         })
         .collect::<Vec<_>>()
         .join(" / ")
+}
+
+/// Where the opening herd's time goes: each buyer's first purchase starts at
+/// once with every other's, on a new connection and an uncached session. The
+/// p99 of its checkout and of the rest (placing, paying), against the same for
+/// every later purchase.
+fn opening_and_rest(timed: &[(Duration, Purchase, bool)]) -> String {
+    let p99 = |first: bool, part: fn(&Purchase) -> Duration| {
+        let mut latencies: Vec<Duration> = timed.iter().filter(|(_, _, f)| *f == first).map(|(_, purchase, _)| part(purchase)).collect();
+        latencies.sort();
+        bench::percentile_ms(&latencies, 0.99)
+    };
+    let (checkout, rest): (fn(&Purchase) -> Duration, fn(&Purchase) -> Duration) = (|p| p.checkout, |p| p.total - p.checkout);
+    format!(
+        "p99 ms of checkout / the rest: each buyer's first purchase {:.0} / {:.0}, later purchases {:.0} / {:.0}",
+        p99(true, checkout),
+        p99(true, rest),
+        p99(false, checkout),
+        p99(false, rest)
+    )
 }
 
 #[tokio::main]
@@ -158,8 +187,8 @@ async fn main() -> anyhow::Result<()> {
                 }
                 loop {
                     let at = started.elapsed();
-                    let Some(latency) = buy(&client, &token, product_ids[index], pays).await? else { break };
-                    latencies.push((at, latency));
+                    let Some(purchase) = buy(&client, &token, product_ids[index], pays).await? else { break };
+                    latencies.push((at, purchase));
                 }
                 gone[index].store(true, std::sync::atomic::Ordering::Relaxed);
             }
@@ -168,14 +197,16 @@ async fn main() -> anyhow::Result<()> {
     });
     let mut timed = Vec::new();
     for buyer in futures::future::join_all(buyers).await {
-        timed.extend(buyer??);
+        timed.extend(buyer??.into_iter().enumerate().map(|(k, (at, purchase))| (at, purchase, k == 0)));
     }
     let elapsed = started.elapsed();
     if let Some(profiler) = profiler {
         profiler.stop()?;
     }
+    eprintln!("{}", opening_and_rest(&timed));
+    let mut timed: Vec<(Duration, Duration, bool)> = timed.into_iter().map(|(at, purchase, first)| (at, purchase.total, first)).collect();
     eprintln!("p99 ms by fifth of the sale (purchases by start time): {}", p99_by_fifth(&mut timed));
-    let mut latencies: Vec<Duration> = timed.into_iter().map(|(_, latency)| latency).collect();
+    let mut latencies: Vec<Duration> = timed.into_iter().map(|(_, latency, _)| latency).collect();
     latencies.sort();
 
     let (mut available, mut reserved, mut sold) = (0, 0, 0);
