@@ -41,27 +41,29 @@ pub fn lock_in_key_order(backend: Backend, table: &str, key: JsonColumn) -> Opti
         Backend::Sqlite => None,
         Backend::Postgres => {
             let name = key.name();
-            Some(format!("SELECT {name} FROM {table} WHERE {} ORDER BY {name} FOR UPDATE", json_key_in(backend, name, 1, 0, key)))
+            Some(format!("SELECT {name} FROM {table} WHERE {} ORDER BY {name} FOR UPDATE", json_key_in(backend, key, 1, 0)))
         }
     }
 }
 
 /// The condition "`column` is among the values at `position` of the rows in
-/// `$param`" (see [`json_rows`]), written so that PostgreSQL answers it from
+/// `$param`" (see [`json_rows`]), the values read as `column`'s type; `column`'s
+/// name may be qualified (`t.order_id`). Written so that PostgreSQL answers it from
 /// `column`'s index. `column IN (SELECT … FROM json_rows(…))` is not: the planner
 /// takes a set-returning function for 100 rows whatever the batch holds, and
 /// against a table of a few thousand rows picks a sequential scan and a hash join.
 /// An `= ANY(ARRAY(…))` is estimated as a handful of values, and looked up.
-pub fn json_key_in(backend: Backend, column: &str, param: usize, position: usize, key: JsonColumn) -> String {
+pub fn json_key_in(backend: Backend, column: JsonColumn, param: usize, position: usize) -> String {
+    let name = column.name();
     match backend {
         Backend::Postgres => {
-            let value = match key {
+            let value = match column {
                 JsonColumn::Int(_) => format!("CAST(e->>{position} AS BIGINT)"),
                 JsonColumn::Text(_) => format!("e->>{position}"),
             };
-            format!("{column} = ANY(ARRAY(SELECT {value} FROM jsonb_array_elements(CAST(${param} AS jsonb)) AS e))")
+            format!("{name} = ANY(ARRAY(SELECT {value} FROM jsonb_array_elements(CAST(${param} AS jsonb)) AS e))")
         }
-        Backend::Sqlite => format!("{column} IN (SELECT json_extract(value, '$[{position}]') FROM json_each(${param}))"),
+        Backend::Sqlite => format!("{name} IN (SELECT json_extract(value, '$[{position}]') FROM json_each(${param}))"),
     }
 }
 

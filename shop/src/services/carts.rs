@@ -404,8 +404,8 @@ impl OrderedRemovals {
         let backend = self.db.backend();
         let sql = format!(
             "SELECT owner, product_id FROM cart_lines WHERE {} AND {}",
-            json_key_in(backend, "owner", 1, 0, Text("owner")),
-            json_key_in(backend, "product_id", 2, 0, Int("product_id"))
+            json_key_in(backend, Text("owner"), 1, 0),
+            json_key_in(backend, Int("product_id"), 2, 0)
         );
         let query = sqlx::query_as::<_, (String, i64)>(&sql).bind(JsonRows::of_values(owners).into_param()).bind(JsonRows::of_values(products).into_param());
         let lines = query.fetch_all(self.db.pool()).await?;
@@ -416,7 +416,7 @@ impl OrderedRemovals {
         let pairs = JsonRows::from_rows(held.iter().flat_map(|r| r.products.iter().map(|p| json!([r.owner, p]))));
         let sql = format!(
             "DELETE FROM cart_lines WHERE {} AND (owner, product_id) IN (SELECT held_owner, held_product FROM {})",
-            json_key_in(backend, "owner", 1, 0, Text("owner")),
+            json_key_in(backend, Text("owner"), 1, 0),
             json_rows(backend, 1, &[Text("held_owner"), Int("held_product")])
         );
         let query = sqlx::query(&sql).bind(pairs.into_param());

@@ -259,7 +259,7 @@ async fn delete_payments(tx: &mut Transaction<'static, Any>, ids: &[OrderId]) ->
     if ids.is_empty() {
         return Ok(());
     }
-    let sql = format!("DELETE FROM payments WHERE {}", json_key_in(backend_of(tx), "order_id", 1, 0, Int("order_id")));
+    let sql = format!("DELETE FROM payments WHERE {}", json_key_in(backend_of(tx), Int("order_id"), 1, 0));
     sqlx::query(&sql).bind(JsonRows::of_values(ids.iter().map(|id| id.get())).into_param()).execute(&mut **tx).await?;
     Ok(())
 }
@@ -269,7 +269,7 @@ async fn balances_of<'a>(tx: &mut Transaction<'static, Any>, accounts: impl Iter
     if accounts.is_empty() {
         return Ok(HashMap::new());
     }
-    let sql = format!("SELECT id, balance_cents FROM ledger_accounts WHERE {}", json_key_in(backend_of(tx), "id", 1, 0, Text("id")));
+    let sql = format!("SELECT id, balance_cents FROM ledger_accounts WHERE {}", json_key_in(backend_of(tx), Text("id"), 1, 0));
     let rows = sqlx::query(&sql).bind(JsonRows::of_values(accounts).into_param()).fetch_all(&mut **tx).await?;
     rows.iter().map(|row| Ok((row.try_get("id")?, row.try_get("balance_cents")?))).collect()
 }
@@ -328,7 +328,7 @@ fn state_in(states: &HashMap<i64, TakeState>, order: &Order) -> Option<TakeState
 }
 
 async fn take_states(tx: &mut Transaction<'static, Any>, orders: &[&Order]) -> ShopResult<HashMap<i64, TakeState>> {
-    let sql = format!("SELECT order_id, state FROM stock_takes WHERE {}", json_key_in(backend_of(tx), "order_id", 1, 0, Int("order_id")));
+    let sql = format!("SELECT order_id, state FROM stock_takes WHERE {}", json_key_in(backend_of(tx), Int("order_id"), 1, 0));
     let rows = sqlx::query(&sql).bind(JsonRows::of_values(orders.iter().map(|o| o.id.get())).into_param()).fetch_all(&mut **tx).await?;
     rows.iter()
         .map(|row| {
@@ -361,7 +361,7 @@ async fn set_takes_sold(tx: &mut Transaction<'static, Any>, ids: &[OrderId], onl
         return Ok(HashSet::new());
     }
     let guard = if only_from.is_some() { " AND state = $3" } else { "" };
-    let wanted = json_key_in(backend_of(tx), "order_id", 2, 0, Int("order_id"));
+    let wanted = json_key_in(backend_of(tx), Int("order_id"), 2, 0);
     let sql = format!("UPDATE stock_takes SET state = $1, check_at_ms = NULL WHERE {wanted}{guard} RETURNING order_id");
     let query = sqlx::query(&sql).bind(TakeState::Sold.as_str()).bind(JsonRows::of_values(ids.iter().map(|id| id.get())).into_param());
     let query = match only_from {
@@ -442,7 +442,7 @@ async fn credit_escrow_and_debit_wallets(tx: &mut Transaction<'static, Any>, bac
     if let Some(lock) = dialect::lock_in_key_order(backend, "ledger_accounts", Text("id")) {
         sqlx::query(&lock).bind(JsonRows::of_values(deltas.iter().map(|(account, _)| account.as_str())).into_param()).fetch_all(&mut **tx).await?;
     }
-    let (accounts, source) = (json_key_in(backend, "id", 1, 0, Text("id")), json_rows(backend, 1, &[Text("account"), Int("delta")]));
+    let (accounts, source) = (json_key_in(backend, Text("id"), 1, 0), json_rows(backend, 1, &[Text("account"), Int("delta")]));
     let sql = format!(
         "UPDATE ledger_accounts SET balance_cents = balance_cents + delta FROM {source} WHERE {accounts} AND id = account AND balance_cents + delta >= 0 RETURNING id, balance_cents"
     );
@@ -455,7 +455,7 @@ async fn credit_escrow_and_debit_wallets(tx: &mut Transaction<'static, Any>, bac
 
 /// Moves every payment record still `charged` to `paid`, in one statement.
 async fn close_together(main: &Db, ids: &[&OrderId]) -> ShopResult<Vec<ShopResult<()>>> {
-    let wanted = json_key_in(main.backend(), "order_id", 4, 0, Int("order_id"));
+    let wanted = json_key_in(main.backend(), Int("order_id"), 4, 0);
     let sql = format!("UPDATE payments SET state = $1, updated_at_ms = $2 WHERE state = $3 AND {wanted}");
     let query = sqlx::query(&sql).bind(PaymentState::Paid.as_str()).bind(now_ms()).bind(PaymentState::Charged.as_str());
     let mut tx = main.begin_write().await?;

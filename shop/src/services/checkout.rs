@@ -257,7 +257,7 @@ impl TokenReads {
         let sql = format!(
             "SELECT t.order_id, t.token, t.buyer_id, t.lines, t.expires_at_ms, t.consumed_at_ms, u.unpaid \
              FROM checkout_tokens t LEFT JOIN buyer_unpaid u ON u.buyer_id = t.buyer_id WHERE {}",
-            json_key_in(db.backend(), "t.order_id", 1, 0, Int("order_id"))
+            json_key_in(db.backend(), Int("t.order_id"), 1, 0)
         );
         let rows = sqlx::query(&sql).bind(JsonRows::of_values(ids.iter().map(|id| id.get())).into_param()).fetch_all(db.pool()).await?;
         rows.iter()

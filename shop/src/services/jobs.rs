@@ -184,7 +184,7 @@ impl Jobs {
         let sql = format!(
             "UPDATE jobs SET locked_until_ms = $1, attempts = attempts + 1 WHERE state = 'queued' AND run_at_ms <= $2 \
              AND (locked_until_ms IS NULL OR locked_until_ms <= $2) AND {} RETURNING key, payload, attempts",
-            json_key_in(self.db.backend(), "key", 3, 0, Text("key"))
+            json_key_in(self.db.backend(), Text("key"), 3, 0)
         );
         let query = sqlx::query(&sql).bind(now + self.lease_ms(kind)).bind(now).bind(JsonRows::of_values(keys.iter().map(String::as_str)).into_param());
         let mut claimed = query
@@ -205,7 +205,7 @@ impl Jobs {
         }
         let sql = format!(
             "UPDATE jobs SET state = 'done', locked_until_ms = NULL, finished_at_ms = $1, last_error = NULL WHERE {}",
-            json_key_in(self.db.backend(), "key", 2, 0, Text("key"))
+            json_key_in(self.db.backend(), Text("key"), 2, 0)
         );
         sqlx::query(&sql).bind(now_ms()).bind(JsonRows::of_values(keys.iter().copied()).into_param()).execute(self.db.pool()).await?;
         Ok(())

@@ -134,7 +134,7 @@ impl ShardOrders {
 async fn consume_tokens_in(tx: &mut Transaction<'static, Any>, items: &[&NewOrder]) -> ShopResult<Vec<usize>> {
     let pairs = JsonRows::from_rows(items.iter().map(|item| json!([item.summary.order.id.get(), item.token.expose()])));
     let backend = backend_of(tx);
-    let (ids, source) = (json_key_in(backend, "order_id", 2, 0, Int("order_id")), json_rows(backend, 2, &[Int("order_id"), Text("token")]));
+    let (ids, source) = (json_key_in(backend, Int("order_id"), 2, 0), json_rows(backend, 2, &[Int("order_id"), Text("token")]));
     let sql = format!(
         "UPDATE checkout_tokens SET consumed_at_ms = $1 WHERE consumed_at_ms IS NULL \
          AND {ids} AND (order_id, token) IN (SELECT order_id, token FROM {source}) RETURNING order_id, token"
@@ -150,7 +150,7 @@ async fn consume_tokens_in(tx: &mut Transaction<'static, Any>, items: &[&NewOrde
 
 async fn unconsume_tokens_in<'a>(tx: &mut Transaction<'static, Any>, items: impl Iterator<Item = &'a NewOrder>) -> ShopResult<()> {
     let ids = JsonRows::of_values(items.map(|item| item.summary.order.id.get()));
-    let sql = format!("UPDATE checkout_tokens SET consumed_at_ms = NULL WHERE {}", json_key_in(backend_of(tx), "order_id", 1, 0, Int("order_id")));
+    let sql = format!("UPDATE checkout_tokens SET consumed_at_ms = NULL WHERE {}", json_key_in(backend_of(tx), Int("order_id"), 1, 0));
     sqlx::query(&sql).bind(ids.into_param()).execute(&mut **tx).await?;
     Ok(())
 }

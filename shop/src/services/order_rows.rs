@@ -58,7 +58,7 @@ pub(crate) async fn read_seller_orders(conn: &mut AnyConnection, ids: &[OrderId]
         "SELECT o.id, o.buyer_id, o.seller_id, o.status, o.total_cents, o.shipping_address, o.hold_expires_at_ms, o.created_at_ms, \
          o.updated_at_ms, o.version, s.carrier, s.tracking_number, s.version AS shipping_version, s.updated_at_ms AS shipping_updated_at_ms \
          FROM orders o LEFT JOIN shipping_records s ON s.order_id = o.id WHERE {}",
-        json_key_in(backend, "o.id", 1, 0, Int("id"))
+        json_key_in(backend, Int("o.id"), 1, 0)
     );
     let rows = sqlx::query(&sql).bind(&ids_param).fetch_all(&mut *conn).await?;
     if rows.is_empty() {
@@ -66,7 +66,7 @@ pub(crate) async fn read_seller_orders(conn: &mut AnyConnection, ids: &[OrderId]
     }
     let sql = format!(
         "SELECT order_id, product_id, seller_id, quantity, unit_price_cents, snapshot_digest FROM order_lines WHERE {} ORDER BY order_id, line_no",
-        json_key_in(backend, "order_id", 1, 0, Int("order_id"))
+        json_key_in(backend, Int("order_id"), 1, 0)
     );
     let lines = sqlx::query(&sql).bind(&ids_param).fetch_all(&mut *conn).await?;
     rows.iter()

@@ -74,7 +74,7 @@ impl ShardPayments {
 
 /// The conditional UPDATE for all: (version, seller, buyer) of each order it moved.
 async fn move_to_paid(tx: &mut Transaction<'static, Any>, orders: &[&Order], now: i64) -> ShopResult<HashMap<i64, (i64, i64, i64)>> {
-    let wanted = json_key_in(dialect::backend_of(tx), "id", 3, 0, Int("id"));
+    let wanted = json_key_in(dialect::backend_of(tx), Int("id"), 3, 0);
     let sql = format!(
         "UPDATE orders SET status = $1, hold_expires_at_ms = NULL, updated_at_ms = $2, version = version + 1 \
          WHERE status = 'pending_payment' AND {wanted} RETURNING id, version, seller_id, buyer_id"
@@ -104,7 +104,7 @@ async fn free_slots(tx: &mut Transaction<'static, Any>, backend: Backend, buyers
         by_count.entry(count).or_default().push(buyer);
     }
     for (count, buyers) in by_count {
-        let wanted = json_key_in(backend, "buyer_id", 2, 0, Int("buyer_id"));
+        let wanted = json_key_in(backend, Int("buyer_id"), 2, 0);
         let sql = format!("UPDATE buyer_unpaid SET unpaid = CASE WHEN unpaid > $1 THEN unpaid - $1 ELSE 0 END WHERE {wanted} AND unpaid > 0");
         sqlx::query(&sql).bind(count).bind(JsonRows::of_values(buyers).into_param()).execute(&mut **tx).await?;
     }

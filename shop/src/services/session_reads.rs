@@ -80,7 +80,7 @@ impl Lookup {
         let sql = format!(
             "SELECT s.token_sha256, u.id, u.email, u.name, u.role, s.last_seen_at_ms, s.expires_at_ms FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE {} AND s.expires_at_ms > $2 AND s.last_seen_at_ms > $3",
-            json_key_in(self.db.backend(), "s.token_sha256", 1, 0, Text("token_sha256"))
+            json_key_in(self.db.backend(), Text("s.token_sha256"), 1, 0)
         );
         let rows = sqlx::query(&sql)
             .bind(JsonRows::of_values(digests.iter().map(|d| d.as_str())).into_param())
@@ -97,7 +97,7 @@ impl Lookup {
             .collect::<ShopResult<Vec<_>>>()?;
         let due: Vec<&str> = sessions.iter().filter(|(_, s)| s.last_seen_at_ms < now - self.seen_resolution_ms).map(|(d, _)| d.as_str()).collect();
         if !due.is_empty() {
-            let sql = format!("UPDATE sessions SET last_seen_at_ms = $2 WHERE {}", json_key_in(self.db.backend(), "token_sha256", 1, 0, Text("token_sha256")));
+            let sql = format!("UPDATE sessions SET last_seen_at_ms = $2 WHERE {}", json_key_in(self.db.backend(), Text("token_sha256"), 1, 0));
             sqlx::query(&sql).bind(JsonRows::of_values(due).into_param()).bind(now).execute(self.db.pool()).await?;
             for (_, session) in sessions.iter_mut().filter(|(_, s)| s.last_seen_at_ms < now - self.seen_resolution_ms) {
                 session.last_seen_at_ms = now;

@@ -149,7 +149,7 @@ async fn take_together(main: &Db, takes: &[&Take]) -> ShopResult<Vec<ShopResult<
 /// orders that do not.
 async fn short_for_payment(tx: &mut sqlx::Transaction<'static, sqlx::Any>, takes: &[&Take]) -> ShopResult<HashSet<i64>> {
     let ids: BTreeSet<i64> = takes.iter().map(|t| t.product.id.get()).collect();
-    let sql = format!("SELECT product_id, available FROM stock WHERE {}", json_key_in(backend_of(tx), "product_id", 1, 0, Int("product_id")));
+    let sql = format!("SELECT product_id, available FROM stock WHERE {}", json_key_in(backend_of(tx), Int("product_id"), 1, 0));
     let rows = sqlx::query(&sql).bind(JsonRows::of_values(ids).into_param()).fetch_all(&mut **tx).await?;
     let available: HashMap<i64, i64> = rows.iter().map(|row| Ok((row.try_get("product_id")?, row.try_get("available")?))).collect::<ShopResult<_>>()?;
     Ok(takes.iter().filter(|t| t.line.quantity.get() > available.get(&t.product.id.get()).copied().unwrap_or(0)).map(|t| t.order_id.get()).collect())
@@ -208,7 +208,7 @@ async fn decrement_each(tx: &mut sqlx::Transaction<'static, sqlx::Any>, state: T
         _ => "reserved",
     };
     let backend = backend_of(tx);
-    let (products, source) = (json_key_in(backend, "product_id", 1, 0, Int("product_id")), json_rows(backend, 1, &[Int("taken_product"), Int("units")]));
+    let (products, source) = (json_key_in(backend, Int("product_id"), 1, 0), json_rows(backend, 1, &[Int("taken_product"), Int("units")]));
     let sql = format!(
         "UPDATE stock SET available = available - units, {to} = {to} + units FROM {source} \
          WHERE {products} AND product_id = taken_product AND available >= units RETURNING product_id"
@@ -221,7 +221,7 @@ async fn decrement_each(tx: &mut sqlx::Transaction<'static, sqlx::Any>, state: T
 /// lock: the numbers a batch that did not fit splits in arrival order. A product
 /// with no stock row is missing from the answer (it has nothing available).
 pub(crate) async fn lock_available_of(tx: &mut sqlx::Transaction<'static, sqlx::Any>, products: &[i64]) -> ShopResult<HashMap<i64, i64>> {
-    let wanted = json_key_in(backend_of(tx), "product_id", 1, 0, Int("product_id"));
+    let wanted = json_key_in(backend_of(tx), Int("product_id"), 1, 0);
     let sql = format!("UPDATE stock SET available = available WHERE {wanted} RETURNING product_id, available");
     let rows = sqlx::query(&sql).bind(JsonRows::of_values(products.iter().copied()).into_param()).fetch_all(&mut **tx).await?;
     rows.iter().map(|row| Ok((row.try_get("product_id")?, row.try_get("available")?))).collect()
@@ -262,7 +262,7 @@ async fn delete_takes(tx: &mut sqlx::Transaction<'static, sqlx::Any>, takes: &[(
         return Ok(());
     }
     let backend = backend_of(tx);
-    let (orders, source) = (json_key_in(backend, "order_id", 1, 0, Int("order_id")), json_rows(backend, 1, &[Int("refused_order"), Int("refused_product")]));
+    let (orders, source) = (json_key_in(backend, Int("order_id"), 1, 0), json_rows(backend, 1, &[Int("refused_order"), Int("refused_product")]));
     let sql = format!("DELETE FROM stock_takes WHERE {orders} AND (order_id, product_id) IN (SELECT refused_order, refused_product FROM {source})");
     sqlx::query(&sql).bind(JsonRows::from_rows(takes.iter().map(|(order, product)| json!([order, product]))).into_param()).execute(&mut **tx).await?;
     Ok(())
