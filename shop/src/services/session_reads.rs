@@ -95,11 +95,12 @@ impl Lookup {
                 Ok((row.try_get::<String, _>("token_sha256")?, session))
             })
             .collect::<ShopResult<Vec<_>>>()?;
-        let due: Vec<&str> = sessions.iter().filter(|(_, s)| s.last_seen_at_ms < now - self.seen_resolution_ms).map(|(d, _)| d.as_str()).collect();
-        if !due.is_empty() {
+        let due = |session: &LiveSession| session.last_seen_at_ms < now - self.seen_resolution_ms;
+        let stale: Vec<&str> = sessions.iter().filter(|(_, s)| due(s)).map(|(d, _)| d.as_str()).collect();
+        if !stale.is_empty() {
             let sql = format!("UPDATE sessions SET last_seen_at_ms = $2 WHERE {}", json_key_in(self.db.backend(), Text("token_sha256"), 1, 0));
-            sqlx::query(&sql).bind(JsonRows::of_values(due).into_param()).bind(now).execute(self.db.pool()).await?;
-            for (_, session) in sessions.iter_mut().filter(|(_, s)| s.last_seen_at_ms < now - self.seen_resolution_ms) {
+            sqlx::query(&sql).bind(JsonRows::of_values(stale).into_param()).bind(now).execute(self.db.pool()).await?;
+            for (_, session) in sessions.iter_mut().filter(|(_, s)| due(s)) {
                 session.last_seen_at_ms = now;
             }
         }
