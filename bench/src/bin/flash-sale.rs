@@ -101,13 +101,13 @@ async fn buy(client: &Client, token: &str, product_id: i64, pays: bool) -> anyho
 /// Where in the sale the slow purchases are: a tail made in the first fifth is the
 /// cold start (connections opened, statements prepared), one spread evenly is the
 /// steady state.
-fn p99_by_fifth(timed: &mut [(Duration, Duration, bool)]) -> String {
+fn p99_by_fifth(timed: &mut [(Duration, Duration)]) -> String {
     timed.sort();
     let fifth = timed.len().div_ceil(5).max(1);
     timed
         .chunks(fifth)
         .map(|chunk| {
-            let mut latencies: Vec<Duration> = chunk.iter().map(|(_, latency, _)| *latency).collect();
+            let mut latencies: Vec<Duration> = chunk.iter().map(|(_, latency)| *latency).collect();
             latencies.sort();
             format!("{:.0}", bench::percentile_ms(&latencies, 0.99))
         })
@@ -120,18 +120,19 @@ fn p99_by_fifth(timed: &mut [(Duration, Duration, bool)]) -> String {
 /// p99 of its checkout and of the rest (placing, paying), against the same for
 /// every later purchase.
 fn opening_and_rest(timed: &[(Duration, Purchase, bool)]) -> String {
-    let p99 = |first: bool, part: fn(&Purchase) -> Duration| {
+    fn p99(timed: &[(Duration, Purchase, bool)], first: bool, part: impl Fn(&Purchase) -> Duration) -> f64 {
         let mut latencies: Vec<Duration> = timed.iter().filter(|(_, _, f)| *f == first).map(|(_, purchase, _)| part(purchase)).collect();
         latencies.sort();
         bench::percentile_ms(&latencies, 0.99)
-    };
-    let (checkout, rest): (fn(&Purchase) -> Duration, fn(&Purchase) -> Duration) = (|p| p.checkout, |p| p.total - p.checkout);
+    }
+    let checkout = |p: &Purchase| p.checkout;
+    let rest = |p: &Purchase| p.total - p.checkout;
     format!(
         "p99 ms of checkout / the rest: each buyer's first purchase {:.0} / {:.0}, later purchases {:.0} / {:.0}",
-        p99(true, checkout),
-        p99(true, rest),
-        p99(false, checkout),
-        p99(false, rest)
+        p99(timed, true, checkout),
+        p99(timed, true, rest),
+        p99(timed, false, checkout),
+        p99(timed, false, rest)
     )
 }
 
@@ -204,9 +205,9 @@ async fn main() -> anyhow::Result<()> {
         profiler.stop()?;
     }
     eprintln!("{}", opening_and_rest(&timed));
-    let mut timed: Vec<(Duration, Duration, bool)> = timed.into_iter().map(|(at, purchase, first)| (at, purchase.total, first)).collect();
+    let mut timed: Vec<(Duration, Duration)> = timed.into_iter().map(|(at, purchase, _)| (at, purchase.total)).collect();
     eprintln!("p99 ms by fifth of the sale (purchases by start time): {}", p99_by_fifth(&mut timed));
-    let mut latencies: Vec<Duration> = timed.into_iter().map(|(_, latency, _)| latency).collect();
+    let mut latencies: Vec<Duration> = timed.into_iter().map(|(_, latency)| latency).collect();
     latencies.sort();
 
     let (mut available, mut reserved, mut sold) = (0, 0, 0);
