@@ -19,6 +19,8 @@ crate::on_both_backends!(
     the_seller_order_list_pages_and_filters_from_the_index,
     an_index_missing_entirely_is_built_from_the_shards_once,
     concurrent_runners_deliver_a_burst_once_each_in_a_few_statements,
+    the_relay_runs_a_burst_of_events_in_a_few_statements_and_queues_what_it_cannot,
+    events_the_relay_fails_to_apply_are_queued_and_delivered_by_the_runner,
 );
 
 const ORDERS: usize = 2000;
@@ -256,6 +258,10 @@ async fn concurrent_runners_deliver_a_burst_once_each_in_a_few_statements(app: T
     }
     app.shop.seller_index.relay(500).await.unwrap();
     let main = &app.shop.databases.main;
+    // The relay ran them as it recorded them; queue them again, as a failed relay
+    // transaction leaves them, for the runners.
+    sqlx::query("UPDATE jobs SET state = 'queued', finished_at_ms = NULL WHERE kind = 'seller_index'").execute(main.pool()).await.unwrap();
+    sqlx::query("DELETE FROM seller_orders").execute(main.pool()).await.unwrap();
     sqlx::query("INSERT INTO jobs (key, kind, payload, state, run_at_ms, created_at_ms) VALUES ('seller_index:garbage', 'seller_index', '{not json', 'queued', 0, 0)")
         .execute(main.pool())
         .await
@@ -286,6 +292,92 @@ async fn concurrent_runners_deliver_a_burst_once_each_in_a_few_statements(app: T
     assert_eq!(state, "queued", "retried after its backoff");
     assert!(error.is_some_and(|e| !e.is_empty()));
     assert_index_matches_shards(&app, EVENTS).await;
+}
+
+/// The relay records and runs a burst of events (one per order, as in a sale) in
+/// one `main` transaction, a few statements for all; a payload that does not
+/// parse is queued for the runner and fails there alone; relays racing on the
+/// same outbox rows (two servers, or a resend after a crash) apply each once.
+async fn the_relay_runs_a_burst_of_events_in_a_few_statements_and_queues_what_it_cannot(app: TestApp) {
+    const EVENTS: usize = 150;
+    let (_, _, product) = seller_with_product(&app, "seller", "reserve").await;
+    let (_, buyer) = buyer_with_money(&app, "buyer").await;
+    for _ in 0..EVENTS {
+        place(&app.shop, &buyer, product).await;
+    }
+    let outbox = &app.shop.databases.shards[app.shop.orders.shards().index_of_buyer(buyer.id)];
+    let garbage = OrderId::new(OrderId::FIRST_SEQUENCE + 999_999, buyer.id);
+    sqlx::query("INSERT INTO order_outbox (order_id, version, payload, created_at_ms) VALUES ($1, 1, '{not json', 0)").bind(garbage.get()).execute(outbox.pool()).await.unwrap();
+    let saved: Vec<(i64, i64, String, i64)> = sqlx::query_as("SELECT order_id, version, payload, created_at_ms FROM order_outbox").fetch_all(outbox.pool()).await.unwrap();
+    let main = &app.shop.databases.main;
+
+    let used_before = main.uses();
+    assert_eq!(app.shop.seller_index.relay(500).await.unwrap(), EVENTS as u64 + 1);
+    let used = main.uses() - used_before;
+    // The transaction, the garbage's enqueue, the record of the rest, the upsert.
+    assert!(used <= 6, "{used} statements on main for {EVENTS} events");
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM jobs WHERE kind = 'seller_index' AND state = 'done' AND finished_at_ms IS NOT NULL").await, EVENTS as i64);
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM jobs WHERE kind = 'seller_index' AND state = 'queued'").await, 1, "only the garbage waits for the runner");
+    assert_index_matches_shards(&app, EVENTS).await;
+    let lag = app.shop.seller_index.lag(shop::clock::now_ms()).await.unwrap();
+    assert_eq!((lag.pending_events, lag.failed_events), (1, 0));
+
+    // The same rows again, to three relays at once: nothing is applied twice.
+    sqlx::query("UPDATE seller_orders SET indexed_at_ms = 0").execute(main.pool()).await.unwrap();
+    for (order_id, version, payload, created) in &saved {
+        sqlx::query("INSERT INTO order_outbox (order_id, version, payload, created_at_ms) VALUES ($1, $2, $3, $4)")
+            .bind(order_id)
+            .bind(version)
+            .bind(payload)
+            .bind(created)
+            .execute(outbox.pool())
+            .await
+            .unwrap();
+    }
+    let relays = futures::future::join_all((0..3).map(|_| app.shop.seller_index.relay(500))).await;
+    assert!(relays.into_iter().all(|relay| relay.is_ok()));
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM seller_orders WHERE indexed_at_ms <> 0").await, 0, "the index moved on a resend");
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM jobs WHERE kind = 'seller_index'").await, EVENTS as i64 + 1);
+    let stats = app.shop.jobs.run_due(shop::clock::now_ms(), 500).await.unwrap();
+    assert_eq!(stats.retried, 1, "the garbage fails at the runner, alone");
+    assert_index_matches_shards(&app, EVENTS).await;
+}
+
+/// When the relay's transaction fails (here the index refuses every write, as a
+/// full disk or a broken constraint would), the events wait in the queue, and
+/// the runner delivers them once the index takes writes again. Nothing is lost.
+async fn events_the_relay_fails_to_apply_are_queued_and_delivered_by_the_runner(app: TestApp) {
+    let (_, _, product) = seller_with_product(&app, "seller", "on_order").await;
+    let (_, buyer) = buyer_with_money(&app, "buyer").await;
+    for _ in 0..5 {
+        place(&app.shop, &buyer, product).await;
+    }
+    let main = app.shop.databases.main.pool();
+    let postgres = app.shop.databases.main.backend() == shop::db::Backend::Postgres;
+    let refuse: &[&str] = if postgres {
+        &[
+            "CREATE FUNCTION refuse_index_writes() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'index closed'; END $$",
+            "CREATE TRIGGER refuse_index_writes BEFORE INSERT OR UPDATE ON seller_orders FOR EACH ROW EXECUTE FUNCTION refuse_index_writes()",
+        ]
+    } else {
+        &["CREATE TRIGGER refuse_index_writes BEFORE INSERT ON seller_orders BEGIN SELECT RAISE(ABORT, 'index closed'); END"]
+    };
+    for statement in refuse {
+        sqlx::query(statement).execute(main).await.unwrap();
+    }
+    assert_eq!(app.shop.seller_index.relay(500).await.unwrap(), 5, "the outbox is cleared into the queue");
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM jobs WHERE kind = 'seller_index' AND state = 'queued'").await, 5);
+    assert_eq!(app.count("seller_orders").await, 0);
+    let stats = app.shop.jobs.run_due(shop::clock::now_ms(), 500).await.unwrap();
+    assert_eq!(stats.retried, 5, "the runner fails too while the index refuses");
+    assert_eq!(app.shop.seller_index.lag(shop::clock::now_ms()).await.unwrap().pending_events, 5);
+
+    let reopen = if postgres { "DROP TRIGGER refuse_index_writes ON seller_orders" } else { "DROP TRIGGER refuse_index_writes" };
+    sqlx::query(reopen).execute(main).await.unwrap();
+    let after_backoff = shop::clock::now_ms() + shop::services::jobs::backoff_ms(1) + 1;
+    assert_eq!(app.shop.jobs.run_due(after_backoff, 500).await.unwrap().done, 5);
+    assert_eq!(app.shop.seller_index.lag(shop::clock::now_ms()).await.unwrap().pending_events, 0);
+    assert_index_matches_shards(&app, 5).await;
 }
 
 async fn the_rebuild_reports_and_repairs_every_kind_of_difference(app: TestApp) {
