@@ -460,7 +460,7 @@ crash_tests! {
     a_crash_after_requesting_a_release_pays_the_seller_once: crash_and_recover("release:requested", Flow::Release);
     a_crash_after_completing_an_order_pays_the_seller_once: crash_and_recover("release:completed", Flow::Release);
     the_seller_index_delivery_killed_after_applying_an_event_stays_exact: kill_the_seller_index_delivery("seller_index.after_apply#25");
-    the_seller_index_relay_killed_before_clearing_the_outbox_stays_exact: kill_the_seller_index_delivery("seller_index.after_enqueue#10");
+    the_seller_index_relay_killed_before_clearing_the_outbox_stays_exact: kill_the_seller_index_delivery("seller_index.before_clearing_outbox#10");
     the_archive_killed_after_copying_a_batch_finishes_the_move: kill_the_archive_move("archive:copied#2");
     the_archive_killed_after_verifying_a_batch_finishes_the_move: kill_the_archive_move("archive:verified#2");
     the_archive_killed_mid_delete_finishes_the_move: kill_the_archive_move("archive:mid_delete#2");

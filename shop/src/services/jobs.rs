@@ -12,7 +12,7 @@ use crate::db::{Db, JsonRows};
 use serde_json::json;
 use crate::error::ShopResult;
 use sqlx::{Any, Row, Transaction};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -122,16 +122,17 @@ impl Jobs {
     /// Enqueues jobs in the caller's transaction, so they exist exactly when what
     /// they follow from commits. A key already queued (or done) is skipped.
     pub async fn enqueue_in(tx: &mut Transaction<'static, Any>, jobs: &[NewJob<'_>]) -> ShopResult<()> {
-        insert_in(tx, jobs, Arrival::Queued).await?;
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let source = json_rows(backend_of(tx), 2, &[Text("key"), Text("kind"), Text("payload"), Int("created_at_ms")]);
+        let sql = format!(
+            "INSERT INTO jobs (key, kind, payload, state, run_at_ms, created_at_ms) SELECT key, kind, payload, 'queued', $1, created_at_ms FROM {source} WHERE true \
+             ON CONFLICT (key) DO NOTHING"
+        );
+        let rows = JsonRows::from_rows(jobs.iter().map(|job| json!([job.key, job.kind, job.payload, job.since_ms])));
+        sqlx::query(&sql).bind(now_ms()).bind(rows.into_param()).execute(&mut **tx).await?;
         Ok(())
-    }
-
-    /// Records, in the caller's transaction, jobs the caller runs itself in that
-    /// same transaction: they arrive done, so no runner claims them. Returns the
-    /// keys recorded; a key already queued or done is skipped, and its job is not
-    /// the caller's to run (it was run, or a runner will run it).
-    pub async fn record_run_in(tx: &mut Transaction<'static, Any>, jobs: &[NewJob<'_>]) -> ShopResult<HashSet<String>> {
-        insert_in(tx, jobs, Arrival::Done).await
     }
 
     /// Runs up to `batch` due jobs. Each kind's jobs are claimed with one
@@ -261,34 +262,6 @@ impl Jobs {
     pub async fn count(&self, state: &str) -> ShopResult<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = $1").bind(state).fetch_one(self.db.pool()).await?)
     }
-}
-
-/// How a job enters the queue.
-#[derive(Clone, Copy)]
-enum Arrival {
-    /// Due at once, for a runner.
-    Queued,
-    /// Already run by whoever recorded it.
-    Done,
-}
-
-/// Inserts the jobs whose key is new, as `arrival` says; the keys inserted.
-async fn insert_in(tx: &mut Transaction<'static, Any>, jobs: &[NewJob<'_>], arrival: Arrival) -> ShopResult<HashSet<String>> {
-    if jobs.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let (state, finished) = match arrival {
-        Arrival::Queued => ("'queued'", "NULL"),
-        Arrival::Done => ("'done'", "$1"),
-    };
-    let source = json_rows(backend_of(tx), 2, &[Text("key"), Text("kind"), Text("payload"), Int("created_at_ms")]);
-    let sql = format!(
-        "INSERT INTO jobs (key, kind, payload, state, run_at_ms, created_at_ms, finished_at_ms) \
-         SELECT key, kind, payload, {state}, $1, created_at_ms, {finished} FROM {source} WHERE true ON CONFLICT (key) DO NOTHING RETURNING key"
-    );
-    let rows = JsonRows::from_rows(jobs.iter().map(|job| json!([job.key, job.kind, job.payload, job.since_ms])));
-    let inserted = sqlx::query(&sql).bind(now_ms()).bind(rows.into_param()).fetch_all(&mut **tx).await?;
-    inserted.iter().map(|row| Ok(row.try_get("key")?)).collect()
 }
 
 #[cfg(test)]

@@ -6,20 +6,18 @@
 //! 1. Every write to an order bumps `orders.version` and, in the same shard
 //!    transaction, appends the order's summary at that version to `order_outbox`
 //!    ([`order_rows::record_change`]). An order write cannot commit without its event.
-//! 2. The relay ([`SellerIndex::relay`]) reads a shard's outbox and, in one `main`
-//!    transaction, records each event in the job queue under the key
-//!    `seller_index:<order>:<version>` and runs it there and then (a key recorded
-//!    before is skipped, its event not applied twice). Only then does it delete
-//!    the rows from the shard. A crash between the two sends them again: delivery
-//!    is at least once.
-//! 3. Running an event upserts its summary only if its version is newer than the
-//!    one held (a poll's events in one statement), so a duplicate or a late, older
-//!    event changes nothing. An event the relay cannot run (a payload that does
-//!    not parse, a transaction that failed) is left queued, and the job runner's
-//!    handler ([`apply_summaries`]) retries it with backoff. Running events at the
-//!    relay spares each order the job's claim and completion writes and the
-//!    runner's poll (issue 14 measured the whole queued path at 14% of a flash
-//!    sale's throughput).
+//! 2. The relay ([`SellerIndex::relay`]) reads a shard's outbox and applies each
+//!    order's newest event to the index in `main`, a poll's events in one
+//!    upsert, and only then deletes the rows from the shard. A crash between the
+//!    two sends them again: delivery is at least once.
+//! 3. The upsert keeps a summary only if its version is newer than the one held,
+//!    so a duplicate or a late, older event changes nothing. An event the relay
+//!    cannot apply (a payload that does not parse, a transaction that failed)
+//!    goes to the job queue under the key `seller_index:<order>:<version>`, and
+//!    the runner's handler ([`apply_summaries`]) retries it with backoff. Until
+//!    issue 14's twelfth pass every event took that path; applying at the relay
+//!    spares each order the job row's insert, claim, completion and clean-up,
+//!    and the runner's poll.
 //!
 //! [`SellerIndex::rebuild`] compares the index with the shards, order by order,
 //! reports every difference and repairs it.
@@ -38,7 +36,7 @@ use crate::services::archive::Archive;
 use crate::services::shards::Shards;
 use serde::Serialize;
 use sqlx::Row;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// The job kind the relay enqueues.
 pub const JOB_KIND: &str = "seller_index";
@@ -243,8 +241,8 @@ impl SellerIndex {
             }
             entry.oldest_ms = entry.oldest_ms.min(created);
         }
-        self.enqueue(&newest).await?;
-        crash_point("seller_index.after_enqueue");
+        self.apply(&newest).await?;
+        crash_point("seller_index.before_clearing_outbox");
         // Deleting up to each order's newest version also drops events that
         // arrived after the read but are older: they were superseded.
         for chunk in newest.iter().collect::<Vec<_>>().chunks(100) {
@@ -259,49 +257,38 @@ impl SellerIndex {
         Ok(rows.len() as u64)
     }
 
-    /// Hands the events to the job queue. The relay runs them itself as it
-    /// records them: one `main` transaction records each event's job as done and
-    /// upserts its summary. Only what that cannot carry goes to the queue's
-    /// runner: a payload that does not parse, or every event of a batch whose
-    /// transaction failed, each queued to retry with backoff and, should it keep
-    /// failing, to show in [`SellerIndex::lag`] as failed.
-    async fn enqueue(&self, newest: &BTreeMap<i64, NewestEvent>) -> ShopResult<()> {
+    /// Applies the events to the index, one upsert for all, in one `main`
+    /// transaction. What that cannot carry goes to the job queue, whose runner
+    /// retries it with backoff and, should it keep failing, shows it in
+    /// [`SellerIndex::lag`] as failed: a payload that does not parse, or every
+    /// event of a batch whose transaction failed.
+    async fn apply(&self, newest: &BTreeMap<i64, NewestEvent>) -> ShopResult<()> {
         let jobs = newest
             .iter()
             .map(|(order_id, event)| NewJob { kind: JOB_KIND, key: format!("{JOB_KIND}:{order_id}:{}", event.version), payload: &event.payload, since_ms: event.oldest_ms })
             .collect::<Vec<_>>();
-        match self.run_while_recording(&jobs).await {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                tracing::warn!(error = %error, events = jobs.len(), "seller index: applying events at the relay failed; queued for the job runner");
-                let mut tx = self.main.begin_write().await?;
-                Jobs::enqueue_in(&mut tx, &jobs).await?;
-                tx.commit().await?;
-                Ok(())
-            }
+        if let Err(error) = self.apply_or_queue_unparsed(&jobs).await {
+            tracing::warn!(error = %error, events = jobs.len(), "seller index: applying events at the relay failed; queued for the job runner");
+            let mut tx = self.main.begin_write().await?;
+            Jobs::enqueue_in(&mut tx, &jobs).await?;
+            tx.commit().await?;
         }
+        Ok(())
     }
 
-    /// Records the jobs as run and applies their summaries, in one transaction;
-    /// payloads that do not parse are queued instead. A job recorded before (the
-    /// relay resending after a crash, or another relay) is neither recorded nor
-    /// applied again.
-    async fn run_while_recording(&self, jobs: &[NewJob<'_>]) -> ShopResult<()> {
-        let (mut runs, mut unparsed, mut summaries) = (Vec::new(), Vec::new(), HashMap::new());
+    /// Upserts the summaries that parse and queues the payloads that do not, in
+    /// one transaction.
+    async fn apply_or_queue_unparsed(&self, jobs: &[NewJob<'_>]) -> ShopResult<()> {
+        let (mut summaries, mut unparsed) = (Vec::with_capacity(jobs.len()), Vec::new());
         for job in jobs {
             match serde_json::from_str::<SellerOrder>(job.payload) {
-                Ok(summary) => {
-                    summaries.insert(job.key.as_str(), summary);
-                    runs.push(job.clone());
-                }
+                Ok(summary) => summaries.push(summary),
                 Err(_) => unparsed.push(job.clone()),
             }
         }
         let mut tx = self.main.begin_write().await?;
         Jobs::enqueue_in(&mut tx, &unparsed).await?;
-        let recorded = Jobs::record_run_in(&mut tx, &runs).await?;
-        let fresh: Vec<&SellerOrder> = summaries.iter().filter(|(key, _)| recorded.contains(**key)).map(|(_, summary)| summary).collect();
-        upsert_all(&mut tx, &fresh, Overwrite::OnlyNewer).await?;
+        upsert_all(&mut tx, &summaries.iter().collect::<Vec<_>>(), Overwrite::OnlyNewer).await?;
         crash_point("seller_index.after_apply"); // inside the transaction: the relay sends these again
         tx.commit().await?;
         Ok(())
