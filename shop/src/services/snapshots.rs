@@ -14,6 +14,9 @@ use crate::services::jobs::{JobKind, Jobs, NewJob};
 use crate::snapshot::{Snapshot, digest_with_picture, is_digest};
 use serde::{Deserialize, Serialize};
 use sqlx::{Any, Row, Transaction};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub const JOB_KIND: &str = "snapshot";
 
@@ -48,7 +51,11 @@ impl SnapshotJob {
 /// Enqueues the snapshot of each product in the caller's `main` transaction. A
 /// digest already queued (or written) enqueues nothing.
 pub(crate) async fn enqueue_in(tx: &mut Transaction<'static, Any>, products: &[Product]) -> ShopResult<()> {
-    let jobs = products.iter().map(SnapshotJob::of).collect::<Vec<_>>();
+    enqueue_jobs_in(tx, &products.iter().map(SnapshotJob::of).collect::<Vec<_>>()).await
+}
+
+/// Enqueues these snapshot jobs in the caller's `main` transaction.
+pub(crate) async fn enqueue_jobs_in(tx: &mut Transaction<'static, Any>, jobs: &[SnapshotJob]) -> ShopResult<()> {
     let payloads = jobs.iter().map(|job| serde_json::to_string(job).map_err(anyhow::Error::from)).collect::<Result<Vec<_>, _>>()?;
     let now = now_ms();
     let new_jobs = jobs
@@ -57,6 +64,44 @@ pub(crate) async fn enqueue_in(tx: &mut Transaction<'static, Any>, products: &[P
         .map(|(job, payload)| NewJob { kind: JOB_KIND, key: format!("{JOB_KIND}:{}", job.digest), payload, since_ms: now })
         .collect::<Vec<_>>();
     Jobs::enqueue_in(tx, &new_jobs).await
+}
+
+/// The snapshot jobs this process committed lately, by digest. A flash sale's
+/// take batches all sell the same product, and each used to enqueue its snapshot
+/// again: a statement (a round trip inside the hot product's transaction) that
+/// the job's key then ignored. A digest noted here is skipped for
+/// [`RecentSnapshots::FRESH_FOR`]: its job exists, queued, or done (and then its
+/// snapshot is written), since job rows are only ever deleted once done. The
+/// time limit bounds how long a job row deleted by hand goes unnoticed.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RecentSnapshots {
+    noted: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+impl RecentSnapshots {
+    const FRESH_FOR: Duration = Duration::from_secs(60);
+    /// Above this many digests the oldest are forgotten (a catalog edited
+    /// constantly must not grow the map without end).
+    const MAX_NOTED: usize = 10_000;
+
+    /// The jobs not noted lately: those to enqueue.
+    pub(crate) fn not_noted(&self, jobs: Vec<SnapshotJob>) -> Vec<SnapshotJob> {
+        let noted = self.noted.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        jobs.into_iter().filter(|job| noted.get(&job.digest).is_none_or(|at| at.elapsed() >= Self::FRESH_FOR)).collect()
+    }
+
+    /// Notes the jobs as enqueued; call once their transaction has committed.
+    pub(crate) fn note(&self, jobs: &[SnapshotJob]) {
+        let mut noted = self.noted.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if noted.len() + jobs.len() > Self::MAX_NOTED {
+            noted.retain(|_, at| at.elapsed() < Self::FRESH_FOR);
+            if noted.len() + jobs.len() > Self::MAX_NOTED {
+                noted.clear();
+            }
+        }
+        let now = Instant::now();
+        noted.extend(jobs.iter().map(|job| (job.digest.clone(), now)));
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -11,8 +11,9 @@
 //! is the difference between one commit per purchase and one per batch.
 //!
 //! A product sold `on_payment` takes nothing at placing; its check that the
-//! order fits what is available joins a batch all the same, for the
-//! one `main` write (the snapshot job) it shares.
+//! order fits what is available joins a batch all the same, for the snapshot
+//! job it may enqueue. A content whose job this process committed lately is not
+//! enqueued again ([`RecentSnapshots`]).
 //!
 //! The conditional statement is still the guard (DESIGN.md, failure mode 4), so
 //! several server processes, and takes outside a batch (multi-line orders,
@@ -27,7 +28,7 @@ use crate::db::{Backend, Db, dialect};
 use crate::domain::{InventoryMode, OrderId, TakeState};
 use crate::error::ShopResult;
 use crate::orders::LineRequest;
-use crate::services::snapshots::{self, SnapshotJob};
+use crate::services::snapshots::{self, RecentSnapshots, SnapshotJob};
 use crate::services::stock::{oversell_refused, take_in};
 use crate::services::group_commit::{Batched, GroupCommit};
 use crate::db::JsonRows;
@@ -69,6 +70,7 @@ type Key = InventoryMode;
 #[derive(Debug)]
 struct StockTakes {
     main: Db,
+    snapshots: RecentSnapshots,
 }
 
 impl Batched for StockTakes {
@@ -79,11 +81,11 @@ impl Batched for StockTakes {
     const METRIC: &'static str = "ninefold_stock_batch_takes";
 
     fn together<'a>(&'a self, _key: &'a Key, items: &'a [&'a Take]) -> impl Future<Output = ShopResult<Vec<ShopResult<()>>>> + Send + 'a {
-        take_together(&self.main, items)
+        take_together(&self.main, &self.snapshots, items)
     }
 
     fn alone<'a>(&'a self, _key: &'a Key, item: &'a Take) -> impl Future<Output = ShopResult<()>> + Send + 'a {
-        take_alone(&self.main, item)
+        take_alone(&self.main, &self.snapshots, item)
     }
 }
 
@@ -96,7 +98,7 @@ pub(crate) struct StockBatcher {
 
 impl StockBatcher {
     pub(crate) fn new(main: Db) -> Self {
-        Self { takes: GroupCommit::new(StockTakes { main: main.clone() }), main }
+        Self { takes: GroupCommit::new(StockTakes { main: main.clone(), snapshots: RecentSnapshots::default() }), main }
     }
 
     /// Takes the stock of a one-line order and enqueues its snapshot, together with
@@ -117,30 +119,35 @@ impl StockBatcher {
     }
 }
 
-/// One take in a transaction of its own: the path of a multi-line order.
-pub(crate) async fn take_alone(main: &Db, take: &Take) -> ShopResult<()> {
+/// One take in a transaction of its own: a batch of one, or each take of a batch
+/// whose shared transaction failed.
+async fn take_alone(main: &Db, recent: &RecentSnapshots, take: &Take) -> ShopResult<()> {
     let mut tx = main.begin_write().await?;
-    snapshots::enqueue_in(&mut tx, std::slice::from_ref(&take.product)).await?;
+    let jobs = recent.not_noted(vec![SnapshotJob::of(&take.product)]);
+    snapshots::enqueue_jobs_in(&mut tx, &jobs).await?;
     take_in(&mut tx, take.order_id, std::slice::from_ref(&take.product), std::slice::from_ref(&take.line), take.deadline_ms).await?;
     tx.commit().await?;
+    recent.note(&jobs);
     Ok(())
 }
 
 /// The batch in one transaction; the outcome of each take, in order. All takes
 /// are in one mode; they may be of many products. An `Err` means nothing was
 /// committed.
-async fn take_together(main: &Db, takes: &[&Take]) -> ShopResult<Vec<ShopResult<()>>> {
+async fn take_together(main: &Db, recent: &RecentSnapshots, takes: &[&Take]) -> ShopResult<Vec<ShopResult<()>>> {
     let mut tx = main.begin_write().await?;
 
     let mut digests = HashSet::new();
-    let products: Vec<Product> = takes.iter().filter(|t| digests.insert(SnapshotJob::of(&t.product).digest)).map(|t| t.product.clone()).collect();
-    snapshots::enqueue_in(&mut tx, &products).await?;
+    let jobs: Vec<SnapshotJob> = takes.iter().map(|t| SnapshotJob::of(&t.product)).filter(|job| digests.insert(job.digest.clone())).collect();
+    let jobs = recent.not_noted(jobs);
+    snapshots::enqueue_jobs_in(&mut tx, &jobs).await?;
 
     let refused = match takes[0].granted_state() {
         Some(state) => decrement_together(&mut tx, main.backend(), takes, state).await?,
         None => short_for_payment(&mut tx, takes).await?,
     };
     tx.commit().await?;
+    recent.note(&jobs);
     Ok(takes.iter().map(|t| if refused.contains(&t.order_id.get()) { Err(oversell_refused(t.product.id.get())) } else { Ok(()) }).collect())
 }
 
