@@ -25,7 +25,9 @@
 use crate::accounts::User;
 use crate::catalog::{Page, PageLimit};
 use crate::clock::now_ms;
-use crate::db::Db;
+use crate::db::dialect::{JsonColumn::{Int, Text}, backend_of, json_key_in, json_rows};
+use crate::db::{Backend, Db, JsonRows};
+use serde_json::json;
 use crate::error::{ShopResult, worker_failed};
 use crate::faults::crash_point;
 use crate::orders::{OrderId, OrderStatus, SellerOrder};
@@ -68,12 +70,10 @@ enum Overwrite {
     NewerOrEqual,
 }
 
-/// Summaries per upsert statement (six parameters each).
-const UPSERT_CHUNK: usize = 100;
-
 /// Writes each order's newest summary among `summaries`, where `overwrite`
 /// allows; how many rows it changed. Older summaries of an order in the same
-/// batch are superseded: one statement may not change a row twice.
+/// batch are superseded: one statement may not change a row twice. One
+/// statement, its rows in one parameter, so its text is the same for any batch.
 async fn upsert_all(conn: &mut sqlx::AnyConnection, summaries: &[&SellerOrder], overwrite: Overwrite) -> ShopResult<u64> {
     let mut newest: BTreeMap<i64, &SellerOrder> = BTreeMap::new();
     for summary in summaries {
@@ -82,23 +82,16 @@ async fn upsert_all(conn: &mut sqlx::AnyConnection, summaries: &[&SellerOrder], 
             *entry = summary;
         }
     }
-    let newest: Vec<&SellerOrder> = newest.into_values().collect();
-    let now = now_ms();
-    let mut written = 0;
-    for chunk in newest.chunks(UPSERT_CHUNK) {
-        let sql = upsert_sql(chunk.len(), overwrite);
-        let mut query = sqlx::query(&sql).bind(now);
-        for summary in chunk {
-            query = query
-                .bind(summary.order.id.get())
-                .bind(summary.seller_id.get())
-                .bind(summary.order.status.as_str())
-                .bind(summary.version)
-                .bind(serde_json::to_string(summary).map_err(anyhow::Error::from)?);
-        }
-        written += query.execute(&mut *conn).await?.rows_affected();
+    if newest.is_empty() {
+        return Ok(0);
     }
-    Ok(written)
+    let mut rows = JsonRows::default();
+    for summary in newest.values() {
+        let stored = serde_json::to_string(summary).map_err(anyhow::Error::from)?;
+        rows.push(json!([summary.order.id.get(), summary.seller_id.get(), summary.order.status.as_str(), summary.version, stored]));
+    }
+    let sql = upsert_sql(backend_of(conn), overwrite);
+    Ok(sqlx::query(&sql).bind(now_ms()).bind(rows.into_param()).execute(&mut *conn).await?.rows_affected())
 }
 
 /// Writes one summary where `overwrite` allows; whether it changed the index.
@@ -106,15 +99,16 @@ async fn upsert(conn: &mut sqlx::AnyConnection, summary: &SellerOrder, overwrite
     Ok(upsert_all(conn, &[summary], overwrite).await? == 1)
 }
 
-/// The upsert of `n` summaries: `$1` is the time, then five parameters per row.
-fn upsert_sql(n: usize, overwrite: Overwrite) -> String {
+/// The upsert: `$1` is the time, `$2` the rows.
+fn upsert_sql(backend: Backend, overwrite: Overwrite) -> String {
     let guard = match overwrite {
         Overwrite::OnlyNewer => "seller_orders.version < excluded.version",
         Overwrite::NewerOrEqual => "seller_orders.version <= excluded.version",
     };
-    let rows = (0..n).map(|i| format!("(${}, ${}, ${}, ${}, ${}, $1)", 5 * i + 2, 5 * i + 3, 5 * i + 4, 5 * i + 5, 5 * i + 6)).collect::<Vec<_>>().join(", ");
+    let source = json_rows(backend, 2, &[Int("order_id"), Int("seller_id"), Text("status"), Int("version"), Text("summary")]);
     format!(
-        "INSERT INTO seller_orders (order_id, seller_id, status, version, summary, indexed_at_ms) VALUES {rows} \
+        "INSERT INTO seller_orders (order_id, seller_id, status, version, summary, indexed_at_ms) \
+         SELECT order_id, seller_id, status, version, summary, $1 FROM {source} WHERE true \
          ON CONFLICT (order_id) DO UPDATE SET seller_id = excluded.seller_id, status = excluded.status, version = excluded.version, \
          summary = excluded.summary, indexed_at_ms = excluded.indexed_at_ms WHERE {guard}"
     )
@@ -243,17 +237,18 @@ impl SellerIndex {
         }
         self.apply(&newest).await?;
         crash_point("seller_index.before_clearing_outbox");
-        // Deleting up to each order's newest version also drops events that
-        // arrived after the read but are older: they were superseded.
-        for chunk in newest.iter().collect::<Vec<_>>().chunks(100) {
-            let condition = (0..chunk.len()).map(|i| format!("(order_id = ${} AND version <= ${})", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(" OR ");
-            let sql = format!("DELETE FROM order_outbox WHERE {condition}");
-            let mut query = sqlx::query(&sql);
-            for (order_id, event) in chunk {
-                query = query.bind(**order_id).bind(event.version);
-            }
-            query.execute(shard.pool()).await?;
+        // Exactly the rows read: an event committed since is newer than them
+        // (an order's writes take turns on its row), and goes with the next poll.
+        let mut read = JsonRows::default();
+        for row in &rows {
+            read.push(json!([row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?]));
         }
+        let sql = format!(
+            "DELETE FROM order_outbox WHERE {} AND (order_id, version) IN (SELECT order_id, version FROM {})",
+            json_key_in(shard.backend(), Int("order_id"), 1, 0),
+            json_rows(shard.backend(), 1, &[Int("order_id"), Int("version")])
+        );
+        sqlx::query(&sql).bind(read.into_param()).execute(shard.pool()).await?;
         Ok(rows.len() as u64)
     }
 
