@@ -226,18 +226,9 @@ async fn duplicate_and_out_of_order_deliveries_never_move_the_index_backwards(ap
     assert_eq!(app.shop.seller_index.rebuild(false).await.unwrap().differences, vec![]);
     // A crash between applying and deleting the outbox rows sends them again: still one copy.
     app.shop.shipping.set_waybill(&seller, id, 1, waybill("A-2")).await.unwrap();
-    let saved: Vec<(i64, i64, String, i64)> = sqlx::query_as("SELECT order_id, version, payload, created_at_ms FROM order_outbox").fetch_all(outbox.pool()).await.unwrap();
+    let saved = outbox_rows(outbox).await;
     deliver(&app).await;
-    for (order_id, version, payload, created) in saved {
-        sqlx::query("INSERT INTO order_outbox (order_id, version, payload, created_at_ms) VALUES ($1, $2, $3, $4)")
-            .bind(order_id)
-            .bind(version)
-            .bind(payload)
-            .bind(created)
-            .execute(outbox.pool())
-            .await
-            .unwrap();
-    }
+    put_back_in_outbox(outbox, &saved).await;
     deliver(&app).await;
     let corrected = app.shop.seller_index.indexed(id).await.unwrap().unwrap();
     assert_eq!((corrected.version, corrected.order.shipping.unwrap().tracking_number), (4, "A-2".to_owned()));
@@ -250,11 +241,30 @@ async fn duplicate_and_out_of_order_deliveries_never_move_the_index_backwards(ap
     assert_eq!(app.shop.seller_index.indexed(id).await.unwrap().unwrap().version, 4, "the index is untouched");
 }
 
+/// A shard's outbox rows: (order, version, payload, created).
+async fn outbox_rows(outbox: &shop::db::Db) -> Vec<(i64, i64, String, i64)> {
+    sqlx::query_as("SELECT order_id, version, payload, created_at_ms FROM order_outbox").fetch_all(outbox.pool()).await.unwrap()
+}
+
+/// Puts rows read by [`outbox_rows`] back, as a relay killed before clearing them leaves them.
+async fn put_back_in_outbox(outbox: &shop::db::Db, rows: &[(i64, i64, String, i64)]) {
+    for (order_id, version, payload, created) in rows {
+        sqlx::query("INSERT INTO order_outbox (order_id, version, payload, created_at_ms) VALUES ($1, $2, $3, $4)")
+            .bind(order_id)
+            .bind(version)
+            .bind(payload)
+            .bind(created)
+            .execute(outbox.pool())
+            .await
+            .unwrap();
+    }
+}
+
 /// Moves the buyer's shard's outbox into the job queue, as a relay whose
 /// transaction failed leaves it: the events wait for the runner.
 async fn queue_the_outbox_for_the_runner(app: &TestApp, buyer: &User) {
     let outbox = &app.shop.databases.shards[app.shop.orders.shards().index_of_buyer(buyer.id)];
-    let events: Vec<(i64, i64, String, i64)> = sqlx::query_as("SELECT order_id, version, payload, created_at_ms FROM order_outbox").fetch_all(outbox.pool()).await.unwrap();
+    let events = outbox_rows(outbox).await;
     let jobs: Vec<NewJob> = events
         .iter()
         .map(|(order_id, version, payload, created)| NewJob { kind: "seller_index", key: format!("seller_index:{order_id}:{version}"), payload, since_ms: *created })
@@ -323,7 +333,7 @@ async fn the_relay_runs_a_burst_of_events_in_a_few_statements_and_queues_what_it
     let outbox = &app.shop.databases.shards[app.shop.orders.shards().index_of_buyer(buyer.id)];
     let garbage = OrderId::new(OrderId::FIRST_SEQUENCE + 999_999, buyer.id);
     sqlx::query("INSERT INTO order_outbox (order_id, version, payload, created_at_ms) VALUES ($1, 1, '{not json', 0)").bind(garbage.get()).execute(outbox.pool()).await.unwrap();
-    let saved: Vec<(i64, i64, String, i64)> = sqlx::query_as("SELECT order_id, version, payload, created_at_ms FROM order_outbox").fetch_all(outbox.pool()).await.unwrap();
+    let saved = outbox_rows(outbox).await;
     let main = &app.shop.databases.main;
 
     let used_before = main.uses();
@@ -339,16 +349,7 @@ async fn the_relay_runs_a_burst_of_events_in_a_few_statements_and_queues_what_it
 
     // The same rows again, to three relays at once: the index does not move.
     sqlx::query("UPDATE seller_orders SET indexed_at_ms = 0").execute(main.pool()).await.unwrap();
-    for (order_id, version, payload, created) in &saved {
-        sqlx::query("INSERT INTO order_outbox (order_id, version, payload, created_at_ms) VALUES ($1, $2, $3, $4)")
-            .bind(order_id)
-            .bind(version)
-            .bind(payload)
-            .bind(created)
-            .execute(outbox.pool())
-            .await
-            .unwrap();
-    }
+    put_back_in_outbox(outbox, &saved).await;
     let relays = futures::future::join_all((0..3).map(|_| app.shop.seller_index.relay(500))).await;
     assert!(relays.into_iter().all(|relay| relay.is_ok()));
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM seller_orders WHERE indexed_at_ms <> 0").await, 0, "the index moved on a resend");
