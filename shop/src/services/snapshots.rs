@@ -214,3 +214,35 @@ async fn write(main: &Db, job: &SnapshotJob) -> ShopResult<()> {
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(digest: &str) -> SnapshotJob {
+        SnapshotJob { digest: digest.into(), product_id: 1, title: "Mug".into(), description: String::new(), price_cents: 100, image_key: None }
+    }
+
+    fn digests(jobs: &[SnapshotJob]) -> Vec<&str> {
+        jobs.iter().map(|job| job.digest.as_str()).collect()
+    }
+
+    #[test]
+    fn a_noted_content_is_not_enqueued_again_and_a_new_one_is() {
+        let recent = RecentSnapshots::default();
+        assert_eq!(digests(&recent.not_noted(vec![job("a"), job("b")])), ["a", "b"]);
+        recent.note(&[job("a")]);
+        assert_eq!(digests(&recent.not_noted(vec![job("a"), job("b")])), ["b"]);
+    }
+
+    #[test]
+    fn the_noted_contents_stay_bounded() {
+        let recent = RecentSnapshots::default();
+        for i in 0..RecentSnapshots::MAX_NOTED + 5 {
+            recent.note(&[job(&i.to_string())]);
+            assert!(recent.noted.lock().unwrap().len() <= RecentSnapshots::MAX_NOTED);
+        }
+        // Forgetting costs only an enqueue the job's key ignores.
+        assert_eq!(digests(&recent.not_noted(vec![job("0")])), ["0"]);
+    }
+}
