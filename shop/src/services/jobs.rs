@@ -77,7 +77,6 @@ impl fmt::Debug for JobKind {
 /// A job not yet in the queue: its kind, its key (a second copy of a key is a
 /// no-op), its payload, and when what it follows from happened (its age, which
 /// lag gauges read). It is due at once.
-#[derive(Clone)]
 pub struct NewJob<'a> {
     pub kind: &'static str,
     pub key: String,

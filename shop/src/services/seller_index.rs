@@ -258,12 +258,9 @@ impl SellerIndex {
     /// [`SellerIndex::lag`] as failed: a payload that does not parse, or every
     /// event of a batch whose transaction failed.
     async fn apply(&self, newest: &BTreeMap<i64, NewestEvent>) -> ShopResult<()> {
-        let jobs = newest
-            .iter()
-            .map(|(order_id, event)| NewJob { kind: JOB_KIND, key: format!("{JOB_KIND}:{order_id}:{}", event.version), payload: &event.payload, since_ms: event.oldest_ms })
-            .collect::<Vec<_>>();
-        if let Err(error) = self.apply_or_queue_unparsed(&jobs).await {
-            tracing::warn!(error = %error, events = jobs.len(), "seller index: applying events at the relay failed; queued for the job runner");
+        if let Err(error) = self.apply_or_queue_unparsed(newest).await {
+            tracing::warn!(error = %error, events = newest.len(), "seller index: applying events at the relay failed; queued for the job runner");
+            let jobs: Vec<NewJob> = newest.iter().map(|(&order_id, event)| event.job(order_id)).collect();
             let mut tx = self.main.begin_write().await?;
             Jobs::enqueue_in(&mut tx, &jobs).await?;
             tx.commit().await?;
@@ -273,12 +270,12 @@ impl SellerIndex {
 
     /// Upserts the summaries that parse and queues the payloads that do not, in
     /// one transaction.
-    async fn apply_or_queue_unparsed(&self, jobs: &[NewJob<'_>]) -> ShopResult<()> {
-        let (mut summaries, mut unparsed) = (Vec::with_capacity(jobs.len()), Vec::new());
-        for job in jobs {
-            match serde_json::from_str::<SellerOrder>(job.payload) {
+    async fn apply_or_queue_unparsed(&self, newest: &BTreeMap<i64, NewestEvent>) -> ShopResult<()> {
+        let (mut summaries, mut unparsed) = (Vec::with_capacity(newest.len()), Vec::new());
+        for (&order_id, event) in newest {
+            match serde_json::from_str::<SellerOrder>(&event.payload) {
                 Ok(summary) => summaries.push(summary),
-                Err(_) => unparsed.push(job.clone()),
+                Err(_) => unparsed.push(event.job(order_id)),
             }
         }
         let mut tx = self.main.begin_write().await?;
@@ -488,6 +485,13 @@ struct NewestEvent {
     version: i64,
     payload: String,
     oldest_ms: i64,
+}
+
+impl NewestEvent {
+    /// The event as a job for the runner, keyed so that a second copy is a no-op.
+    fn job(&self, order_id: i64) -> NewJob<'_> {
+        NewJob { kind: JOB_KIND, key: format!("{JOB_KIND}:{order_id}:{}", self.version), payload: &self.payload, since_ms: self.oldest_ms }
+    }
 }
 
 struct StoredCopy {

@@ -80,8 +80,9 @@ pub(crate) struct RecentSnapshots {
 
 impl RecentSnapshots {
     const FRESH_FOR: Duration = Duration::from_secs(60);
-    /// Above this many digests the oldest are forgotten (a catalog edited
-    /// constantly must not grow the map without end).
+    /// Above this many digests the stale ones are dropped, and if that is not
+    /// enough, all of them (a catalog edited constantly must not grow the map
+    /// without end; forgetting costs only an enqueue the job's key ignores).
     const MAX_NOTED: usize = 10_000;
 
     /// The jobs not noted lately: those to enqueue.
