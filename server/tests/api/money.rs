@@ -20,6 +20,7 @@ crate::on_both_backends!(
     reconciliation_is_admin_only_and_reports_a_tampered_balance,
     a_payment_held_in_the_shared_escrow_of_old_is_refunded_and_released_from_it,
     payments_to_one_seller_at_once_share_transactions_and_each_moves_once,
+    a_batched_update_locks_its_rows_in_key_order_whatever_order_they_come_in,
 );
 
 const PRICE: i64 = 700;
@@ -509,4 +510,63 @@ async fn reconciliation_is_admin_only_and_reports_a_tampered_balance(app: TestAp
     assert_eq!(report["mismatches"], json!([{"account_id": wallet, "balance_cents": 901, "journal_sum_cents": 900}]));
     // The metric is process-wide (tests share it), so only its presence is checked.
     assert!(app.get("/metrics", None).await.text.contains("ninefold_ledger_mismatches_found_total"));
+}
+
+/// The charge batch's one UPDATE of many accounts (and the stock and unpaid-slot
+/// batches' like it) locks its rows itself, in key order: two batches over rows
+/// in common then never hold one the other wants (DESIGN.md, failure mode 6; the
+/// ledger's lock order). Here the rows come in reverse order and the middle one
+/// is held elsewhere: the UPDATE must wait holding only the rows before it.
+async fn a_batched_update_locks_its_rows_in_key_order_whatever_order_they_come_in(app: TestApp) {
+    use shop::db::dialect::{JsonColumn::{Int, Text}, json_key_in_locked, json_rows};
+    let main = &app.shop.databases.main;
+    let backend = main.backend();
+    sqlx::query("CREATE TABLE lock_order_demo (id TEXT PRIMARY KEY, n BIGINT NOT NULL)").execute(main.pool()).await.unwrap();
+    sqlx::query("INSERT INTO lock_order_demo (id, n) VALUES ('k1', 0), ('k2', 0), ('k3', 0)").execute(main.pool()).await.unwrap();
+    let sql = format!(
+        "UPDATE lock_order_demo SET n = n + delta FROM {} WHERE {} AND id = account",
+        json_rows(backend, 1, &[Text("account"), Int("delta")]),
+        json_key_in_locked(backend, "lock_order_demo", Text("id"), 1, 0)
+    );
+    let update = {
+        let (main, sql) = (main.clone(), sql.clone());
+        move || async move {
+            let mut tx = main.begin_write().await.unwrap();
+            let rows = sqlx::query(&sql).bind(r#"[["k3", 1], ["k2", 1], ["k1", 1]]"#).execute(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+            rows.rows_affected()
+        }
+    };
+    if backend == Backend::Postgres {
+        let mut holder = main.begin_write().await.unwrap();
+        sqlx::query("SELECT id FROM lock_order_demo WHERE id = 'k2' FOR UPDATE").fetch_all(&mut *holder).await.unwrap();
+        let waiting = tokio::spawn(update());
+        let mut blocked = false;
+        for _ in 0..200 {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE lock_order_demo%'")
+                .fetch_one(main.pool())
+                .await
+                .unwrap();
+            if n == 1 {
+                blocked = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(blocked, "the UPDATE never waited for the row held elsewhere");
+        let mut probe = main.begin_write().await.unwrap();
+        let after = sqlx::query("SELECT id FROM lock_order_demo WHERE id = 'k3' FOR UPDATE NOWAIT").fetch_all(&mut *probe).await;
+        assert!(after.is_ok(), "the waiting UPDATE holds k3, which comes after the row it waits for: {:?}", after.err());
+        probe.rollback().await.unwrap();
+        let mut probe = main.begin_write().await.unwrap();
+        let before = sqlx::query("SELECT id FROM lock_order_demo WHERE id = 'k1' FOR UPDATE NOWAIT").fetch_all(&mut *probe).await;
+        assert!(before.is_err(), "the waiting UPDATE should hold k1, which comes before the row it waits for");
+        probe.rollback().await.unwrap();
+        holder.commit().await.unwrap();
+        assert_eq!(waiting.await.unwrap(), 3);
+    } else {
+        assert_eq!(update().await, 3);
+    }
+    let total: i64 = sqlx::query_scalar("SELECT CAST(SUM(n) AS BIGINT) FROM lock_order_demo").fetch_one(main.pool()).await.unwrap();
+    assert_eq!(total, 3, "every row moved once");
 }

@@ -46,6 +46,21 @@ pub fn lock_in_key_order(backend: Backend, table: &str, key: JsonColumn) -> Opti
     }
 }
 
+/// As [`json_key_in`], for the target of an UPDATE that must lock its rows in key
+/// order (see [`lock_in_key_order`]): on PostgreSQL the condition locks them itself,
+/// sorted, in a sub-select, so the lock costs no statement (a round trip inside a
+/// batch that others queue behind) of its own. Every row the sub-select locks
+/// comes from its sorted output, whatever plan joins it to the UPDATE.
+pub fn json_key_in_locked(backend: Backend, table: &str, column: JsonColumn, param: usize, position: usize) -> String {
+    match backend {
+        Backend::Sqlite => json_key_in(backend, column, param, position),
+        Backend::Postgres => {
+            let name = column.name();
+            format!("{name} IN (SELECT {name} FROM {table} WHERE {} ORDER BY {name} FOR UPDATE)", json_key_in(backend, column, param, position))
+        }
+    }
+}
+
 /// The condition "`column` is among the values at `position` of the rows in
 /// `$param`" (see [`json_rows`]), the values read as `column`'s type; `column`'s
 /// name may be qualified (`t.order_id`). Written so that PostgreSQL answers it from

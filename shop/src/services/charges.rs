@@ -21,8 +21,8 @@
 //! all the payments that finished at once.
 
 use crate::clock::now_ms;
-use crate::db::dialect::{JsonColumn::{Int, Text}, backend_of, json_key_in, json_rows};
-use crate::db::{Backend, Db, JsonRows, dialect};
+use crate::db::dialect::{JsonColumn::{Int, Text}, backend_of, json_key_in, json_key_in_locked, json_rows};
+use crate::db::{Backend, Db, JsonRows};
 use serde_json::json;
 use crate::domain::{Money, TakeState, UserId};
 use crate::error::{ShopError, ShopResult};
@@ -173,10 +173,13 @@ async fn charge_together(main: &Db, seller: UserId, orders: &[&Order]) -> ShopRe
 
     let escrow = escrow_of(seller);
     let wallets: Vec<String> = fresh.iter().map(|(_, o)| wallet_of(o.buyer_id)).collect();
-    // One read answers both whether the seller's escrow exists and what each
-    // wallet holds. A wallet that does not exist holds nothing (its payment is
-    // refused below), so only the escrow is ever opened here.
-    let balances = if fresh.is_empty() { HashMap::new() } else { balances_of(&mut tx, wallets.iter().map(String::as_str).chain([escrow.as_str()])).await? };
+    // One read answers whether the seller's escrow exists, what each wallet
+    // holds and what stock each order has taken. A wallet that does not exist
+    // holds nothing (its payment is refused below), so only the escrow is ever
+    // opened here.
+    let accounts: Vec<&str> = wallets.iter().map(String::as_str).chain([escrow.as_str()]).collect();
+    let fresh_ids: Vec<OrderId> = fresh.iter().map(|(_, o)| o.id).collect();
+    let (balances, takes) = if fresh.is_empty() { Default::default() } else { balances_and_takes(&mut tx, &accounts, &fresh_ids).await? };
     if !fresh.is_empty() && !balances.contains_key(&escrow) {
         ensure_accounts(&mut tx, &[(&escrow, "escrow", seller)]).await?;
     }
@@ -196,7 +199,7 @@ async fn charge_together(main: &Db, seller: UserId, orders: &[&Order]) -> ShopRe
     delete_payments(&mut tx, &refused).await?;
 
     if !paying.is_empty() {
-        let short = settle_stock_together(&mut tx, &paying).await?;
+        let short = settle_stock_together(&mut tx, &paying, &takes).await?;
         let short_ids: Vec<OrderId> = paying.iter().filter(|o| short.contains_key(&o.id.get())).map(|o| o.id).collect();
         delete_payments(&mut tx, &short_ids).await?;
         paying.retain(|o| !short.contains_key(&o.id.get()));
@@ -264,14 +267,29 @@ async fn delete_payments(tx: &mut Transaction<'static, Any>, ids: &[OrderId]) ->
     Ok(())
 }
 
-async fn balances_of<'a>(tx: &mut Transaction<'static, Any>, accounts: impl Iterator<Item = &'a str>) -> ShopResult<HashMap<String, i64>> {
-    let accounts: Vec<&str> = accounts.collect();
-    if accounts.is_empty() {
-        return Ok(HashMap::new());
+/// What each account holds (by id), and the state of each order's stock take (by
+/// order), in one statement: a batch's statements run one after another while
+/// the seller's next payments wait, so two reads cost a round trip more than one.
+async fn balances_and_takes(tx: &mut Transaction<'static, Any>, accounts: &[&str], orders: &[OrderId]) -> ShopResult<(HashMap<String, i64>, HashMap<i64, TakeState>)> {
+    let backend = backend_of(tx);
+    let sql = format!(
+        "SELECT id AS account, balance_cents, NULL AS order_id, NULL AS state FROM ledger_accounts WHERE {} \
+         UNION ALL SELECT NULL, NULL, order_id, state FROM stock_takes WHERE {}",
+        json_key_in(backend, Text("id"), 1, 0),
+        json_key_in(backend, Int("order_id"), 2, 0)
+    );
+    let query = sqlx::query(&sql).bind(JsonRows::of_values(accounts.iter().copied()).into_param()).bind(JsonRows::of_values(orders.iter().map(|id| id.get())).into_param());
+    let (mut balances, mut takes) = (HashMap::new(), HashMap::new());
+    for row in query.fetch_all(&mut **tx).await? {
+        if let Some(account) = row.try_get::<Option<String>, _>("account")? {
+            balances.insert(account, row.try_get("balance_cents")?);
+            continue;
+        }
+        let state: String = row.try_get("state")?;
+        let parsed = TakeState::parse(&state).ok_or_else(|| anyhow::anyhow!("stored stock take has an unknown state {state:?}"))?;
+        takes.insert(row.try_get::<i64, _>("order_id")?, parsed);
     }
-    let sql = format!("SELECT id, balance_cents FROM ledger_accounts WHERE {}", json_key_in(backend_of(tx), Text("id"), 1, 0));
-    let rows = sqlx::query(&sql).bind(JsonRows::of_values(accounts).into_param()).fetch_all(&mut **tx).await?;
-    rows.iter().map(|row| Ok((row.try_get("id")?, row.try_get("balance_cents")?))).collect()
+    Ok((balances, takes))
 }
 
 /// The stock of one-line orders at payment, as [`stock::settle_for_payment_in`]
@@ -279,15 +297,14 @@ async fn balances_of<'a>(tx: &mut Transaction<'static, Any>, accounts: impl Iter
 /// and an order with no take (sold `on_payment`) or a released one takes its
 /// units now. One guarded UPDATE per product, in product order; when a product
 /// has not enough for all, exactly the units that exist are granted in arrival
-/// order. The orders refused for want of stock, with the product they wanted
-/// (nothing of theirs moved).
-async fn settle_stock_together(tx: &mut Transaction<'static, Any>, orders: &[&Order]) -> ShopResult<HashMap<i64, i64>> {
-    let states = take_states(tx, orders).await?;
-    let held: Vec<OrderId> = orders.iter().filter(|o| state_in(&states, o) == Some(TakeState::Held)).map(|o| o.id).collect();
+/// order. `states` are the orders' takes as read in this transaction. The orders
+/// refused for want of stock, with the product they wanted (nothing of theirs moved).
+async fn settle_stock_together(tx: &mut Transaction<'static, Any>, orders: &[&Order], states: &HashMap<i64, TakeState>) -> ShopResult<HashMap<i64, i64>> {
+    let held: Vec<OrderId> = orders.iter().filter(|o| state_in(states, o) == Some(TakeState::Held)).map(|o| o.id).collect();
     // A held take that lapsed since the read is not confirmed, and moves nothing
     // (the order is cancelled, and its payment is given back at step 2).
     let confirmed = set_takes_sold(tx, &held, Some(TakeState::Held)).await?;
-    let takers: Vec<&Order> = orders.iter().copied().filter(|o| matches!(state_in(&states, o), None | Some(TakeState::Released))).collect();
+    let takers: Vec<&Order> = orders.iter().copied().filter(|o| matches!(state_in(states, o), None | Some(TakeState::Released))).collect();
 
     let mut products: BTreeMap<i64, (Vec<(i64, i64)>, i64)> = BTreeMap::new(); // (takers' wants, units confirmed)
     for order in &takers {
@@ -314,9 +331,9 @@ async fn settle_stock_together(tx: &mut Transaction<'static, Any>, orders: &[&Or
     }
 
     let granted: Vec<&Order> = takers.into_iter().filter(|o| !refused.contains_key(&o.id.get())).collect();
-    let released: Vec<OrderId> = granted.iter().filter(|o| state_in(&states, o).is_some()).map(|o| o.id).collect();
-    let untaken: Vec<&Order> = granted.into_iter().filter(|o| state_in(&states, o).is_none()).collect();
-    let sold: Vec<OrderId> = orders.iter().filter(|o| state_in(&states, o) == Some(TakeState::Sold)).map(|o| o.id).collect();
+    let released: Vec<OrderId> = granted.iter().filter(|o| state_in(states, o).is_some()).map(|o| o.id).collect();
+    let untaken: Vec<&Order> = granted.into_iter().filter(|o| state_in(states, o).is_none()).collect();
+    let sold: Vec<OrderId> = orders.iter().filter(|o| state_in(states, o) == Some(TakeState::Sold)).map(|o| o.id).collect();
     set_takes_sold(tx, &released, None).await?;
     set_takes_sold(tx, &sold, None).await?;
     insert_sold_takes(tx, &untaken).await?;
@@ -325,18 +342,6 @@ async fn settle_stock_together(tx: &mut Transaction<'static, Any>, orders: &[&Or
 
 fn state_in(states: &HashMap<i64, TakeState>, order: &Order) -> Option<TakeState> {
     states.get(&order.id.get()).copied()
-}
-
-async fn take_states(tx: &mut Transaction<'static, Any>, orders: &[&Order]) -> ShopResult<HashMap<i64, TakeState>> {
-    let sql = format!("SELECT order_id, state FROM stock_takes WHERE {}", json_key_in(backend_of(tx), Int("order_id"), 1, 0));
-    let rows = sqlx::query(&sql).bind(JsonRows::of_values(orders.iter().map(|o| o.id.get())).into_param()).fetch_all(&mut **tx).await?;
-    rows.iter()
-        .map(|row| {
-            let state: String = row.try_get("state")?;
-            let parsed = TakeState::parse(&state).ok_or_else(|| anyhow::anyhow!("stored stock take has an unknown state {state:?}"))?;
-            Ok((row.try_get::<i64, _>("order_id")?, parsed))
-        })
-        .collect()
 }
 
 /// `take` units from available and `confirm` from reserved to sold, if
@@ -431,18 +436,16 @@ async fn move_money_together(tx: &mut Transaction<'static, Any>, backend: Backen
 /// Credits escrow by `sum` and debits each order's total from its buyer's wallet
 /// (one order per buyer), in one statement, each wallet guarded by
 /// `balance >= amount`: a batch waits on one round trip, not one per account. The
-/// accounts are locked in id order first ("escrow:…" sorts before "wallet:…", as
-/// the ledger's lock order wants), so two batches of different sellers with buyers
-/// in common cannot deadlock. The balances after, by account. `Err` if any wallet
-/// fell short since it was read (each payment is then charged alone).
+/// statement locks the accounts in id order before it changes any
+/// ("escrow:…" sorts before "wallet:…", as the ledger's lock order wants), so two
+/// batches of different sellers with buyers in common cannot deadlock. The
+/// balances after, by account. `Err` if any wallet fell short since it was read
+/// (each payment is then charged alone).
 async fn credit_escrow_and_debit_wallets(tx: &mut Transaction<'static, Any>, backend: Backend, escrow: &str, sum: i64, orders: &[&Order]) -> ShopResult<HashMap<String, i64>> {
     let mut deltas: Vec<(String, i64)> = orders.iter().map(|o| (wallet_of(o.buyer_id), -o.total_cents)).collect();
     deltas.push((escrow.to_owned(), sum));
     deltas.sort();
-    if let Some(lock) = dialect::lock_in_key_order(backend, "ledger_accounts", Text("id")) {
-        sqlx::query(&lock).bind(JsonRows::of_values(deltas.iter().map(|(account, _)| account.as_str())).into_param()).fetch_all(&mut **tx).await?;
-    }
-    let (accounts, source) = (json_key_in(backend, Text("id"), 1, 0), json_rows(backend, 1, &[Text("account"), Int("delta")]));
+    let (accounts, source) = (json_key_in_locked(backend, "ledger_accounts", Text("id"), 1, 0), json_rows(backend, 1, &[Text("account"), Int("delta")]));
     let sql = format!(
         "UPDATE ledger_accounts SET balance_cents = balance_cents + delta FROM {source} WHERE {accounts} AND id = account AND balance_cents + delta >= 0 RETURNING id, balance_cents"
     );

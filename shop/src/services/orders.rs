@@ -257,10 +257,11 @@ impl Orders {
             .await
     }
 
-    /// Cancels an unpaid order and gives its stock back at once.
-    pub async fn cancel(&self, buyer: &User, id: OrderId) -> ShopResult<Order> {
-        let order = self.get_to_change(buyer, id).await?; // the buyer's own hot order, or refused
-        match self.move_unpaid(&order, OrderStatus::Cancelled).await? {
+    /// Cancels an unpaid order and gives its stock back at once. `order` is the
+    /// buyer's own as [`Orders::get_to_change`] read it.
+    pub async fn cancel(&self, buyer: &User, order: &Order) -> ShopResult<Order> {
+        let id = order.id;
+        match self.move_unpaid(order, OrderStatus::Cancelled).await? {
             Ok(cancelled) => {
                 stock::release(&self.main, id).await?;
                 Ok(cancelled)

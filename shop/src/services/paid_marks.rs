@@ -17,7 +17,7 @@ use crate::services::group_commit::{Batched, GroupCommit};
 use crate::services::order_rows;
 use crate::services::shards::Shards;
 use crate::db::JsonRows;
-use crate::db::dialect::{JsonColumn::Int, json_key_in};
+use crate::db::dialect::{JsonColumn::Int, json_key_in, json_key_in_locked};
 use sqlx::{Any, Row, Transaction};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -87,24 +87,26 @@ async fn move_to_paid(tx: &mut Transaction<'static, Any>, orders: &[&Order], now
 
 /// Gives back one unpaid slot per order moved, never below zero: one statement
 /// per number of orders a buyer had moved (almost always one statement). The
-/// buyers' rows are locked in buyer order first, as a batch of new orders takes
-/// them (`order_rows::take_unpaid_slots_in`), so the two never deadlock.
+/// buyers' rows are locked in buyer order before any changes, as a batch of new
+/// orders takes them (`order_rows::take_unpaid_slots_in`), so the two never
+/// deadlock: by the one statement itself, or by a statement of its own first.
 async fn free_slots(tx: &mut Transaction<'static, Any>, backend: Backend, buyers: impl Iterator<Item = i64>) -> ShopResult<()> {
     let mut per_buyer: BTreeMap<i64, i64> = BTreeMap::new();
     for buyer in buyers {
         *per_buyer.entry(buyer).or_default() += 1;
     }
-    if per_buyer.len() > 1
+    let mut by_count: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for (&buyer, &count) in &per_buyer {
+        by_count.entry(count).or_default().push(buyer);
+    }
+    let one_statement = by_count.len() == 1;
+    if !one_statement
         && let Some(lock) = dialect::lock_in_key_order(backend, "buyer_unpaid", Int("buyer_id"))
     {
         sqlx::query(&lock).bind(JsonRows::of_values(per_buyer.keys().copied()).into_param()).fetch_all(&mut **tx).await?;
     }
-    let mut by_count: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for (buyer, count) in per_buyer {
-        by_count.entry(count).or_default().push(buyer);
-    }
     for (count, buyers) in by_count {
-        let wanted = json_key_in(backend, Int("buyer_id"), 2, 0);
+        let wanted = if one_statement && buyers.len() > 1 { json_key_in_locked(backend, "buyer_unpaid", Int("buyer_id"), 2, 0) } else { json_key_in(backend, Int("buyer_id"), 2, 0) };
         let sql = format!("UPDATE buyer_unpaid SET unpaid = CASE WHEN unpaid > $1 THEN unpaid - $1 ELSE 0 END WHERE {wanted} AND unpaid > 0");
         sqlx::query(&sql).bind(count).bind(JsonRows::of_values(buyers).into_param()).execute(&mut **tx).await?;
     }

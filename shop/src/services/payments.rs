@@ -96,7 +96,7 @@ impl Payments {
     pub async fn cancel(&self, buyer: &User, id: OrderId) -> ShopResult<Order> {
         let order = self.orders.get_to_change(buyer, id).await?;
         match order.status {
-            OrderStatus::PendingPayment => self.orders.cancel(buyer, id).await,
+            OrderStatus::PendingPayment => self.orders.cancel(buyer, &order).await,
             _ => self.cancel_paid(buyer, id).await,
         }
     }

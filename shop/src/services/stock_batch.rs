@@ -24,7 +24,7 @@
 
 use crate::catalog::Product;
 use crate::clock::now_ms;
-use crate::db::{Backend, Db, dialect};
+use crate::db::Db;
 use crate::domain::{InventoryMode, OrderId, TakeState};
 use crate::error::ShopResult;
 use crate::orders::LineRequest;
@@ -32,7 +32,7 @@ use crate::services::snapshots::{self, RecentSnapshots, SnapshotJob};
 use crate::services::stock::{oversell_refused, take_in};
 use crate::services::group_commit::{Batched, GroupCommit};
 use crate::db::JsonRows;
-use crate::db::dialect::{JsonColumn::Int, backend_of, json_key_in, json_rows};
+use crate::db::dialect::{JsonColumn::Int, backend_of, json_key_in, json_key_in_locked, json_rows};
 use serde_json::json;
 use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -143,7 +143,7 @@ async fn take_together(main: &Db, recent: &RecentSnapshots, takes: &[&Take]) -> 
     snapshots::enqueue_jobs_in(&mut tx, &jobs).await?;
 
     let refused = match takes[0].granted_state() {
-        Some(state) => decrement_together(&mut tx, main.backend(), takes, state).await?,
+        Some(state) => decrement_together(&mut tx, takes, state).await?,
         None => short_for_payment(&mut tx, takes).await?,
     };
     tx.commit().await?;
@@ -165,7 +165,7 @@ async fn short_for_payment(tx: &mut sqlx::Transaction<'static, sqlx::Any>, takes
 /// Takes the stock of every take not taken before with one conditional
 /// decrement per product by its takes' sum, all in one statement; the orders
 /// refused for want of stock.
-async fn decrement_together(tx: &mut sqlx::Transaction<'static, sqlx::Any>, backend: Backend, takes: &[&Take], state: TakeState) -> ShopResult<HashSet<i64>> {
+async fn decrement_together(tx: &mut sqlx::Transaction<'static, sqlx::Any>, takes: &[&Take], state: TakeState) -> ShopResult<HashSet<i64>> {
     // Only takes this statement inserts move stock: an order's take that exists
     // already (a retried submit) is done.
     let inserted = insert_takes(tx, takes, state).await?;
@@ -178,12 +178,9 @@ async fn decrement_together(tx: &mut sqlx::Transaction<'static, sqlx::Any>, back
     if sums.is_empty() {
         return Ok(HashSet::new());
     }
-    if sums.len() > 1
-        && let Some(lock) = dialect::lock_in_key_order(backend, "stock", dialect::JsonColumn::Int("product_id"))
-    {
-        sqlx::query(&lock).bind(crate::db::JsonRows::of_values(sums.keys().copied()).into_param()).fetch_all(&mut **tx).await?;
-    }
-    let fitted = decrement_each(tx, state, &sums).await?;
+    // Several products: their rows are locked in product order (a batch over the
+    // same products in another process must not hold one this one waits for).
+    let fitted = decrement_each(tx, state, &sums, sums.len() > 1).await?;
     let short: Vec<i64> = sums.keys().copied().filter(|p| !fitted.contains(p)).collect();
     if short.is_empty() {
         return Ok(HashSet::new());
@@ -199,7 +196,8 @@ async fn decrement_together(tx: &mut sqlx::Transaction<'static, sqlx::Any>, back
         }
         refused.extend(orders.into_iter().map(|order| (order, product)));
     }
-    if !grants.is_empty() && decrement_each(tx, state, &grants).await?.len() != grants.len() {
+    // Every row is locked by now.
+    if !grants.is_empty() && decrement_each(tx, state, &grants, false).await?.len() != grants.len() {
         return Err(anyhow::anyhow!("stock moved under its lock").into());
     }
     delete_takes(tx, &refused).await?;
@@ -208,14 +206,15 @@ async fn decrement_together(tx: &mut sqlx::Transaction<'static, sqlx::Any>, back
 
 /// Moves `units` of each product out of available (into reserved or sold, as
 /// `state` says), in one statement, each product guarded by `available >= units`:
-/// the products that had enough.
-async fn decrement_each(tx: &mut sqlx::Transaction<'static, sqlx::Any>, state: TakeState, units: &BTreeMap<i64, i64>) -> ShopResult<HashSet<i64>> {
+/// the products that had enough. `in_order` locks the rows in product order first.
+async fn decrement_each(tx: &mut sqlx::Transaction<'static, sqlx::Any>, state: TakeState, units: &BTreeMap<i64, i64>, in_order: bool) -> ShopResult<HashSet<i64>> {
     let to = match state {
         TakeState::Sold => "sold",
         _ => "reserved",
     };
     let backend = backend_of(tx);
-    let (products, source) = (json_key_in(backend, Int("product_id"), 1, 0), json_rows(backend, 1, &[Int("taken_product"), Int("units")]));
+    let products = if in_order { json_key_in_locked(backend, "stock", Int("product_id"), 1, 0) } else { json_key_in(backend, Int("product_id"), 1, 0) };
+    let source = json_rows(backend, 1, &[Int("taken_product"), Int("units")]);
     let sql = format!(
         "UPDATE stock SET available = available - units, {to} = {to} + units FROM {source} \
          WHERE {products} AND product_id = taken_product AND available >= units RETURNING product_id"
