@@ -42,6 +42,11 @@ struct Args {
     /// decrement costs the machine, beside what the sale does.
     #[arg(long)]
     reference_profile_hook: Option<String>,
+    /// Before the sale, every buyer opens its connection (a health check), as a
+    /// shopper waiting on the product page has one: the sale then measures no TCP
+    /// handshakes. A diagnostic; the script does not set it.
+    #[arg(long)]
+    open_connections_first: bool,
 }
 
 /// The profiler, from the sale's start to its end.
@@ -176,6 +181,12 @@ async fn main() -> anyhow::Result<()> {
             let reply = client.http.post(format!("{}/api/v1/wallet/top-up", args.base)).bearer_auth(token).header("idempotency-key", format!("flash-{run}-{b}"))
                 .json(&json!({"amount_cents": 999 * stock})).send().await?;
             anyhow::ensure!(reply.status().is_success(), "top-up: {}", reply.status());
+        }
+    }
+    if args.open_connections_first {
+        let opened = futures::future::join_all((0..args.buyers).map(|_| client.http.get(format!("{}/healthz", args.base)).send())).await;
+        for reply in opened {
+            reply?.bytes().await?;
         }
     }
     let profiler = args.profile_hook.as_deref().map(Profiler::start).transpose()?;
