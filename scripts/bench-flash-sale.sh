@@ -4,7 +4,7 @@
 # against the release build — one hot product in each inventory mode (reserve,
 # on_order, on_payment), then the same units over 1000 products (no hot row). The
 # reference is the bare conditional decrement on the same database from 200
-# connections over the same products. Ends with one JSON line per run:
+# connections over the same products, every connection opened before it is timed. Ends with one JSON line per run:
 # {"backend", "mode", "products", "orders", "orders_per_s", "bare_per_s", "p99_ms", "oversold"}.
 # See bench/src/bin/flash-sale.rs.
 #

@@ -2,8 +2,9 @@
 # The payment benchmark (issue 14), on embedded SQLite and on a throwaway
 # PostgreSQL cluster: 200 buyers each pay 5 orders of their own, all at once, to
 # 50 sellers, against the release build; references: the bare transfer statement
-# pair into per-seller escrow accounts and into one shared account. Ends with one
-# JSON line per backend. See bench/src/bin/payments.rs.
+# pair into per-seller escrow accounts and into one shared account (connections
+# opened before they are timed). Ends with one JSON line per backend. See
+# bench/src/bin/payments.rs.
 #
 #   scripts/bench-payments.sh                         (BUYERS=200 SELLERS=50 ORDERS=5 to change)
 #   BEFORE=/path/to/older/server scripts/bench-payments.sh   (also runs that binary, side by side)

@@ -28,6 +28,15 @@ pub fn databases(spec: &str) -> DatabaseConfig {
     }
 }
 
+/// Opens `n` connections of a reference pool before its clock starts, as the
+/// server's pools are open before a sale: a reference times its statements, not
+/// the database starting a backend for each connection (BENCHMARKS.md, thirteenth pass).
+pub async fn open_connections(pool: &sqlx::AnyPool, n: usize) -> anyhow::Result<()> {
+    let open = futures::future::try_join_all((0..n).map(|_| pool.acquire())).await?;
+    drop(open);
+    Ok(())
+}
+
 /// The `p`-th percentile (0..=1) of sorted durations, in milliseconds.
 pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {

@@ -47,6 +47,10 @@ struct Args {
     /// handshakes. A diagnostic; the script does not set it.
     #[arg(long)]
     open_connections_first: bool,
+    /// Time the bare reference from cold connections, opened inside its window, as
+    /// it was before the thirteenth pass (BENCHMARKS.md); for comparing with old runs.
+    #[arg(long)]
+    cold_reference: bool,
 }
 
 /// The profiler, from the sale's start to its end.
@@ -249,6 +253,9 @@ async fn main() -> anyhow::Result<()> {
     let pool = shop::db::ping_only_after_idle(AnyPoolOptions::new()).max_connections(args.buyers as u32).connect(&args.database_url).await?;
     for product_id in product_ids.iter() {
         sqlx::query("UPDATE stock SET available = $1, received = received + $1 WHERE product_id = $2").bind(per_product).bind(product_id).execute(&pool).await?;
+    }
+    if !args.cold_reference {
+        bench::open_connections(&pool, args.buyers).await?;
     }
     let profiler = args.reference_profile_hook.as_deref().map(Profiler::start).transpose()?;
     let reference_started = Instant::now();

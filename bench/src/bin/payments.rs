@@ -116,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .connect(&args.database_url)
         .await?;
+    bench::open_connections(&pool, args.buyers).await?;
     // Each reference connection moves a cent from a wallet of its own to an escrow
     // account, as often as the buyers paid: first into per-seller accounts, then into one.
     let own = bare_transfers(&pool, &args, |k| format!("bench-escrow:{}", k % args.sellers)).await?;
