@@ -529,7 +529,7 @@ async fn a_batched_update_locks_its_rows_in_key_order_whatever_order_they_come_i
         json_key_in_locked(backend, "lock_order_demo", Text("id"), 1, 0)
     );
     let update = {
-        let (main, sql) = (main.clone(), sql.clone());
+        let main = main.clone();
         move || async move {
             let mut tx = main.begin_write().await.unwrap();
             let rows = sqlx::query(&sql).bind(r#"[["k3", 1], ["k2", 1], ["k1", 1]]"#).execute(&mut *tx).await.unwrap();

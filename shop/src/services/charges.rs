@@ -285,9 +285,7 @@ async fn balances_and_takes(tx: &mut Transaction<'static, Any>, accounts: &[&str
             balances.insert(account, row.try_get("balance_cents")?);
             continue;
         }
-        let state: String = row.try_get("state")?;
-        let parsed = TakeState::parse(&state).ok_or_else(|| anyhow::anyhow!("stored stock take has an unknown state {state:?}"))?;
-        takes.insert(row.try_get::<i64, _>("order_id")?, parsed);
+        takes.insert(row.try_get::<i64, _>("order_id")?, stock::stored_take_state(&row.try_get::<String, _>("state")?)?);
     }
     Ok((balances, takes))
 }

@@ -181,7 +181,7 @@ pub(crate) async fn settle_for_payment_in(tx: &mut Transaction<'static, Any>, or
     Ok(())
 }
 
-fn stored_take_state(raw: &str) -> ShopResult<TakeState> {
+pub(crate) fn stored_take_state(raw: &str) -> ShopResult<TakeState> {
     TakeState::parse(raw).ok_or_else(|| anyhow::anyhow!("stored stock take has an unknown state {raw:?}").into())
 }
 
